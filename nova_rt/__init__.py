@@ -1,0 +1,1 @@
+"""nova_rt: a compute-node resource tracker and its placement service."""

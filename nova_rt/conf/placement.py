@@ -1,0 +1,41 @@
+"""[placement] and [placement_database] options of the placement service."""
+
+from oslo_config import cfg
+
+placement_group = cfg.OptGroup('placement', title='Placement service options')
+placement_database_group = cfg.OptGroup(
+    'placement_database', title='Placement database options')
+
+placement_opts = [
+    cfg.StrOpt(
+        'candidate_order', default='spread',
+        choices=[('spread', 'Emptiest hosts first'),
+                 ('pack', 'Fullest hosts that still fit first')],
+        help='Order of allocation candidates.'),
+    cfg.IntOpt(
+        'heartbeat_timeout', default=60, min=1, max=86400,
+        help='Seconds without a heartbeat after which a host is not alive '
+             'and is offered in no allocation candidates.'),
+]
+
+placement_database_opts = [
+    cfg.StrOpt(
+        'connection', secret=True,
+        default='sqlite:///$state_path/placement.sqlite',
+        help='SQLAlchemy URL of the placement database. SQLite serves one '
+             'process; use postgresql+psycopg://user:password@host/db for '
+             'production and for several placement processes.'),
+]
+
+
+def register_opts(conf):
+    conf.register_group(placement_group)
+    conf.register_opts(placement_opts, group=placement_group)
+    conf.register_group(placement_database_group)
+    conf.register_opts(placement_database_opts,
+                       group=placement_database_group)
+
+
+def list_opts():
+    return {placement_group: placement_opts,
+            placement_database_group: placement_database_opts}
