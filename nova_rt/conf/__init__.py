@@ -5,6 +5,8 @@ options only there).  The pure core never reads it: services read options here
 and hand plain values to the core.
 """
 
+import re
+
 from oslo_config import cfg
 
 from nova_rt.conf import compute
@@ -52,8 +54,13 @@ def _read(conf, group, name):
             reason=f"{label}: {_one_line(exc)}") from None
 
 
+# oslo.config names the file as "from LocationInfo(location=..., detail='/x.conf')";
+# an operator needs only the file.
+_LOCATION = re.compile(r"from LocationInfo\(.*?detail='(?P<file>[^']*)'\)")
+
+
 def _one_line(exc):
-    return ' '.join(str(exc).split())
+    return _LOCATION.sub(r'in \g<file>', ' '.join(str(exc).split()))
 
 
 def cpu_sets(conf):
