@@ -141,11 +141,13 @@ def _hugepage_kb(root: Element, what: str) -> Optional[int]:
 
 
 def _pci_addresses(root: Element, what: str) -> tuple:
-    sources = [h.find('source') for h in root.findall('devices/hostdev')
-               if h.get('mode', 'subsystem') == 'subsystem' and h.get('type') == 'pci']
-    # SR-IOV ports are attached as <interface type='hostdev'>: a PCI device too.
-    sources += [i.find('source') for i in root.findall('devices/interface')
-                if i.get('type') == 'hostdev']
+    sources = []
+    for device in root.findall('devices/*'):
+        if ((device.tag == 'hostdev' and device.get('type') == 'pci'
+             and device.get('mode', 'subsystem') == 'subsystem')
+                # SR-IOV ports are attached as <interface type='hostdev'>.
+                or (device.tag == 'interface' and device.get('type') == 'hostdev')):
+            sources.append(device.find('source'))
     addresses = []
     for source in sources:
         address = source.find('address') if source is not None else None
