@@ -1,0 +1,167 @@
+"""``report_allocations``: the host's own view of who uses its tree.
+
+The root provider's generation (the one the reporter last saw) is
+compare-and-swapped first, which also serialises writers of one tree.  Only
+consumers whose allocations differ are rewritten; ``inventories.used`` of the
+tree is recomputed from the allocations in the same transaction.  An amount
+of 0 means "none of that class" and is not stored (a volume-backed instance
+reports ``DISK_GB: 0``).
+
+Capacity is checked as Placement does: a (provider, class) whose usage grows
+must stay within capacity; one that shrinks or stays is accepted even if an
+inventory change left it over capacity, so a host can always report less.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from nova_rt import exception
+from nova_rt.placement import common
+from nova_rt.placement import models
+
+RP = common.RP
+INV = models.Inventory
+ALLOC = models.Allocation
+CONSUMER = models.Consumer
+
+
+def _want(allocations: dict, tree: dict, inventories: dict) -> dict:
+    """consumer -> {(rp_id, rc): n}, checked against the tree's inventories."""
+    want = {}
+    for consumer, body in allocations.items():
+        rows = {}
+        for rp_uuid, amounts in body['resources'].items():
+            rp_id = tree.get(rp_uuid)
+            if rp_id is None:
+                raise exception.InvalidAllocation(
+                    reason=f'consumer {consumer}: provider {rp_uuid} is not '
+                           'in the reporting host\'s tree')
+            for rc, n in amounts.items():
+                if n == 0:
+                    continue
+                inv = inventories.get((rp_id, rc))
+                if inv is None:
+                    raise exception.InvalidAllocation(
+                        reason=f'consumer {consumer}: provider {rp_uuid} has '
+                               f'no {rc} inventory')
+                if not inv.min_unit <= n <= inv.max_unit or n % inv.step_size:
+                    raise exception.InvalidAllocation(
+                        reason=f'consumer {consumer}: {rc} {n} on provider '
+                               f'{rp_uuid} is outside min_unit '
+                               f'{inv.min_unit}, max_unit {inv.max_unit}, '
+                               f'step_size {inv.step_size}')
+                rows[(rp_id, rc)] = n
+        want[consumer] = rows
+    return want
+
+
+def _usage(by_consumer: dict) -> dict:
+    usage: dict = {}
+    for rows in by_consumer.values():
+        for key, n in rows.items():
+            usage[key] = usage.get(key, 0) + n
+    return usage
+
+
+def report_allocations(session, host: str, root_uuid: str, generation: int,
+                       allocations: dict, full: bool, now=None) -> dict:
+    now = now or common.utcnow()
+    root = common.get_provider(session, root_uuid)
+    if root.host != host:
+        raise exception.NotAuthorized(
+            reason=f'provider {root_uuid} belongs to another host')
+    if root.parent_provider_id is not None:
+        raise exception.InvalidInput(
+            reason=f'root_uuid: {root_uuid} is not a root provider')
+    common.bump_generation(session, root.id, root_uuid, generation,
+                           last_heartbeat=now)
+
+    tree = dict(session.execute(sa.select(RP.uuid, RP.id).where(
+        RP.root_provider_id == root.id)).all())
+    tree_ids = list(tree.values())
+    inventories = {(inv.resource_provider_id, inv.resource_class): inv
+                   for inv in session.execute(sa.select(INV).where(
+                       INV.resource_provider_id.in_(tree_ids))).scalars()}
+    want = _want(allocations, tree, inventories)
+
+    have: dict = {}
+    consumer_ids: dict = {}
+    for c_uuid, c_id, rp_id, rc, n in session.execute(
+            sa.select(CONSUMER.uuid, CONSUMER.id, ALLOC.resource_provider_id,
+                      ALLOC.resource_class, ALLOC.used)
+            .join(CONSUMER, CONSUMER.id == ALLOC.consumer_id)
+            .where(ALLOC.resource_provider_id.in_(tree_ids))):
+        have.setdefault(c_uuid, {})[(rp_id, rc)] = n
+        consumer_ids[c_uuid] = c_id
+
+    new_state = dict(want) if full else {**have, **want}
+    old_usage, new_usage = _usage(have), _usage(new_state)
+    for key, used in sorted(new_usage.items()):
+        inv = inventories[key]
+        if used > inv.capacity and used > old_usage.get(key, 0):
+            rp_uuid = next(u for u, i in tree.items() if i == key[0])
+            raise exception.AllocationCapacityExceeded(
+                reason=f'{key[1]} on provider {rp_uuid}: {used} requested '
+                       f'in total, capacity {inv.capacity}')
+
+    changed = sorted(c for c in set(have) | set(new_state)
+                     if have.get(c, {}) != new_state.get(c, {}))
+    if changed:
+        _write(session, allocations, have, new_state, changed, consumer_ids,
+               tree_ids)
+        touched = {rp_id for c in changed
+                   for rows in (have.get(c, {}), new_state.get(c, {}))
+                   for rp_id, _rc in rows}
+        children = touched - {root.id}
+        if children:
+            session.execute(sa.update(RP).where(RP.id.in_(children))
+                            .values(generation=RP.generation + 1)
+                            .execution_options(synchronize_session=False))
+    return common.tree_generations(session, root.id)
+
+
+def _write(session, allocations, have, new_state, changed, consumer_ids,
+           tree_ids) -> None:
+    incoming = [c for c in changed if new_state.get(c)]
+    common.insert_ignore(session, CONSUMER, [
+        {'uuid': c, 'project_id': allocations[c]['project_id'],
+         'user_id': allocations[c]['user_id'], 'generation': 0}
+        for c in incoming], ['uuid'])
+    consumer_ids = dict(consumer_ids)
+    if incoming:
+        consumer_ids.update(session.execute(
+            sa.select(CONSUMER.uuid, CONSUMER.id).where(
+                CONSUMER.uuid.in_(incoming))).all())
+        # One executemany, not a statement per consumer.
+        session.connection().execute(
+            sa.update(CONSUMER).where(CONSUMER.id == sa.bindparam('cid'))
+            .values(generation=CONSUMER.generation + 1,
+                    project_id=sa.bindparam('pid'),
+                    user_id=sa.bindparam('uid')),
+            [{'cid': consumer_ids[c], 'pid': allocations[c]['project_id'],
+              'uid': allocations[c]['user_id']} for c in incoming])
+    old_ids = [consumer_ids[c] for c in changed if c in have]
+    if old_ids:
+        session.execute(sa.delete(ALLOC).where(
+            ALLOC.resource_provider_id.in_(tree_ids),
+            ALLOC.consumer_id.in_(old_ids)))
+    rows = [{'resource_provider_id': rp_id, 'consumer_id': consumer_ids[c],
+             'resource_class': rc, 'used': n}
+            for c in incoming for (rp_id, rc), n in new_state[c].items()]
+    if rows:
+        session.execute(sa.insert(ALLOC), rows)
+    session.execute(
+        sa.update(INV).where(INV.resource_provider_id.in_(tree_ids))
+        .values(used=sa.func.coalesce(
+            sa.select(sa.func.sum(ALLOC.used))
+            .where(ALLOC.resource_provider_id == INV.resource_provider_id,
+                   ALLOC.resource_class == INV.resource_class)
+            .scalar_subquery(), 0))
+        .execution_options(synchronize_session=False))
+    gone = [consumer_ids[c] for c in changed if c in have and not new_state.get(c)]
+    if gone:
+        session.execute(sa.delete(CONSUMER).where(
+            CONSUMER.id.in_(gone),
+            ~sa.exists().where(ALLOC.consumer_id == CONSUMER.id))
+            .execution_options(synchronize_session=False))

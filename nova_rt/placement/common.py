@@ -1,0 +1,120 @@
+"""Helpers shared by the placement operations: lookups, traits, upserts."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import re
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from nova_rt import exception
+from nova_rt.placement import models
+
+RP = models.ResourceProvider
+MAX_INT = 2 ** 31 - 1
+_CUSTOM = re.compile(r'^CUSTOM_[A-Z0-9_]+$')
+
+
+def utcnow() -> datetime.datetime:
+    """Placement's clock: naive UTC, as stored."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+@functools.cache
+def standard_traits() -> frozenset:
+    import os_traits
+    return frozenset(os_traits.get_traits())
+
+
+def check_traits(names, field='traits') -> None:
+    for name in names or ():
+        if not (_CUSTOM.match(name) or name in standard_traits()):
+            raise exception.InvalidInput(
+                reason=f'{field}: {name!r} is neither an os-traits name nor '
+                       'CUSTOM_[A-Z0-9_]+')
+
+
+def insert_ignore(session, model, rows: list[dict], conflict_cols: list[str]):
+    """INSERT ... ON CONFLICT DO NOTHING, in the session's dialect."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == 'postgresql' else sqlite
+    stmt = module.insert(model).on_conflict_do_nothing(
+        index_elements=conflict_cols)
+    session.execute(stmt, rows)
+
+
+def ensure_traits(session, names) -> dict[str, int]:
+    """Trait name -> id, creating the missing ones (first use)."""
+    names = sorted(set(names))
+    if not names:
+        return {}
+    insert_ignore(session, models.Trait, [{'name': n} for n in names],
+                  ['name'])
+    rows = session.execute(sa.select(models.Trait.name, models.Trait.id)
+                           .where(models.Trait.name.in_(names)))
+    return dict(rows.all())
+
+
+def ensure_aggregates(session, uuids) -> dict[str, int]:
+    uuids = sorted(set(uuids))
+    if not uuids:
+        return {}
+    insert_ignore(session, models.Aggregate, [{'uuid': u} for u in uuids],
+                  ['uuid'])
+    rows = session.execute(sa.select(models.Aggregate.uuid,
+                                     models.Aggregate.id)
+                           .where(models.Aggregate.uuid.in_(uuids)))
+    return dict(rows.all())
+
+
+def get_provider(session, uuid: str):
+    rp = session.execute(sa.select(RP).where(RP.uuid == uuid)).scalar_one_or_none()
+    if rp is None:
+        raise exception.ResourceProviderNotFound(uuid=uuid)
+    return rp
+
+
+def bump_generation(session, rp_id: int, uuid: str, expected: int,
+                    **values) -> int:
+    """Compare-and-swap the generation: the loser of a race gets a conflict.
+
+    ``UPDATE ... WHERE generation = :expected`` matches no row when another
+    writer got there first (PostgreSQL re-checks the condition after waiting
+    for the winner's row lock; SQLite writers are serialised), so two writers
+    can never both win.
+    """
+    result = session.execute(
+        sa.update(RP).where(RP.id == rp_id, RP.generation == expected)
+        .values(generation=RP.generation + 1, **values)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        current = session.execute(
+            sa.select(RP.generation).where(RP.id == rp_id)).scalar()
+        raise exception.ResourceProviderGenerationConflict(
+            uuid=uuid, expected=expected, current=current)
+    return expected + 1
+
+
+def tree_generations(session, root_id: int) -> dict[str, int]:
+    rows = session.execute(sa.select(RP.uuid, RP.generation)
+                           .where(RP.root_provider_id == root_id))
+    return dict(rows.all())
+
+
+def has_allocations(session, rp_ids) -> bool:
+    rp_ids = list(rp_ids)
+    if not rp_ids:
+        return False
+    return session.execute(
+        sa.select(sa.literal(1)).where(
+            models.Allocation.resource_provider_id.in_(rp_ids)).limit(1)
+    ).first() is not None
+
+
+def capacity(total: int, reserved: int, allocation_ratio: float) -> int:
+    """Placement's formula; ``int()`` truncates toward zero as Placement does."""
+    return int((total - reserved) * allocation_ratio)

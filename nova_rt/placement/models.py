@@ -1,0 +1,133 @@
+"""SQL schema of the placement service (SQLAlchemy 2 declarative).
+
+Differences from OpenStack Placement, each for the candidate query's sake:
+
+- ``inventories`` carries ``capacity`` (``int((total - reserved) *
+  allocation_ratio)``, computed when written) and ``used`` (the sum of the
+  provider's allocations of that class, recomputed in the same transaction as
+  every allocation write), so that asking "who can take this" is one indexed
+  join with no aggregation over allocations.
+- Resource classes are plain strings; traits and aggregates have their own
+  tables as in Placement.
+- ``last_heartbeat`` lives on the root provider (placement's own clock, UTC).
+
+The alembic migrations in ``migrations/versions`` create exactly this schema
+(a unit test compares the two).
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from sqlalchemy import (
+    DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ResourceProvider(Base):
+    __tablename__ = 'resource_providers'
+    __table_args__ = (
+        Index('ix_resource_providers_root_alive', 'parent_provider_id',
+              'last_heartbeat'),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    parent_provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey('resource_providers.id'), nullable=True)
+    root_provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey('resource_providers.id'), nullable=True, index=True)
+    last_heartbeat: Mapped[datetime.datetime | None] = mapped_column(
+        DateTime, nullable=True)
+
+
+class Inventory(Base):
+    __tablename__ = 'inventories'
+    __table_args__ = (
+        UniqueConstraint('resource_provider_id', 'resource_class',
+                         name='uniq_inventories0rp0rc'),
+        Index('ix_inventories_rc_rp', 'resource_class',
+              'resource_provider_id'),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resource_provider_id: Mapped[int] = mapped_column(
+        ForeignKey('resource_providers.id', ondelete='CASCADE'))
+    resource_class: Mapped[str] = mapped_column(String(255))
+    total: Mapped[int] = mapped_column(Integer)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    min_unit: Mapped[int] = mapped_column(Integer, default=1)
+    max_unit: Mapped[int] = mapped_column(Integer)
+    step_size: Mapped[int] = mapped_column(Integer, default=1)
+    allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
+    capacity: Mapped[int] = mapped_column(Integer)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Consumer(Base):
+    __tablename__ = 'consumers'
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    user_id: Mapped[str] = mapped_column(String(255))
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Allocation(Base):
+    __tablename__ = 'allocations'
+    __table_args__ = (
+        Index('ix_allocations_rp_rc', 'resource_provider_id',
+              'resource_class'),
+        Index('ix_allocations_consumer', 'consumer_id'),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resource_provider_id: Mapped[int] = mapped_column(
+        ForeignKey('resource_providers.id'))
+    consumer_id: Mapped[int] = mapped_column(ForeignKey('consumers.id'))
+    resource_class: Mapped[str] = mapped_column(String(255))
+    used: Mapped[int] = mapped_column(Integer)
+
+
+class Trait(Base):
+    __tablename__ = 'traits'
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+
+
+class ProviderTrait(Base):
+    __tablename__ = 'resource_provider_traits'
+    __table_args__ = (Index('ix_rp_traits_trait', 'trait_id'),)
+
+    resource_provider_id: Mapped[int] = mapped_column(
+        ForeignKey('resource_providers.id', ondelete='CASCADE'),
+        primary_key=True)
+    trait_id: Mapped[int] = mapped_column(ForeignKey('traits.id'),
+                                          primary_key=True)
+
+
+class Aggregate(Base):
+    __tablename__ = 'aggregates'
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+
+
+class ProviderAggregate(Base):
+    __tablename__ = 'resource_provider_aggregates'
+    __table_args__ = (Index('ix_rp_aggregates_aggregate', 'aggregate_id'),)
+
+    resource_provider_id: Mapped[int] = mapped_column(
+        ForeignKey('resource_providers.id', ondelete='CASCADE'),
+        primary_key=True)
+    aggregate_id: Mapped[int] = mapped_column(ForeignKey('aggregates.id'),
+                                              primary_key=True)

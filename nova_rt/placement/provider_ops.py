@@ -1,0 +1,298 @@
+"""Writes to providers: the host's tree report, operator traits and
+aggregates, decommission, heartbeat.
+
+Decisions the spec leaves open (documented in ``doc`` of the package):
+
+- A provider listed with ``generation: null`` is created; if it already
+  exists the report is stale and gets ``ResourceProviderGenerationConflict``
+  (``current`` carries the generation to retry with).  A listed generation for
+  a provider placement no longer has is a conflict too (``current`` None).
+- A provider owned by another host is refused (``NotAuthorized``, logged by
+  the manager): uuids are not a way to take over someone else's tree.
+- Only providers that changed get a generation bump; an unchanged provider's
+  generation is still checked.  A created provider starts at generation 1.
+- ``traits: null`` (or absent) leaves the provider's traits alone, so the
+  operator's ``set_traits`` survives reports; a list replaces them.
+- A report refreshes its roots' ``last_heartbeat``: a host that reports is
+  alive.  Heartbeats never bump generations (they are not provider writes).
+- ``delete_resource_provider`` removes the provider and its descendants,
+  refused with ``InventoryInUse`` while any of them has allocations.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+
+from nova_rt import exception
+from nova_rt.placement import common
+from nova_rt.placement import models
+
+LOG = logging.getLogger(__name__)
+RP = common.RP
+INV = models.Inventory
+_INV_FIELDS = ('total', 'reserved', 'min_unit', 'max_unit', 'step_size',
+               'allocation_ratio')
+
+
+def normalise_inventory(rc: str, raw: dict, field: str) -> dict:
+    inv = {'total': raw['total'], 'reserved': raw.get('reserved', 0),
+           'min_unit': raw.get('min_unit', 1),
+           'max_unit': raw.get('max_unit', max(raw['total'], 1)),
+           'step_size': raw.get('step_size', 1),
+           'allocation_ratio': float(raw.get('allocation_ratio', 1.0))}
+    if inv['reserved'] > inv['total']:
+        raise exception.InvalidInput(
+            reason=f'{field}.{rc}: reserved {inv["reserved"]} is more than '
+                   f'total {inv["total"]}')
+    if inv['min_unit'] > inv['max_unit']:
+        raise exception.InvalidInput(
+            reason=f'{field}.{rc}: min_unit {inv["min_unit"]} is more than '
+                   f'max_unit {inv["max_unit"]}')
+    cap = common.capacity(inv['total'], inv['reserved'],
+                          inv['allocation_ratio'])
+    if cap > common.MAX_INT:
+        raise exception.InvalidInput(
+            reason=f'{field}.{rc}: capacity {cap} is too large')
+    inv['capacity'] = cap
+    return inv
+
+
+def _validate_tree(providers: list) -> None:
+    uuids = [p['uuid'] for p in providers]
+    if len(set(uuids)) != len(uuids):
+        raise exception.InvalidInput(reason='providers: a uuid is listed twice')
+    listed = set(uuids)
+    parents = {p['uuid']: p.get('parent_uuid') for p in providers}
+    for i, p in enumerate(providers):
+        parent = p.get('parent_uuid')
+        if parent is not None and parent not in listed:
+            raise exception.InvalidInput(
+                reason=f'providers[{i}].parent_uuid: {parent} is not one of '
+                       'the listed providers')
+        common.check_traits(p.get('traits'), f'providers[{i}].traits')
+        for rc, raw in (p.get('inventories') or {}).items():
+            normalise_inventory(rc, raw, f'providers[{i}].inventories')
+        seen, node = set(), p['uuid']
+        while node is not None:
+            if node in seen:
+                raise exception.InvalidInput(
+                    reason=f'providers[{i}]: parent_uuid makes a cycle')
+            seen.add(node)
+            node = parents[node]
+
+
+def _root_of(uuid: str, parents: dict) -> str:
+    while parents[uuid] is not None:
+        uuid = parents[uuid]
+    return uuid
+
+
+def report_provider_tree(session, host: str, providers: list,
+                         now=None) -> dict:
+    """Create/update the host's providers; remove the unlisted ones."""
+    now = now or common.utcnow()
+    _validate_tree(providers)
+    by_uuid = {p['uuid']: p for p in providers}
+    parents = {p['uuid']: p.get('parent_uuid') for p in providers}
+
+    # Lock the host's rows in one order so concurrent reports cannot deadlock.
+    owned = {rp.uuid: rp for rp in session.execute(
+        sa.select(RP).where(RP.host == host).order_by(RP.id)
+        .with_for_update()).scalars()}
+    foreign = session.execute(
+        sa.select(RP.uuid, RP.host).where(RP.uuid.in_(list(by_uuid)),
+                                          RP.host != host)).first()
+    if foreign is not None:
+        raise exception.NotAuthorized(
+            reason=f'provider {foreign.uuid} belongs to another host')
+
+    for uuid, p in by_uuid.items():
+        rp, gen = owned.get(uuid), p.get('generation')
+        if rp is None and gen is not None:
+            raise exception.ResourceProviderGenerationConflict(
+                uuid=uuid, expected=gen, current=None)
+        if rp is not None and gen != rp.generation:
+            raise exception.ResourceProviderGenerationConflict(
+                uuid=uuid, expected=gen, current=rp.generation)
+
+    inventories = _current_inventories(
+        session, [rp.id for u, rp in owned.items() if u in by_uuid])
+    traits = _current_traits(
+        session, [rp.id for u, rp in owned.items() if u in by_uuid])
+
+    new = [u for u in by_uuid if u not in owned]
+    if new:
+        rows = session.execute(
+            sa.insert(RP).returning(RP.id, RP.uuid),
+            [{'uuid': u, 'name': by_uuid[u]['name'], 'host': host,
+              'generation': 1} for u in new]).all()
+        ids = {uuid: rp_id for rp_id, uuid in rows}
+    else:
+        ids = {}
+    ids.update({u: rp.id for u, rp in owned.items() if u in by_uuid})
+
+    links, changed = [], []
+    for uuid, p in by_uuid.items():
+        parent_id = ids[parents[uuid]] if parents[uuid] else None
+        root_id = ids[_root_of(uuid, parents)]
+        want_inv = {rc: normalise_inventory(rc, raw, 'inventories')
+                    for rc, raw in (p.get('inventories') or {}).items()}
+        want_traits = p.get('traits')
+        rp = owned.get(uuid)
+        if rp is None:
+            links.append({'id': ids[uuid], 'parent_provider_id': parent_id,
+                          'root_provider_id': root_id})
+            _write_inventories(session, ids[uuid], uuid, {}, want_inv)
+            if want_traits:
+                _write_traits(session, ids[uuid], want_traits)
+            continue
+        have_inv = inventories.get(rp.id, {})
+        same_inv = {rc: {f: i[f] for f in _INV_FIELDS}
+                    for rc, i in have_inv.items()} == {
+            rc: {f: i[f] for f in _INV_FIELDS} for rc, i in want_inv.items()}
+        same_traits = (want_traits is None
+                       or set(want_traits) == traits.get(rp.id, set()))
+        if (same_inv and same_traits and rp.name == p['name']
+                and rp.parent_provider_id == parent_id
+                and rp.root_provider_id == root_id):
+            continue
+        common.bump_generation(session, rp.id, uuid, rp.generation,
+                               name=p['name'], parent_provider_id=parent_id,
+                               root_provider_id=root_id)
+        changed.append(uuid)
+        if not same_inv:
+            _write_inventories(session, rp.id, uuid, have_inv, want_inv)
+        if not same_traits:
+            _write_traits(session, rp.id, want_traits)
+    if links:
+        session.execute(sa.update(RP), links)
+    # Last, so that kept providers no longer point at what goes away.
+    _remove(session, [rp for u, rp in owned.items() if u not in by_uuid])
+    roots = [ids[u] for u in by_uuid if parents[u] is None]
+    if roots:
+        session.execute(sa.update(RP).where(RP.id.in_(roots))
+                        .values(last_heartbeat=now)
+                        .execution_options(synchronize_session=False))
+    LOG.debug('Provider tree of %s: created %s, changed %s', host, new, changed)
+    rows = session.execute(sa.select(RP.uuid, RP.generation)
+                           .where(RP.uuid.in_(list(by_uuid))))
+    return dict(rows.all())
+
+
+def _current_inventories(session, rp_ids) -> dict[int, dict]:
+    result: dict[int, dict] = {}
+    if not rp_ids:
+        return result
+    for inv in session.execute(sa.select(INV).where(
+            INV.resource_provider_id.in_(rp_ids))).scalars():
+        result.setdefault(inv.resource_provider_id, {})[inv.resource_class] = {
+            'id': inv.id, 'used': inv.used,
+            **{f: getattr(inv, f) for f in _INV_FIELDS}}
+    return result
+
+
+def _current_traits(session, rp_ids) -> dict[int, set]:
+    result: dict[int, set] = {}
+    if not rp_ids:
+        return result
+    rows = session.execute(
+        sa.select(models.ProviderTrait.resource_provider_id, models.Trait.name)
+        .join(models.Trait)
+        .where(models.ProviderTrait.resource_provider_id.in_(rp_ids)))
+    for rp_id, name in rows:
+        result.setdefault(rp_id, set()).add(name)
+    return result
+
+
+def _write_inventories(session, rp_id, uuid, have: dict, want: dict) -> None:
+    gone = [rc for rc in have if rc not in want]
+    in_use = [rc for rc in gone if have[rc]['used'] > 0]
+    if in_use:
+        raise exception.InventoryInUse(
+            reason=f'provider {uuid} has allocations of {", ".join(in_use)}; '
+                   'their inventory cannot be removed')
+    if gone:
+        session.execute(sa.delete(INV).where(INV.resource_provider_id == rp_id,
+                                             INV.resource_class.in_(gone)))
+    updates = [{'id': have[rc]['id'], **inv} for rc, inv in want.items()
+               if rc in have]
+    inserts = [{'resource_provider_id': rp_id, 'resource_class': rc,
+                'used': 0, **inv} for rc, inv in want.items()
+               if rc not in have]
+    if updates:
+        session.execute(sa.update(INV), updates)
+    if inserts:
+        session.execute(sa.insert(INV), inserts)
+
+
+def _write_traits(session, rp_id, names) -> None:
+    session.execute(sa.delete(models.ProviderTrait).where(
+        models.ProviderTrait.resource_provider_id == rp_id))
+    trait_ids = common.ensure_traits(session, names)
+    if trait_ids:
+        session.execute(sa.insert(models.ProviderTrait), [
+            {'resource_provider_id': rp_id, 'trait_id': t}
+            for t in trait_ids.values()])
+
+
+def _remove(session, rps) -> None:
+    if not rps:
+        return
+    ids = [rp.id for rp in rps]
+    if common.has_allocations(session, ids):
+        raise exception.InventoryInUse(
+            reason='a provider no longer reported still has allocations: '
+                   + ', '.join(sorted(rp.uuid for rp in rps)))
+    # Unlink first: the tree's self references would otherwise order the
+    # deletes.  Inventories, traits and aggregates go by ON DELETE CASCADE.
+    session.execute(sa.update(RP).where(RP.id.in_(ids))
+                    .values(parent_provider_id=None, root_provider_id=None)
+                    .execution_options(synchronize_session=False))
+    session.execute(sa.delete(RP).where(RP.id.in_(ids))
+                    .execution_options(synchronize_session=False))
+
+
+def set_traits(session, uuid: str, traits: list, generation: int) -> dict:
+    common.check_traits(traits)
+    rp = common.get_provider(session, uuid)
+    new_gen = common.bump_generation(session, rp.id, uuid, generation)
+    _write_traits(session, rp.id, traits)
+    return {uuid: new_gen}
+
+
+def set_aggregates(session, uuid: str, aggregates: list,
+                   generation: int) -> dict:
+    rp = common.get_provider(session, uuid)
+    new_gen = common.bump_generation(session, rp.id, uuid, generation)
+    session.execute(sa.delete(models.ProviderAggregate).where(
+        models.ProviderAggregate.resource_provider_id == rp.id))
+    agg_ids = common.ensure_aggregates(session, aggregates)
+    if agg_ids:
+        session.execute(sa.insert(models.ProviderAggregate), [
+            {'resource_provider_id': rp.id, 'aggregate_id': a}
+            for a in agg_ids.values()])
+    return {uuid: new_gen}
+
+
+def delete_resource_provider(session, uuid: str) -> None:
+    rp = common.get_provider(session, uuid)
+    subtree, frontier = [rp], [rp.id]
+    while frontier:
+        children = session.execute(sa.select(RP).where(
+            RP.parent_provider_id.in_(frontier))).scalars().all()
+        subtree.extend(children)
+        frontier = [c.id for c in children]
+    _remove(session, subtree)
+
+
+def heartbeat(session, host: str, root_uuid: str, now=None) -> bool:
+    """Record liveness; False (and nothing written) if not this host's root."""
+    now = now or common.utcnow()
+    result = session.execute(
+        sa.update(RP).where(RP.uuid == root_uuid, RP.host == host,
+                            RP.parent_provider_id.is_(None))
+        .values(last_heartbeat=now)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1

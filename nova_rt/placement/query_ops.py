@@ -1,0 +1,213 @@
+"""Reads: providers, usages, allocations and allocation candidates.
+
+Allocation candidates are one SQL statement whatever the number of
+providers: the root providers joined once per requested resource class with
+their inventory (whose ``capacity`` and ``used`` are kept current by every
+write), filtered by liveness, traits and aggregates, ordered and limited in
+the database.
+
+Scope, kept simple on purpose: a request is satisfied by the root provider
+alone (the compute node holds VCPU, PCPU, MEMORY_MB, DISK_GB); child
+providers (PCI devices) are listed and allocated to by their host but not
+combined into candidates.  Required and forbidden traits and ``member_of``
+are judged on the root.
+
+Order: ``spread`` puts the emptiest host first, ``pack`` the fullest that still
+fits; "empty" is the sum over the requested classes of free / capacity, ties
+broken by root uuid so that the order is stable.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from nova_rt import exception
+from nova_rt.placement import common
+from nova_rt.placement import models
+
+RP = common.RP
+INV = models.Inventory
+ALLOC = models.Allocation
+CONSUMER = models.Consumer
+PT = models.ProviderTrait
+PA = models.ProviderAggregate
+
+
+def _cutoff(now, heartbeat_timeout: int):
+    return now - datetime.timedelta(seconds=heartbeat_timeout)
+
+
+def _iso(value):
+    return value.replace(tzinfo=datetime.UTC).isoformat() if value else None
+
+
+def _has_all_traits(rp_id_col, names):
+    return rp_id_col.in_(
+        sa.select(PT.resource_provider_id).join(models.Trait)
+        .where(models.Trait.name.in_(names))
+        .group_by(PT.resource_provider_id)
+        .having(sa.func.count() == len(names)))
+
+
+def _has_any_trait(rp_id_col, names):
+    return sa.exists().where(PT.resource_provider_id == rp_id_col,
+                             PT.trait_id == models.Trait.id,
+                             models.Trait.name.in_(names))
+
+
+def _member_of(rp_id_col, aggregates):
+    return sa.exists().where(PA.resource_provider_id == rp_id_col,
+                             PA.aggregate_id == models.Aggregate.id,
+                             models.Aggregate.uuid.in_(aggregates))
+
+
+def _fits(rp_id_col, rc, n):
+    return sa.exists().where(INV.resource_provider_id == rp_id_col,
+                             INV.resource_class == rc,
+                             INV.capacity - INV.used >= n)
+
+
+def _provider_dict(row, cutoff) -> dict:
+    return {'uuid': row.uuid, 'name': row.name, 'host': row.host,
+            'generation': row.generation, 'parent_uuid': row.parent_uuid,
+            'root_uuid': row.root_uuid,
+            'alive': bool(row.last_heartbeat and row.last_heartbeat > cutoff),
+            'last_heartbeat': _iso(row.last_heartbeat)}
+
+
+def _provider_select():
+    parent, root = aliased(RP), aliased(RP)
+    return sa.select(
+        RP.id, RP.uuid, RP.name, RP.host, RP.generation,
+        parent.uuid.label('parent_uuid'), root.uuid.label('root_uuid'),
+        root.last_heartbeat).outerjoin(
+            parent, parent.id == RP.parent_provider_id).outerjoin(
+            root, root.id == RP.root_provider_id)
+
+
+def list_resource_providers(session, heartbeat_timeout: int, name=None,
+                            host=None, in_tree=None, member_of=None,
+                            required=None, resources=None, now=None) -> list:
+    now = now or common.utcnow()
+    common.check_traits(required, 'required')
+    stmt = _provider_select()
+    if name is not None:
+        stmt = stmt.where(RP.name == name)
+    if host is not None:
+        stmt = stmt.where(RP.host == host)
+    if in_tree is not None:
+        stmt = stmt.where(RP.root_provider_id == sa.select(
+            RP.root_provider_id).where(RP.uuid == in_tree).scalar_subquery())
+    if member_of:
+        stmt = stmt.where(_member_of(RP.id, member_of))
+    if required:
+        stmt = stmt.where(_has_all_traits(RP.id, required))
+    for rc, n in sorted((resources or {}).items()):
+        stmt = stmt.where(_fits(RP.id, rc, n))
+    cutoff = _cutoff(now, heartbeat_timeout)
+    return [_provider_dict(row, cutoff)
+            for row in session.execute(stmt.order_by(RP.id))]
+
+
+def get_resource_provider(session, uuid: str, heartbeat_timeout: int,
+                          now=None) -> dict:
+    now = now or common.utcnow()
+    row = session.execute(_provider_select().where(RP.uuid == uuid)).first()
+    if row is None:
+        raise exception.ResourceProviderNotFound(uuid=uuid)
+    result = _provider_dict(row, _cutoff(now, heartbeat_timeout))
+    invs = session.execute(sa.select(INV).where(
+        INV.resource_provider_id == row.id)).scalars().all()
+    result['inventories'] = {
+        i.resource_class: {'total': i.total, 'reserved': i.reserved,
+                           'min_unit': i.min_unit, 'max_unit': i.max_unit,
+                           'step_size': i.step_size,
+                           'allocation_ratio': i.allocation_ratio,
+                           'capacity': i.capacity} for i in invs}
+    result['usages'] = {i.resource_class: i.used for i in invs}
+    result['traits'] = sorted(session.execute(
+        sa.select(models.Trait.name).join(PT)
+        .where(PT.resource_provider_id == row.id)).scalars())
+    result['aggregates'] = sorted(session.execute(
+        sa.select(models.Aggregate.uuid).join(PA)
+        .where(PA.resource_provider_id == row.id)).scalars())
+    return result
+
+
+def get_usages(session, uuid=None, project_id=None) -> dict:
+    """``{rc: used}`` of a provider (every class it has inventory of, zeros
+    included, as Placement) or of a project's consumers; both: the project's
+    usage on that provider."""
+    if uuid is None and project_id is None:
+        raise exception.InvalidInput(reason='get_usages needs uuid or '
+                                            'project_id')
+    if uuid is not None and project_id is None:
+        rp = common.get_provider(session, uuid)
+        return dict(session.execute(sa.select(INV.resource_class, INV.used)
+                                    .where(INV.resource_provider_id == rp.id)).all())
+    stmt = (sa.select(ALLOC.resource_class, sa.func.sum(ALLOC.used))
+            .join(CONSUMER, CONSUMER.id == ALLOC.consumer_id)
+            .where(CONSUMER.project_id == project_id)
+            .group_by(ALLOC.resource_class))
+    if uuid is not None:
+        rp = common.get_provider(session, uuid)
+        stmt = stmt.where(ALLOC.resource_provider_id == rp.id)
+    return {rc: int(n) for rc, n in session.execute(stmt)}
+
+
+def get_allocations(session, consumer_uuid: str) -> dict:
+    result: dict = {}
+    for rp_uuid, rc, n in session.execute(
+            sa.select(RP.uuid, ALLOC.resource_class, ALLOC.used)
+            .join(RP, RP.id == ALLOC.resource_provider_id)
+            .join(CONSUMER, CONSUMER.id == ALLOC.consumer_id)
+            .where(CONSUMER.uuid == consumer_uuid)):
+        result.setdefault(rp_uuid, {})[rc] = n
+    return result
+
+
+def get_allocation_candidates(session, resources: dict, heartbeat_timeout: int,
+                              order: str = 'spread', required=(), forbidden=(),
+                              member_of=(), limit=None, now=None) -> list:
+    now = now or common.utcnow()
+    common.check_traits(required, 'required')
+    common.check_traits(forbidden, 'forbidden')
+    if set(required or ()) & set(forbidden or ()):
+        raise exception.InvalidInput(
+            reason='a trait cannot be both required and forbidden')
+    classes = sorted(resources)
+    invs = [aliased(INV, name=f'inv{i}') for i in range(len(classes))]
+    free_cols = [(inv.capacity - inv.used).label(f'free{i}')
+                 for i, inv in enumerate(invs)]
+    stmt = sa.select(RP.uuid, RP.host, *free_cols)
+    for rc, inv in zip(classes, invs):
+        n = resources[rc]
+        stmt = stmt.join(inv, sa.and_(
+            inv.resource_provider_id == RP.id, inv.resource_class == rc,
+            inv.capacity - inv.used >= n, inv.min_unit <= n,
+            inv.max_unit >= n, sa.literal(n) % inv.step_size == 0))
+    stmt = stmt.where(RP.parent_provider_id.is_(None),
+                      RP.last_heartbeat > _cutoff(now, heartbeat_timeout))
+    if required:
+        stmt = stmt.where(_has_all_traits(RP.id, list(required)))
+    if forbidden:
+        stmt = stmt.where(~_has_any_trait(RP.id, list(forbidden)))
+    if member_of:
+        stmt = stmt.where(_member_of(RP.id, list(member_of)))
+    emptiness = sum(
+        sa.cast(inv.capacity - inv.used, sa.Float)
+        / sa.func.nullif(inv.capacity, 0) for inv in invs)
+    stmt = stmt.order_by(emptiness.desc() if order == 'spread'
+                         else emptiness.asc(), RP.uuid)
+    if limit:
+        stmt = stmt.limit(limit)
+    result = []
+    for row in session.execute(stmt):
+        result.append({
+            'root_uuid': row.uuid, 'host': row.host,
+            'allocation': {row.uuid: dict(resources)},
+            'free': {rc: row[2 + i] for i, rc in enumerate(classes)}})
+    return result
