@@ -1,0 +1,1 @@
+"""Console entry points: compute, placement, the nova-rt CLI, manage, status, demo."""
