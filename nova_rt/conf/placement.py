@@ -25,6 +25,12 @@ placement_database_opts = [
         help='SQLAlchemy URL of the placement database. SQLite serves one '
              'process; use postgresql+psycopg://user:password@host/db for '
              'production and for several placement processes.'),
+    cfg.BoolOpt(
+        'sync_on_startup', default=False,
+        help='Upgrade the database schema when nova-rt-placement starts, '
+             'instead of running "nova-rt-manage db sync" first. As in '
+             'OpenStack Placement, off by default: with several processes '
+             'an operator runs the migration once.'),
 ]
 
 

@@ -1,0 +1,81 @@
+"""``nova-rt-placement --config-file FILE``: the central placement service.
+
+Order matters: parse and validate the configuration (oslo.config only), pick
+the oslo.service backend from ``[DEFAULT] concurrency_backend``, and only then
+import oslo.service and oslo.messaging (importing oslo.messaging first would
+select eventlet).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from nova_rt import conf as nova_conf
+from nova_rt import exception
+from nova_rt import log as nova_log
+
+
+def _parse(argv, prog: str):
+    conf = nova_conf.CONF
+    nova_log.register_options(conf)
+    conf(argv, project='nova_rt', prog=prog)
+    nova_conf.validate(conf, service='placement')
+    return conf
+
+
+def init_backend(conf) -> None:
+    if conf.concurrency_backend == 'eventlet':
+        import eventlet
+        eventlet.monkey_patch()
+    from oslo_service import backend
+    kind = (backend.BackendType.EVENTLET
+            if conf.concurrency_backend == 'eventlet'
+            else backend.BackendType.THREADING)
+    try:
+        backend.init_backend(kind)
+    except Exception:
+        # Already chosen in this process (tests launching in-process).
+        pass
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        conf = _parse(argv, 'nova-rt-placement')
+    except exception.ConfigError as error:
+        print(f'nova-rt-placement: {error}', file=sys.stderr)
+        return 1
+    init_backend(conf)
+    nova_log.setup(conf, 'nova_rt')
+
+    from oslo_service import service as os_service
+
+    from nova_rt.placement import db
+    from nova_rt.placement import service
+
+    url = conf.placement_database.connection
+    try:
+        if conf.placement_database.sync_on_startup:
+            db.sync(url)
+        elif not db.is_at_head(url):
+            print('nova-rt-placement: the placement database '
+                  f'{db.safe_url(url)} is not at the newest schema; run '
+                  '"nova-rt-manage db sync"', file=sys.stderr)
+            return 1
+    except exception.InvalidInput as error:
+        print(f'nova-rt-placement: {error}', file=sys.stderr)
+        return 1
+    except Exception as error:
+        print(f'nova-rt-placement: cannot use the placement database '
+              f'{db.safe_url(url)}: {type(error).__name__}', file=sys.stderr)
+        return 1
+    # The launcher may fork the worker: no pooled connection crosses it.
+    db.dispose_engines()
+    launcher = os_service.launch(conf, service.PlacementService(conf),
+                                 workers=1, restart_method='mutate')
+    launcher.wait()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
