@@ -176,7 +176,8 @@ def request_from_flavor(flavor: objects.Flavor) -> NumaRequest | None:
 
 @dataclasses.dataclass(frozen=True)
 class _CellFit:
-    host_cpus: tuple           # pinned host CPUs in guest vCPU order; () if shared
+    cell: HostCell
+    usage: CellUsage
     pagesize_kb: Optional[int]
 
 
@@ -208,7 +209,6 @@ def _fit_cell(request: NumaRequest, cell: HostCell, usage: CellUsage,
               cpu_ratio: float, ram_ratio: float) -> _CellFit | str:
     vcpus, memory_mb = request.cell_vcpus, request.cell_memory_mb
     problems = []
-    host_cpus: tuple = ()
     if request.dedicated:
         free = len(cell.pcpuset - usage.pinned_cpus)
         if vcpus > len(cell.pcpuset):
@@ -216,8 +216,6 @@ def _fit_cell(request: NumaRequest, cell: HostCell, usage: CellUsage,
                             f"{len(cell.pcpuset)} dedicated CPUs")
         elif vcpus > free:
             problems.append(f"needs {vcpus} pinned CPUs, {free} free")
-        else:
-            host_cpus = tuple(pick_pinned_cpus(cell, usage.pinned_cpus, vcpus))
     else:
         limit = len(cell.cpuset) * cpu_ratio
         if vcpus > len(cell.cpuset):
@@ -247,7 +245,8 @@ def _fit_cell(request: NumaRequest, cell: HostCell, usage: CellUsage,
             problems.append(reason)
     if problems:
         return ' and '.join(problems)
-    return _CellFit(host_cpus=host_cpus, pagesize_kb=pagesize_kb)
+    # Which CPUs to pin is only worked out for the cells finally chosen.
+    return _CellFit(cell=cell, usage=usage, pagesize_kb=pagesize_kb)
 
 
 # --- the whole guest --------------------------------------------------------
@@ -266,6 +265,12 @@ def fit_instance(request: NumaRequest, cells: list[HostCell],
     gets each otherwise fitting set of host cell ids, last, and may veto
     it.  Raises :class:`NumaFitError` saying why each cell was refused.
     """
+    for name, ratio in (('cpu_allocation_ratio', cpu_allocation_ratio),
+                        ('ram_allocation_ratio', ram_allocation_ratio)):
+        if not ratio > 0:
+            raise exception.InvalidInput(reason=f"{name} must be > 0, not {ratio!r}")
+    if len({cell.id for cell in cells}) < len(cells):
+        raise exception.InvalidInput(reason="host NUMA cell ids must be unique")
     if not cells:
         raise NumaFitError(reason="host has no NUMA topology")
     nodes = request.numa_nodes
@@ -300,8 +305,9 @@ def _topology(request: NumaRequest, host_ids: tuple, fits: dict) -> dict:
         vcpus = list(range(index * per_cell, (index + 1) * per_cell))
         guest_cell = {'id': host_id, 'cpuset': vcpus}
         if request.dedicated:
+            host_cpus = pick_pinned_cpus(fit.cell, fit.usage.pinned_cpus, per_cell)
             guest_cell['cpu_pinning'] = {
-                str(vcpu): host_cpu for vcpu, host_cpu in zip(vcpus, fit.host_cpus)}
+                str(vcpu): host_cpu for vcpu, host_cpu in zip(vcpus, host_cpus)}
         guest_cell['memory_mb'] = request.cell_memory_mb
         guest_cell['pagesize_kb'] = fit.pagesize_kb
         guest_cells.append(guest_cell)

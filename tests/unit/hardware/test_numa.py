@@ -298,6 +298,15 @@ def test_no_combination_reason_lists_each_cell():
         'cell 1: needs 1024 MiB of 1048576 KiB pages (1 pages), 0 free')
 
 
+def test_bad_ratios_and_duplicate_cells_are_refused():
+    with pytest.raises(exception.InvalidInput, match='cpu_allocation_ratio must be > 0'):
+        fit(req(), cpu_ratio=0.0)
+    with pytest.raises(exception.InvalidInput, match='ram_allocation_ratio must be > 0'):
+        fit(req(), ram_ratio=float('nan'))
+    with pytest.raises(exception.InvalidInput, match='unique'):
+        fit(req(), cells=[make_cell(0), make_cell(0)])
+
+
 def test_host_without_numa_topology():
     with pytest.raises(numa.NumaFitError, match='host has no NUMA topology'):
         fit(req(), cells=[])
