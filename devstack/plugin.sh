@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash
+# devstack plugin for nova_rt: enable with
+#   enable_plugin nova_rt https://opendev.example/nova_rt
+# in local.conf. Installs the project, writes $NOVA_RT_CONF from devstack's
+# RabbitMQ (and PostgreSQL, when enabled) settings and runs both services.
+#
+# The variables and functions used here (DEST, STACK_USER, iniset,
+# run_process, get_transport_url ...) are devstack's.
+# shellcheck disable=SC2154
+
+_XTRACE_NOVA_RT=$(set +o | grep xtrace)
+set +o xtrace
+
+function install_nova_rt {
+    setup_develop "$NOVA_RT_DIR"
+}
+
+function configure_nova_rt {
+    sudo install -d -o "$STACK_USER" -m 0755 "$NOVA_RT_CONF_DIR"
+    # The claim store must be readable by the service user only.
+    sudo install -d -o "$STACK_USER" -m 0700 "$NOVA_RT_STATE_PATH"
+    rm -f "$NOVA_RT_CONF"
+
+    iniset "$NOVA_RT_CONF" DEFAULT transport_url "$(get_transport_url)"
+    iniset "$NOVA_RT_CONF" DEFAULT state_path "$NOVA_RT_STATE_PATH"
+    iniset "$NOVA_RT_CONF" DEFAULT debug "$ENABLE_DEBUG_LOG_LEVEL"
+    iniset "$NOVA_RT_CONF" libvirt connection_uri "$NOVA_RT_LIBVIRT_URI"
+    if is_service_enabled postgresql; then
+        recreate_database "$NOVA_RT_PLACEMENT_DB"
+        local url
+        url=$(database_connection_url "$NOVA_RT_PLACEMENT_DB")
+        # nova_rt speaks to PostgreSQL through psycopg 3.
+        iniset "$NOVA_RT_CONF" placement_database connection \
+            "${url/postgresql:\/\//postgresql+psycopg://}"
+    fi
+    # Otherwise the default: SQLite under state_path, one placement process.
+}
+
+function start_nova_rt {
+    local bin_dir
+    bin_dir=$(get_python_exec_prefix)
+    run_process nova-rt-placement "$bin_dir/nova-rt-placement --config-file $NOVA_RT_CONF"
+    # In the libvirt group, to use libvirt's read-write socket.
+    run_process nova-rt-compute "$bin_dir/nova-rt-compute --config-file $NOVA_RT_CONF" \
+        "${LIBVIRT_GROUP:-libvirt}"
+}
+
+function stop_nova_rt {
+    stop_process nova-rt-compute
+    stop_process nova-rt-placement
+}
+
+function cleanup_nova_rt {
+    sudo rm -rf "$NOVA_RT_STATE_PATH" "$NOVA_RT_CONF"
+}
+
+if is_service_enabled nova-rt-compute nova-rt-placement; then
+    if [[ "$1" == "stack" && "$2" == "install" ]]; then
+        echo_summary "Installing nova_rt"
+        install_nova_rt
+    elif [[ "$1" == "stack" && "$2" == "post-config" ]]; then
+        echo_summary "Configuring nova_rt"
+        configure_nova_rt
+    elif [[ "$1" == "stack" && "$2" == "extra" ]]; then
+        echo_summary "Starting nova_rt"
+        start_nova_rt
+    fi
+    if [[ "$1" == "unstack" ]]; then
+        stop_nova_rt
+    fi
+    if [[ "$1" == "clean" ]]; then
+        cleanup_nova_rt
+    fi
+fi
+
+$_XTRACE_NOVA_RT
