@@ -102,6 +102,8 @@ class PlacementReporter:
         self._last_full: Optional[float] = None
         self._latest: Optional[tuple] = None          # (version, view)
         self.messages_sent = 0
+        #: The last attempt failed because placement or the bus was away.
+        self.unreachable = False
 
     # -- identity and ratios -------------------------------------------------
 
@@ -202,6 +204,10 @@ class PlacementReporter:
         return self.clock() - self._last_full >= self.full_refresh_interval
 
     @property
+    def sent_version(self) -> Optional[int]:
+        return self._sent_version
+
+    @property
     def pending(self) -> bool:
         """Whether the latest view has not reached placement yet."""
         return (self._latest is not None
@@ -233,7 +239,8 @@ class PlacementReporter:
                     self._generations_known = False
                     full = True
                     continue
-                if name in _UNREACHABLE or 'Timeout' in name:
+                self.unreachable = name in _UNREACHABLE or 'Timeout' in name
+                if self.unreachable:
                     LOG.warning('Placement unreachable (%s); the latest view '
                                 'is kept and sent when it is back', name)
                 else:
@@ -242,6 +249,7 @@ class PlacementReporter:
                 self._forget_sent()
                 return False
             self._sent_version = version
+            self.unreachable = False
             if full:
                 self._last_full = self.clock()
             return sent

@@ -1,0 +1,437 @@
+"""The nova-rt-compute daemon: start order, audit loop, heartbeat, signals.
+
+Start order (issue 5): config validated (by ``nova_rt.cmd.compute``), local
+store loaded, libvirt connected (or retrying in the background), PCI devices
+discovered, allocation ratios settled, first audit, first report, and only
+then the RPC server starts listening, so that no call is served from an empty
+tracker.  systemd hears ``READY=1`` at that point.
+
+One loop thread runs the periodic audit every ``update_resources_interval``;
+libvirt lifecycle and udev events bring it forward through the tracker's
+``audit_wanted`` event, which coalesces any number of events into at most one
+queued audit.  A failing audit is logged and the loop goes on.  Claims never
+wait for the loop (the tracker only takes its lock to swap the audit's result).
+A separate thread casts the heartbeat, so that liveness does not depend on how
+long an audit or a report takes.
+
+Signals are handled by ``run`` in the main thread, the same way for both
+oslo.service backends: SIGTERM stops taking calls, finishes those in flight,
+flushes the last report and returns 0 within ``graceful_shutdown_timeout``;
+SIGHUP re-reads the mutable options, applied at the next audit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Optional
+
+from oslo_service import service as oslo_service
+from oslo_service import systemd
+
+from nova_rt import rpc
+from nova_rt.compute import manager as manager_mod
+from nova_rt.compute import notifications
+from nova_rt.compute import reporter as reporter_mod
+from nova_rt.compute import rpcapi as compute_rpcapi
+from nova_rt.compute import store as store_mod
+from nova_rt.compute import tracker as tracker_mod
+
+LOG = logging.getLogger(__name__)
+
+#: How soon after a claim placement hears of it; claims in the meantime are
+#: coalesced into one report.
+REPORT_DELAY = 1.0
+#: Retry period for a report placement did not take (it or RabbitMQ is away).
+REPORT_RETRY = 10.0
+#: Bound of placement calls made by the daemon, so a missing placement only
+#: delays reporting, never the service.
+PLACEMENT_TIMEOUT = 30.0
+FLUSH_TIMEOUT = 5.0
+
+
+def configured_ratios(conf) -> dict:
+    return {'VCPU': conf.cpu_allocation_ratio,
+            'MEMORY_MB': conf.ram_allocation_ratio,
+            'DISK_GB': conf.disk_allocation_ratio}
+
+
+def initial_ratios(conf) -> dict:
+    return {'VCPU': conf.initial_cpu_allocation_ratio,
+            'MEMORY_MB': conf.initial_ram_allocation_ratio,
+            'DISK_GB': conf.initial_disk_allocation_ratio}
+
+
+class _OffHub:
+    """Runs a libvirt host's blocking calls in native threads under eventlet.
+
+    A libvirt call blocks in C; on the eventlet hub it would stop every green
+    thread (RPC included) for its duration.
+    """
+
+    def __init__(self, host):
+        from eventlet import tpool
+        self._host = host
+        self._tpool = tpool
+
+    def get_host_info(self):
+        return self._tpool.execute(self._host.get_host_info)
+
+    def list_domains(self):
+        return self._tpool.execute(self._host.list_domains)
+
+    def __getattr__(self, name):
+        return getattr(self._host, name)
+
+
+class _Watchdog:
+    """systemd ``WATCHDOG=1`` pings, at half of ``WATCHDOG_USEC``."""
+
+    def __init__(self):
+        usec = os.environ.get('WATCHDOG_USEC')
+        pid = os.environ.get('WATCHDOG_PID')
+        self.socket_name = os.environ.get('NOTIFY_SOCKET')
+        self.interval = None
+        if usec and self.socket_name and (not pid or pid == str(os.getpid())):
+            self.interval = max(int(usec) / 2e6, 0.5)
+        self._next = 0.0
+
+    def due_in(self, now: float) -> float:
+        return float('inf') if self.interval is None else self._next - now
+
+    def ping(self, now: float) -> None:
+        if self.interval is None or now < self._next:
+            return
+        self._next = now + self.interval
+        name = self.socket_name
+        if name.startswith('@'):
+            name = '\0' + name[1:]
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.connect(name)
+                sock.sendall(b'WATCHDOG=1')
+        except OSError:
+            LOG.debug('systemd watchdog ping failed', exc_info=True)
+
+
+class ComputeService(oslo_service.ServiceBase):
+    """The daemon.  Sources may be injected (tests); else built from ``conf``."""
+
+    def __init__(self, conf, *, host_source=None, pci_source=None,
+                 pci_monitor=None, placement=None, transport=None):
+        self.conf = conf
+        self.host = conf.host
+        self._host_source = host_source
+        self._pci_source = pci_source
+        self._pci_monitor = pci_monitor
+        self._placement = placement
+        self._transport = transport
+        self.store = None
+        self.tracker = None
+        self.reporter = None
+        self.manager = None
+        self.notifier = None
+        self.rpc_server = None
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._audit_lock = threading.Lock()
+        self._report_lock = threading.Lock()
+        self._report_at: Optional[float] = None
+        self._reload_wanted = False
+        self._threads: list = []
+        self._watchdog = _Watchdog()
+        self.last_audit: Optional[dict] = None
+        self.audits = 0
+        self._ratios_at = 0.0
+
+    # ------------------------------------------------------------ start
+
+    def _build_sources(self):
+        conf = self.conf
+        if self._host_source is None:
+            from nova_rt.virt import host as virt_host
+            self._host_source = virt_host.LibvirtHost(
+                conf.libvirt.connection_uri, conf.instances_path,
+                conf.libvirt.disk_pool, conf.libvirt.reconnect_max_interval)
+        if conf.concurrency_backend == 'eventlet':
+            self._host_source = _OffHub(self._host_source)
+        if self._pci_source is None:
+            from nova_rt.pci import udev
+            self._pci_source = udev.discover
+            if self._pci_monitor is None:
+                self._pci_monitor = udev.PciMonitor()
+
+    def start(self):
+        conf = self.conf
+        started = time.monotonic()
+        if self._transport is None:
+            self._transport = compute_rpcapi.get_transport(conf)
+        if self._placement is None:
+            from nova_rt.placement import rpcapi as placement_rpcapi
+            # The first client registers rpc_response_timeout, which then
+            # bounds ours.
+            placement_rpcapi.PlacementAPI(self._transport)
+            self._placement = placement_rpcapi.PlacementAPI(
+                self._transport,
+                timeout=min(conf.rpc_response_timeout, PLACEMENT_TIMEOUT))
+        self.store = store_mod.open_store(conf.state_path)
+        self._build_sources()
+        try:
+            if hasattr(self._host_source, 'wait_for_connection'):
+                self._host_source.wait_for_connection(max_attempts=1)
+        except Exception:
+            LOG.exception('libvirt: first connection attempt failed; retrying '
+                          'in the background')
+        self.reporter = reporter_mod.PlacementReporter(
+            self._placement, self.store, self.host,
+            report_pci=conf.pci.report_in_placement,
+            full_refresh_interval=conf.compute.resource_provider_association_refresh)
+        last_ratios = self.store.get_meta(reporter_mod.RATIOS_KEY)
+        self.tracker = tracker_mod.ResourceTracker(
+            tracker_mod.TrackerConfig.from_conf(conf, last_ratios), self.store,
+            host_source=self._host_source, pci_source=self._pci_source)
+        self.tracker.load()          # claims, last inventory, PCI discovery
+        self._start_events()
+        self._settle_ratios()
+        self.audit()                 # first audit and first report
+        self.notifier = notifications.ComputeNotifier.from_conf(conf, self.host)
+        self.manager = manager_mod.ComputeManager(
+            self.tracker, on_change=self.report_soon, run_audit=self.audit,
+            notifier=self.notifier)
+        self.rpc_server = rpc.get_server(
+            conf, self._transport, rpc.compute_target(self.host), [self.manager])
+        self.rpc_server.start()
+        self._spawn(self._audit_loop, 'audit-loop')
+        self._spawn(self._heartbeat_loop, 'heartbeat')
+        systemd.notify()
+        LOG.info('nova-rt-compute %s ready in %.2fs (root provider %s)',
+                 self.host, time.monotonic() - started, self.reporter.root_uuid)
+
+    def _start_events(self):
+        try:
+            self._host_source.start_events(self._on_lifecycle_event)
+        except Exception:
+            LOG.exception('libvirt events unavailable; the periodic audit '
+                          'still runs')
+        if self._pci_monitor is not None:
+            try:
+                self._pci_monitor.start(self.tracker.pci_event)
+            except Exception:
+                LOG.exception('udev monitor unavailable; PCI hotplug is seen '
+                              'at the next periodic audit')
+
+    def _on_lifecycle_event(self, event: dict) -> None:
+        # libvirt's event thread: hand off and return.
+        LOG.debug('libvirt event %s', event)
+        self.tracker.audit_wanted.set()
+
+    def _ratios_due(self) -> bool:
+        interval = self.conf.compute.resource_provider_association_refresh
+        return bool(interval) and time.monotonic() - self._ratios_at >= interval
+
+    def _settle_ratios(self) -> None:
+        self._ratios_at = time.monotonic()
+        ratios = self.reporter.resolve_ratios(configured_ratios(self.conf),
+                                              initial_ratios(self.conf))
+        self.tracker.set_allocation_ratios(ratios)
+
+    def _spawn(self, target, name):
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # ------------------------------------------------------------ audit and report
+
+    def audit(self) -> dict:
+        """One audit and the report that follows; the RPC run_audit too."""
+        with self._audit_lock:
+            if self._reload_wanted:
+                self._apply_reload()
+            elif self._ratios_due():
+                # Placement's ratio may have been changed by an operator;
+                # Nova re-reads it on each full refresh.
+                self._settle_ratios()
+            summary = self.tracker.run_audit()
+            summary['reported'] = self.report()
+            self.audits += 1
+            self.last_audit = summary
+        LOG.debug('audit: %s', summary)
+        if self.notifier is not None:
+            self.notifier.notify({}, 'run_audit', {}, summary)
+        return summary
+
+    def report(self, force_full: bool = False) -> bool:
+        with self._report_lock:
+            self._report_at = None
+            version, view = self.tracker.placement_view()
+            sent = self.reporter.report(version, view, force_full=force_full)
+            if self.reporter.pending:
+                self._report_at = time.monotonic() + REPORT_RETRY
+            return sent
+
+    def report_soon(self) -> None:
+        """A claim changed usage: report within REPORT_DELAY, coalesced."""
+        if self._report_at is None:
+            self._report_at = time.monotonic() + REPORT_DELAY
+
+    def _audit_loop(self):
+        next_audit = time.monotonic() + self.conf.update_resources_interval
+        wanted = self.tracker.audit_wanted
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            deadlines = [next_audit, now + self._watchdog.due_in(now)]
+            if self._report_at is not None:
+                deadlines.append(self._report_at)
+            woken = wanted.wait(max(0.0, min(deadlines) - now))
+            if self._stopping.is_set():
+                break
+            now = time.monotonic()
+            self._watchdog.ping(now)
+            try:
+                if woken or now >= next_audit:
+                    wanted.clear()
+                    self.audit()
+                    next_audit = (time.monotonic()
+                                  + self.conf.update_resources_interval)
+                elif self._report_at is not None and now >= self._report_at:
+                    self.report()
+            except Exception:
+                # One bad audit must not end auditing for good.
+                LOG.exception('audit failed; next one in %ss',
+                              self.conf.update_resources_interval)
+                next_audit = time.monotonic() + self.conf.update_resources_interval
+
+    def _heartbeat_loop(self):
+        while not self._stopping.wait(self.conf.heartbeat_interval):
+            self.reporter.heartbeat()
+
+    # ------------------------------------------------------------ SIGHUP
+
+    def reset(self):
+        """Options were re-read (SIGHUP): apply them at the next audit."""
+        self._reload_wanted = True
+        if self.tracker is not None:
+            self.tracker.audit_wanted.set()
+
+    def _apply_reload(self) -> None:
+        self._reload_wanted = False
+        conf = self.conf
+        self.reporter.full_refresh_interval = \
+            conf.compute.resource_provider_association_refresh
+        ratios = self.reporter.resolve_ratios(configured_ratios(conf),
+                                              initial_ratios(conf))
+        try:
+            config = tracker_mod.TrackerConfig.from_conf(conf, ratios)
+        except Exception as exc:
+            LOG.error('Reloaded configuration refused, keeping the old one: '
+                      '%s', exc)
+            return
+        self.tracker.apply_config(config)
+        LOG.info('Configuration reloaded: allocation ratios %s, reserved '
+                 'memory %s MiB, disk %s MiB, cpus %s, audit every %ss',
+                 ratios, config.reserved_host_memory_mb,
+                 config.reserved_host_disk_mb, config.reserved_host_cpus,
+                 conf.update_resources_interval)
+
+    # ------------------------------------------------------------ stop
+
+    def stop(self, graceful: bool = True):
+        if self._stopping.is_set():
+            return
+        LOG.info('Stopping: no new calls, finishing those in flight')
+        if self.rpc_server is not None:
+            self.rpc_server.stop()
+            self.rpc_server.wait()
+        self._stopping.set()
+        if self.tracker is not None:
+            self.tracker.audit_wanted.set()
+        for thread in self._threads:
+            if thread.name == 'audit-loop':
+                thread.join(timeout=30)
+        self._flush()
+        for closer in (getattr(self._pci_monitor, 'stop', None),
+                       getattr(self._host_source, 'stop', None),
+                       getattr(self.notifier, 'stop', None)):
+            if closer is not None:
+                try:
+                    closer()
+                except Exception:
+                    LOG.debug('error while closing', exc_info=True)
+        if self.store is not None:
+            self.store.close()
+        self._stopped.set()
+        LOG.info('Stopped')
+
+    def _flush(self) -> None:
+        """Last report before exit, bounded: claims are safe in the store."""
+        if self.reporter is None or self.tracker is None:
+            return
+        version, _ = self.tracker.placement_view()
+        if not self.reporter.pending and version == self.reporter.sent_version:
+            return
+        if self.reporter.unreachable:
+            LOG.info('Placement unreachable: the last report waits for the '
+                     'next start (claims are in the local store)')
+            return
+        placement = self.reporter.placement
+        try:
+            from nova_rt.placement import rpcapi as placement_rpcapi
+            self.reporter.placement = placement_rpcapi.PlacementAPI(
+                self._transport, timeout=FLUSH_TIMEOUT)
+        except Exception:
+            pass
+        try:
+            self.report()
+        finally:
+            self.reporter.placement = placement
+
+    def wait(self):
+        self._stopped.wait()
+
+
+def run(conf, service: ComputeService) -> int:
+    """Run ``service`` in this process until SIGTERM/SIGINT; return the exit code.
+
+    Why not ``oslo_service.service.launch``: with the threading backend and
+    ``no_fork`` its SIGHUP handler raises ``SignalExit`` and resets every
+    handler to the default, so a second signal kills the daemon; without
+    ``no_fork`` the service runs in a cotyledon child process.  Here both
+    backends get the same in-process behaviour.
+    """
+    requests: list = []
+    wake = threading.Event()
+
+    def _on_signal(signo, _frame):
+        requests.append(signo)
+        wake.set()
+
+    for signo in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signo, _on_signal)
+    service.start()
+    while True:
+        wake.wait(1.0)
+        wake.clear()
+        while requests:
+            signo = requests.pop(0)
+            if signo == signal.SIGHUP:
+                LOG.info('SIGHUP: reloading mutable options')
+                try:
+                    conf.mutate_config_files()
+                except Exception:
+                    LOG.exception('SIGHUP: could not re-read the configuration')
+                    continue
+                service.reset()
+                continue
+            LOG.info('%s: stopping', signal.Signals(signo).name)
+            bound = getattr(conf, 'graceful_shutdown_timeout', 60) or 60
+            # Past the bound, leave anyway: every claim is already durable.
+            timer = threading.Timer(bound, os._exit, args=(1,))
+            timer.daemon = True
+            timer.start()
+            service.stop(graceful=True)
+            timer.cancel()
+            return 0
