@@ -1,0 +1,18 @@
+# Sphinx configuration of the nova_rt documentation. Builds offline: the only
+# extension is oslo.config's, which reads the options from the installed
+# entry points (pip install -e . first).
+
+project = 'nova_rt'
+copyright = 'nova_rt developers'
+author = 'nova_rt developers'
+
+extensions = [
+    'oslo_config.sphinxext',
+]
+
+master_doc = 'index'
+exclude_patterns = []
+pygments_style = 'sphinx'
+html_theme = 'alabaster'
+html_static_path = []
+# No intersphinx or other network lookups: the build must work offline.
