@@ -1,0 +1,34 @@
+"""Payload builders for the placement tests."""
+
+import uuid
+
+CTX = {'request_id': 'req-test'}
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def compute_node(rp_uuid, name='h1', generation=None, vcpus=8, memory_mb=4096,
+                 disk_gb=100, traits=None, **extra):
+    return {'uuid': rp_uuid, 'name': name, 'parent_uuid': None,
+            'generation': generation,
+            'inventories': {
+                'VCPU': {'total': vcpus, 'allocation_ratio': 4.0},
+                'MEMORY_MB': {'total': memory_mb, 'reserved': 512},
+                'DISK_GB': {'total': disk_gb}},
+            'traits': traits, **extra}
+
+
+def consumer(resources, project_id='p1', user_id='u1'):
+    return {'project_id': project_id, 'user_id': user_id,
+            'resources': resources}
+
+
+def add_host(mgr, host='h1', vcpus=8, memory_mb=4096, disk_gb=100,
+             traits=None):
+    root = new_uuid()
+    gens = mgr.report_provider_tree(CTX, host=host, providers=[
+        compute_node(root, host, vcpus=vcpus, memory_mb=memory_mb,
+                     disk_gb=disk_gb, traits=traits)])
+    return root, gens[root]

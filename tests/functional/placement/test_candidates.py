@@ -1,0 +1,128 @@
+"""get_allocation_candidates: filters, order, liveness, one SQL statement."""
+
+import datetime
+
+import pytest
+import sqlalchemy as sa
+
+from nova_rt import exception
+from nova_rt.placement import db
+from nova_rt.placement import models
+from tests.functional.placement.helpers import CTX, add_host, consumer, new_uuid
+
+
+def _use(mgr, root, gen, host, vcpus):
+    # Instances of 4 vCPUs each (max_unit is 8).
+    return mgr.report_allocations(
+        CTX, host=host, root_uuid=root, generation=gen, full=True,
+        allocations={new_uuid(): consumer({root: {'VCPU': 4}})
+                     for _ in range(vcpus // 4)})[root]
+
+
+@pytest.fixture
+def three_hosts(mgr):
+    hosts = {}
+    for name, used in (('h1', 28), ('h2', 4), ('h3', 12)):
+        root, gen = add_host(mgr, host=name)          # VCPU capacity 32
+        hosts[name] = (root, _use(mgr, root, gen, name, used))
+    return hosts
+
+
+def _hosts(candidates):
+    return [c['host'] for c in candidates]
+
+
+def test_spread_emptiest_first_with_free_and_allocation(mgr, three_hosts):
+    cands = mgr.get_allocation_candidates(CTX, resources={'VCPU': 4})
+    assert _hosts(cands) == ['h2', 'h3', 'h1']
+    root = three_hosts['h2'][0]
+    assert cands[0] == {'root_uuid': root, 'host': 'h2',
+                        'allocation': {root: {'VCPU': 4}},
+                        'free': {'VCPU': 28}}
+
+
+def test_pack_fullest_first(mgr, conf, three_hosts):
+    conf.placement.candidate_order = 'pack'
+    assert _hosts(mgr.get_allocation_candidates(
+        CTX, resources={'VCPU': 4})) == ['h1', 'h3', 'h2']
+
+
+def test_capacity_and_limit(mgr, three_hosts):
+    # h1 has 4 of 32 free.
+    assert _hosts(mgr.get_allocation_candidates(
+        CTX, resources={'VCPU': 5})) == ['h2', 'h3']
+    assert _hosts(mgr.get_allocation_candidates(
+        CTX, resources={'VCPU': 1}, limit=1)) == ['h2']
+    assert len(mgr.get_allocation_candidates(
+        CTX, resources={'VCPU': 1, 'MEMORY_MB': 3584})) == 3
+    assert mgr.get_allocation_candidates(
+        CTX, resources={'VCPU': 1, 'MEMORY_MB': 3585}) == []
+
+
+def test_unit_constraints(mgr, three_hosts):
+    # max_unit of VCPU is the total, 8: a 9-vCPU request fits nowhere.
+    assert mgr.get_allocation_candidates(CTX, resources={'VCPU': 9}) == []
+
+
+def test_traits_and_aggregates(mgr, three_hosts):
+    root, gen = three_hosts['h3']
+    agg = new_uuid()
+    gen = mgr.set_traits(CTX, uuid=root, traits=['CUSTOM_SSD'],
+                         generation=gen)[root]
+    mgr.set_aggregates(CTX, uuid=root, aggregates=[agg], generation=gen)
+    req = {'VCPU': 1}
+    assert _hosts(mgr.get_allocation_candidates(
+        CTX, resources=req, required=['CUSTOM_SSD'])) == ['h3']
+    assert _hosts(mgr.get_allocation_candidates(
+        CTX, resources=req, forbidden=['CUSTOM_SSD'])) == ['h2', 'h1']
+    assert _hosts(mgr.get_allocation_candidates(
+        CTX, resources=req, member_of=[agg, new_uuid()])) == ['h3']
+    assert mgr.get_allocation_candidates(
+        CTX, resources=req, required=['CUSTOM_SSD', 'CUSTOM_NVME']) == []
+    with pytest.raises(exception.InvalidInput):
+        mgr.get_allocation_candidates(CTX, resources=req,
+                                      required=['CUSTOM_SSD'],
+                                      forbidden=['CUSTOM_SSD'])
+
+
+def test_dead_hosts_not_offered(mgr, db_url, three_hosts):
+    old = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) \
+        - datetime.timedelta(seconds=61)
+    with db.get_engine(db_url).begin() as conn:
+        conn.execute(sa.update(models.ResourceProvider)
+                     .where(models.ResourceProvider.host == 'h2')
+                     .values(last_heartbeat=old))
+    assert _hosts(mgr.get_allocation_candidates(
+        CTX, resources={'VCPU': 1})) == ['h3', 'h1']
+    root = three_hosts['h2'][0]
+    mgr.heartbeat(CTX, host='h2', root_uuid=root,
+                  sent_at=datetime.datetime.now(datetime.UTC).isoformat())
+    assert _hosts(mgr.get_allocation_candidates(
+        CTX, resources={'VCPU': 1})) == ['h2', 'h3', 'h1']
+
+
+@pytest.mark.parametrize('resources', [{}, {'VCPU': 0}, {'vcpu': 1},
+                                       {'VCPU': '1'}])
+def test_bad_request_is_invalid_input(mgr, resources):
+    with pytest.raises(exception.InvalidInput):
+        mgr.get_allocation_candidates(CTX, resources=resources)
+
+
+def test_one_statement_whatever_the_number_of_providers(mgr, db_url):
+    for i in range(30):
+        add_host(mgr, host=f'h{i}')
+    engine = db.get_engine(db_url)
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith('SELECT'):
+            statements.append(statement)
+    sa.event.listen(engine, 'before_cursor_execute', count)
+    try:
+        cands = mgr.get_allocation_candidates(
+            CTX, resources={'VCPU': 1, 'MEMORY_MB': 128, 'DISK_GB': 1},
+            forbidden=['CUSTOM_NONE'])
+    finally:
+        sa.event.remove(engine, 'before_cursor_execute', count)
+    assert len(cands) == 30
+    assert len(statements) == 1
