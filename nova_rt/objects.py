@@ -183,7 +183,8 @@ class DomainInfo:
     """One libvirt domain, read from its info and its XML."""
     uuid: str
     name: str
-    state: str                 # running, blocked, paused, shutdown, shutoff, crashed, pmsuspended, nostate
+    # running, blocked, paused, shutdown, shutoff, crashed, pmsuspended, nostate
+    state: str
     active: bool               # libvirt's isActive(): it uses host resources
     vcpus: int
     memory_mb: int

@@ -286,11 +286,16 @@ class ResourceTracker:
                     return self._pci.select(
                         pci_requests, numa_nodes=set(cell_ids),
                         socket_of_node=self._socket_of_node) is not None
-            topology = numa.fit_instance(
-                request, self._cells, self._cell_usage,
-                self.config.allocation_ratios.get(usage.VCPU, 1.0),
-                self.config.allocation_ratios.get(usage.MEMORY_MB, 1.0),
-                pci_check)
+            try:
+                topology = numa.fit_instance(
+                    request, self._cells, self._cell_usage,
+                    self.config.allocation_ratios.get(usage.VCPU, 1.0),
+                    self.config.allocation_ratios.get(usage.MEMORY_MB, 1.0),
+                    pci_check)
+            except numa.NumaFitError as exc:
+                # The contract's class name, not the subclass, crosses RPC.
+                raise exception.ComputeResourcesUnavailable(
+                    reason=exc.kwargs.get('reason', str(exc))) from None
             nodes = {cell['id'] for cell in topology['cells']}
         addresses = []
         if pci_requests:
@@ -364,10 +369,20 @@ class ResourceTracker:
             rec = self._instances.get(instance_uuid)
             if rec is None:
                 return None
-            self._commit(drop_instances=[instance_uuid])
-            self._release_instance(rec)
+            self._forget_instance(rec, 'failed')
             LOG.info('Aborted the claim of instance %s', instance_uuid)
         return None
+
+    def _forget_instance(self, rec: InstanceRecord, migration_status: str) -> None:
+        """Drop an instance and end its moves here: nothing of it stays held."""
+        moves = [r for r in self._migrations.values()
+                 if r.migration.instance_uuid == rec.uuid and r.in_progress]
+        ended = [self._end(r, migration_status, claim=None) for r in moves]
+        self._commit(migrations=ended, drop_instances=[rec.uuid])
+        self._release_instance(rec)
+        for old in moves:
+            if old.claim is not None:
+                self._release(old.uuid, old, old.claim)
 
     def _release_instance(self, rec: InstanceRecord) -> None:
         if rec.claim is not None:
@@ -385,8 +400,7 @@ class ResourceTracker:
                                        task_state=task_state)
             holds = objects.holds_resources(vm_state, task_state)
             if vm_state == 'deleted':
-                self._commit(drop_instances=[instance_uuid])
-                self._release_instance(rec)
+                self._forget_instance(rec, 'cancelled')
                 return None
             elif holds and rec.claim is None:
                 claim = self._new_claim(inst, inst.flavor)

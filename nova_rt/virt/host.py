@@ -96,6 +96,7 @@ class LibvirtHost:
         self._event_callback = None
         self._event_ids: list = []
         self._stopped = False
+        self._xml_cache: dict = {}              # uuid -> (xml, parsed fields)
         # Without this libvirt prints every error to stderr on its own.
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
@@ -259,6 +260,7 @@ class LibvirtHost:
         except libvirt.libvirtError as exc:
             raise self._failed(exc, 'listing domains') from exc
         domains = []
+        seen = {}
         for dom, record in stats:
             uuid = dom.UUIDString()
             try:
@@ -267,14 +269,22 @@ class LibvirtHost:
                 if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                     continue        # undefined since it was listed
                 raise self._failed(exc, f'reading domain {uuid}') from exc
-            try:
-                parsed = domain_xml.parse_domain_xml(xml)
-            except domain_xml.InvalidXML as exc:
-                LOG.warning("skipping domain %s (%s): %s", uuid, dom.name(), exc)
-                continue
+            cached = self._xml_cache.get(uuid)
+            if cached is not None and cached[0] == xml:
+                fields = cached[1]
+            else:
+                # Domain XML rarely changes between audits: parse it only
+                # when it did (parsing is most of an audit's gathering).
+                try:
+                    fields = domain_xml.parse_domain_xml(xml).fields()
+                except domain_xml.InvalidXML as exc:
+                    LOG.warning("skipping domain %s (%s): %s", uuid, dom.name(), exc)
+                    continue
+            seen[uuid] = (xml, fields)
             state = STATE_NAMES.get(record.get('state.state'), 'nostate')
             domains.append(objects.DomainInfo(state=state, active=uuid in active,
-                                              **parsed.fields()))
+                                              **fields))
+        self._xml_cache = seen
         return domains
 
     @staticmethod

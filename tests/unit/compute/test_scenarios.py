@@ -366,3 +366,114 @@ def test_first_start_without_libvirt_is_hypervisor_unavailable(tmp_path):
     rt.load()
     with pytest.raises(exception.HypervisorUnavailable):
         rt.instance_claim(instance=h.instance(FLAVOR_1))
+
+
+def test_deleting_an_instance_mid_resize_frees_both_flavors(rt):
+    inst = _claimed(rt)
+    mig = h.migration(inst, FLAVOR_2)
+    rt.resize_claim(instance=inst, migration=mig)
+    rt.update_instance(instance_uuid=inst['uuid'], vm_state='deleted')
+    assert h.used(rt) == (0, 0, 0)
+    assert rt.get_host_state()['migrations'] == []
+
+
+def test_numa_shortage_crosses_as_compute_resources_unavailable():
+    rt = h.make_tracker(host=h.numa_host(cells=2, cpus_per_cell=4),
+                        cpu_dedicated_set=frozenset(range(8)))
+    big = dict(FLAVOR_1, vcpus=6, memory_mb=128,
+               extra_specs={'hw:cpu_policy': 'dedicated'})
+    with pytest.raises(exception.ComputeResourcesUnavailable) as err:
+        rt.instance_claim(instance=h.instance(big))
+    assert type(err.value) is exception.ComputeResourcesUnavailable
+    assert 'NUMA' in str(err.value) or 'cell' in str(err.value)
+
+
+def test_dedicated_claim_pins_onto_siblings():
+    rt = h.make_tracker(host=h.numa_host(cells=2, cpus_per_cell=4),
+                        cpu_shared_set=frozenset({0, 1, 4, 5}),
+                        cpu_dedicated_set=frozenset({2, 3, 6, 7}))
+    pinned = dict(FLAVOR_1, vcpus=2, extra_specs={'hw:cpu_policy': 'dedicated'})
+    claim = rt.instance_claim(instance=h.instance(pinned))
+    assert claim['resources'] == {'PCPU': 2, 'MEMORY_MB': 128, 'DISK_GB': 1}
+    cell = claim['numa_topology']['cells'][0]
+    assert cell['id'] == 0 and sorted(cell['cpu_pinning'].values()) == [2, 3]
+    state = rt.get_host_state()
+    assert state['pcpus'] == 4 and state['pcpus_used'] == 2
+    assert state['numa_topology']['cells'][0]['pinned_cpus'] == [2, 3]
+    # the second pinned guest goes to the other cell
+    claim2 = rt.instance_claim(instance=h.instance(pinned))
+    assert claim2['numa_topology']['cells'][0]['id'] == 1
+    with pytest.raises(exception.ComputeResourcesUnavailable):
+        rt.instance_claim(instance=h.instance(pinned))
+
+
+def test_unmanaged_domains_count_as_used():
+    from nova_rt import objects
+    dom = objects.DomainInfo(uuid='aaaaaaaa-0000-0000-0000-000000000001',
+                             name='stray', state='running', active=True,
+                             vcpus=2, memory_mb=256)
+    off = objects.DomainInfo(uuid='aaaaaaaa-0000-0000-0000-000000000002',
+                             name='off', state='shutoff', active=False,
+                             vcpus=2, memory_mb=256)
+    rt = h.make_tracker(domains=[dom, off])
+    state = rt.get_host_state()
+    assert state['unmanaged_domains'] == [
+        {'uuid': dom.uuid, 'name': 'stray', 'vcpus': 2, 'memory_mb': 256}]
+    assert h.used(rt) == (2, 256, 0)
+    with pytest.raises(exception.ComputeResourcesUnavailable) as err:
+        rt.instance_claim(instance=h.instance(dict(FLAVOR_1, memory_mb=300)))
+    assert 'MEMORY_MB: requested 300, 256 free' in str(err.value)
+
+
+def test_audit_summary_and_missing_domains():
+    rt = h.make_tracker()
+    inst = _claimed(rt)
+    first = rt.run_audit()
+    assert first['instances'] == 1 and first['missing_domains'] == 0
+    second = rt.run_audit()
+    assert second['missing_domains'] == 1        # gone for two audits
+    assert h.used(rt) == (1, 128, 1)              # reported, not freed
+    assert rt.get_host_state()['missing_domains'] == [inst['uuid']]
+    assert set(second) == {'duration_s', 'instances', 'migrations',
+                           'unmanaged_domains', 'missing_domains',
+                           'pci_devices', 'changed', 'reported'}
+    assert second['changed'] is False
+
+
+def test_idle_audit_changes_nothing_for_placement():
+    rt = h.make_tracker()
+    rt.instance_claim(instance=h.instance(FLAVOR_1))
+    version, _ = rt.placement_view()
+    rt.run_audit()
+    rt.run_audit()
+    assert rt.placement_view()[0] == version
+
+
+def test_placement_view_consumers():
+    rt = h.make_tracker()
+    inst = _claimed(rt)
+    mig = h.migration(inst, FLAVOR_2)
+    rt.resize_claim(instance=inst, migration=mig)
+    _, view = rt.placement_view()
+    assert view['allocations'][inst['uuid']]['resources'] == {
+        'VCPU': 1, 'MEMORY_MB': 128, 'DISK_GB': 1}
+    assert view['allocations'][mig['uuid']]['resources'] == {
+        'VCPU': 2, 'MEMORY_MB': 256, 'DISK_GB': 5}
+    assert view['inventories']['MEMORY_MB']['total'] == 512
+    assert 'COMPUTE_NODE' in view['traits']
+
+
+def test_new_ratios_apply_at_the_next_audit():
+    import dataclasses
+    rt = h.make_tracker(host=h.host_info(vcpus=1, memory_mb=4096, disk_gb=100),
+                        allocation_ratios={'VCPU': 1.0, 'MEMORY_MB': 1.0,
+                                           'DISK_GB': 1.0})
+    rt.instance_claim(instance=h.instance(FLAVOR_1))
+    with pytest.raises(exception.ComputeResourcesUnavailable):
+        rt.instance_claim(instance=h.instance(FLAVOR_1))
+    rt.apply_config(dataclasses.replace(
+        rt.config, allocation_ratios={'VCPU': 2.0, 'MEMORY_MB': 1.0,
+                                      'DISK_GB': 1.0}))
+    rt.run_audit()
+    rt.instance_claim(instance=h.instance(FLAVOR_1))
+    assert rt.get_host_state()['allocation_ratios']['VCPU'] == 2.0
