@@ -123,6 +123,8 @@ class ResourceTracker:
         self._change_seq = 0                # every state change
         self._view_version = 0              # changes placement should hear of
         self._last_audit: Optional[dict] = None
+        self._last_discovered = None        # the PCI bus as the last audit saw it
+        self._pci_count = 0
 
     # ------------------------------------------------------------------ start
 
@@ -140,6 +142,7 @@ class ResourceTracker:
         with self._lock:
             if discovered is not None:
                 self._pci.set_devices(discovered)
+                self._last_discovered = discovered
             if host:
                 self._set_host(_host_from_dict(host))
             for data in instances:
@@ -160,6 +163,7 @@ class ResourceTracker:
                     self._pci.restore(rec.uuid, req.claim_id, list(req.devices),
                                       _pci_status(rec))
             self._rebuild_usage()
+            self._pci_count = len(self._pci.devices())
             self._bump()
         LOG.info('Loaded %d instances and %d migrations from the local store',
                  len(instances), len(migrations))
@@ -779,6 +783,7 @@ class ResourceTracker:
         """udev hotplug: apply now, and ask for an early audit."""
         with self._lock:
             if self._pci.handle_event(action, device, address):
+                self._pci_count = len(self._pci.devices())
                 self._bump()
         self.audit_wanted.set()
 
@@ -817,6 +822,10 @@ class ResourceTracker:
         started = time.monotonic()
         host, domains = self._gather_host()
         discovered = self._gather_pci()
+        if discovered is not None and discovered == self._last_discovered:
+            # Same bus as last time (compared outside the lock): nothing to
+            # reconcile; hotplug events are applied as they come.
+            discovered = None
         with self._lock:
             if self._pending_config is not None:
                 self._apply_config(self._pending_config)
@@ -855,6 +864,9 @@ class ResourceTracker:
                     host = None
             if discovered is not None and self._pci.set_devices(discovered):
                 changed = True
+            if discovered is not None:
+                self._last_discovered = discovered
+                self._pci_count = len(self._pci.devices())
             if unmanaged is not None:
                 # Claims made since the snapshot explain their domains too.
                 unmanaged = [d for d in unmanaged
@@ -884,7 +896,7 @@ class ResourceTracker:
                                   if r.in_progress),
                 'unmanaged_domains': len(self._unmanaged),
                 'missing_domains': len(missing),
-                'pci_devices': len(self._pci.devices()),
+                'pci_devices': self._pci_count,
                 'changed': changed,
                 'reported': False,
             }
