@@ -12,9 +12,10 @@ tools/setup.sh
 # CI must not let the PostgreSQL tests skip because no database answered.
 export NOVA_RT_REQUIRE_PG=1
 
-# The one place to change how pytest is launched (e.g. under umockdev-wrapper
-# if the PCI tests need umockdev's preload library in the whole process).
-PYTEST=(.venv/bin/python -m pytest)
+# The one place to change how pytest is launched. The PCI functional tests
+# need umockdev's preload library in the whole process (umockdev is in
+# bindep.txt, so setup.sh has installed it).
+PYTEST=(umockdev-wrapper .venv/bin/python -m pytest)
 
 failed=()
 
