@@ -215,8 +215,14 @@ class PciMonitor:
     monitor keeps running.
     """
 
-    def __init__(self, context: Optional[pyudev.Context] = None):
+    def __init__(self, context: Optional[pyudev.Context] = None,
+                 source: Optional[str] = None):
         self._context = context or pyudev.Context()
+        # Without systemd-udevd (containers, minimal hosts) nothing is
+        # rebroadcast on the 'udev' source: listen to the kernel instead.
+        if source is None:
+            source = 'udev' if os.path.exists('/run/udev/control') else 'kernel'
+        self.source = source
         self._thread = None
         self._wakeup = None
         self._monitor = None
@@ -229,7 +235,7 @@ class PciMonitor:
         if self.running:
             return
         threading, _select = _real_threading_and_select()
-        monitor = pyudev.Monitor.from_netlink(self._context)
+        monitor = pyudev.Monitor.from_netlink(self._context, source=self.source)
         monitor.filter_by('pci')
         monitor.filter_by('net')
         monitor.start()

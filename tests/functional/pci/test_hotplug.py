@@ -15,10 +15,10 @@ GPU_ATTRS = ['vendor', '0x10de', 'device', '0x1eb8', 'class', '0x030200',
 TIMEOUT = 10
 
 
-@pytest.fixture
-def events(sriov_testbed):
+@pytest.fixture(params=['udev', 'kernel'])
+def events(sriov_testbed, request):
     got = queue.Queue()
-    monitor = udev.PciMonitor()
+    monitor = udev.PciMonitor(source=request.param)
     monitor.start(lambda action, dev, address: got.put((action, dev, address)))
     yield got
     monitor.stop()
