@@ -13,6 +13,7 @@ import datetime
 import logging
 import time
 
+import oslo_messaging as messaging
 from sqlalchemy import exc as sa_exc
 
 from nova_rt import exception
@@ -31,6 +32,10 @@ _DEFAULTS = {
                                   'member_of': [], 'limit': None},
 }
 _RETRIES = 5
+RPC_METHODS = ('report_provider_tree', 'report_allocations', 'heartbeat',
+               'list_resource_providers', 'get_resource_provider',
+               'get_usages', 'get_allocations', 'get_allocation_candidates',
+               'set_traits', 'set_aggregates', 'delete_resource_provider')
 # PostgreSQL deadlock_detected and serialization_failure.
 _RETRY_SQLSTATES = {'40P01', '40001'}
 
@@ -152,6 +157,21 @@ class PlacementManager:
         self._run('delete_resource_provider', kwargs,
                   ops.delete_resource_provider)
         LOG.info('Provider %s and its descendants deleted', kwargs['uuid'])
+
+
+class PlacementEndpoint(PlacementManager):
+    """What the RPC server dispatches to.
+
+    The spec's errors are answers, not failures: marked expected, so that
+    oslo.messaging logs them at debug instead of an ERROR traceback per
+    refused write; the caller still gets them by class name.
+    """
+
+
+_expected = messaging.expected_exceptions(*exception.RPC_ERRORS,
+                                          exception.NotAuthorized)
+for _name in RPC_METHODS:
+    setattr(PlacementEndpoint, _name, _expected(getattr(PlacementManager, _name)))
 
 
 def _heartbeat(session, host, root_uuid, sent_at):

@@ -5,11 +5,19 @@
   only when nothing answers there AND ``NOVA_RT_REQUIRE_PG`` is unset.
 - ``fresh_pg_database()`` / ``drop_pg_database(url)``: a new database
   ``nova_rt_test_<random>`` (user postgres, trust auth) and its removal.
-- ``running_placement(db_url, workdir, processes=1)``: a context manager that
-  syncs the schema, starts that many real ``nova-rt-placement`` processes on a
-  temp config and a unique ``control_exchange``, waits until they serve, and
-  yields a ``PlacementHandle`` (``.api`` is a ``PlacementAPI``); SIGTERM and
-  exit code checked on the way out.
+- ``rabbit_vhost()``: a context manager giving a transport URL on a fresh
+  RabbitMQ vhost, deleted afterwards.  A unique ``control_exchange`` alone does
+  NOT isolate test runs: oslo.messaging names the topic queue after the topic
+  only (``nova-rt-placement``), and RabbitMQ queue names are per vhost, so two
+  runs on one vhost consume each other's calls whatever their exchanges.
+- ``running_placement(db_url, workdir, processes=1, transport_url=None)``: a
+  context manager that syncs the schema, starts that many real
+  ``nova-rt-placement`` processes on a temp config, a fresh vhost (or the
+  ``transport_url`` given, to share it with a compute daemon) and a unique
+  ``control_exchange``, waits until they serve, and yields a
+  ``PlacementHandle`` (``.api`` is a ``PlacementAPI``; ``.transport_url`` and
+  ``.exchange`` are what a compute daemon's config needs); SIGTERM and exit
+  code 0 are checked on the way out.
 - ``placement_rpc`` (pytest fixture): the same on a temp SQLite database.
 
 Use from another test package::
@@ -77,19 +85,43 @@ def drop_pg_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS {name} WITH (FORCE)')
 
 
-def make_transport(exchange: str):
-    """An RPC transport on the local RabbitMQ using ``exchange``."""
+def _rabbitmqctl(*args) -> bool:
+    try:
+        subprocess.run(['rabbitmqctl', *args], check=True, timeout=60,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return True
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@contextlib.contextmanager
+def rabbit_vhost():
+    """Transport URL on a fresh vhost (the default vhost if rabbitmqctl
+    cannot be used here, e.g. not root)."""
+    name = f'nova_rt_test_{uuid.uuid4().hex[:10]}'
+    if not (_rabbitmqctl('add_vhost', name) and _rabbitmqctl(
+            'set_permissions', '-p', name, 'guest', '.*', '.*', '.*')):
+        yield RABBIT_URL
+        return
+    try:
+        yield f'{RABBIT_URL}{name}'
+    finally:
+        _rabbitmqctl('delete_vhost', name)
+
+
+def make_transport(exchange: str, url: str = RABBIT_URL):
+    """An RPC transport on the local RabbitMQ at ``url`` using ``exchange``."""
     import oslo_messaging as messaging
 
     from nova_rt import conf as nova_conf
     conf = nova_conf.CONF
     if 'control_exchange' not in conf:
         # oslo.messaging registers its options on first use.
-        messaging.get_rpc_transport(conf, url=RABBIT_URL).cleanup()
+        messaging.get_rpc_transport(conf, url=url).cleanup()
     # The driver reads control_exchange when the transport is made.
     conf.set_override('control_exchange', exchange)
     try:
-        return messaging.get_rpc_transport(conf, url=RABBIT_URL)
+        return messaging.get_rpc_transport(conf, url=url)
     finally:
         conf.clear_override('control_exchange')
 
@@ -98,6 +130,7 @@ def make_transport(exchange: str):
 class PlacementHandle:
     api: object
     transport: object
+    transport_url: str
     exchange: str
     db_url: str
     config_file: str
@@ -109,9 +142,9 @@ class PlacementHandle:
 
 
 def write_config(path, db_url: str, exchange: str, state_path: str,
-                 extra: str = '') -> str:
+                 extra: str = '', transport_url: str = RABBIT_URL) -> str:
     with open(path, 'w') as f:
-        f.write(f'[DEFAULT]\ntransport_url = {RABBIT_URL}\n'
+        f.write(f'[DEFAULT]\ntransport_url = {transport_url}\n'
                 f'control_exchange = {exchange}\nstate_path = {state_path}\n'
                 f'{extra}\n[placement_database]\nconnection = {db_url}\n')
     return str(path)
@@ -151,15 +184,23 @@ def stop_process(proc: subprocess.Popen, timeout=30) -> int:
 
 @contextlib.contextmanager
 def running_placement(db_url: str, workdir, processes: int = 1,
-                      timeout: float = 30, extra_conf: str = ''):
-    """Real ``nova-rt-placement`` process(es) serving one unique exchange."""
+                      timeout: float = 30, extra_conf: str = '',
+                      transport_url: str | None = None):
+    """Real ``nova-rt-placement`` process(es) on a vhost of their own."""
+    require_rabbit()
+    if transport_url is None:
+        with rabbit_vhost() as url:
+            with running_placement(db_url, workdir, processes, timeout,
+                                   extra_conf, url) as handle:
+                yield handle
+        return
     from nova_rt.placement import db
     from nova_rt.placement import rpcapi
-    require_rabbit()
     db.sync(db_url)
     exchange = f'nova_rt_test_{uuid.uuid4().hex[:10]}'
     config = write_config(os.path.join(workdir, 'placement.conf'), db_url,
-                          exchange, os.path.join(workdir, 'state'), extra_conf)
+                          exchange, os.path.join(workdir, 'state'), extra_conf,
+                          transport_url)
     logs = [os.path.join(workdir, f'placement-{i}.log')
             for i in range(processes)]
     procs = [start_process(config, log) for log in logs]
@@ -167,10 +208,10 @@ def running_placement(db_url: str, workdir, processes: int = 1,
     try:
         for proc, log in zip(procs, logs):
             wait_serving(proc, log)
-        transport = make_transport(exchange)
+        transport = make_transport(exchange, transport_url)
         api = rpcapi.PlacementAPI(transport, timeout=timeout)
-        yield PlacementHandle(api, transport, exchange, db_url, config,
-                              procs, logs)
+        yield PlacementHandle(api, transport, transport_url, exchange, db_url,
+                              config, procs, logs)
     finally:
         codes = [stop_process(proc) for proc in procs]
         if transport is not None:
