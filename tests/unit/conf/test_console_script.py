@@ -1,6 +1,5 @@
 """The real ``nova-rt-compute`` refuses a bad config with one line on stderr."""
 
-import importlib.util
 import pathlib
 import subprocess
 import sys
@@ -9,14 +8,6 @@ import pytest
 
 SCRIPT = pathlib.Path(sys.executable).with_name('nova-rt-compute')
 
-# TODO(infra): drop this marker once nova_rt/cmd/compute.py has landed.
-_compute_missing = pytest.mark.xfail(
-    not SCRIPT.exists()
-    or importlib.util.find_spec('nova_rt.cmd.compute') is None,
-    reason='the nova-rt-compute entry point is not written yet', strict=False)
-
-
-@_compute_missing
 @pytest.mark.parametrize('body, option', [
     ('cpu_allocation_ratio = 0\n', '[DEFAULT] cpu_allocation_ratio'),
     ('[compute]\ncpu_shared_set = 0-3,^9-x\n', '[compute] cpu_shared_set'),
