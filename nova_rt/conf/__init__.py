@@ -65,23 +65,11 @@ def _one_line(exc):
 
 def cpu_sets(conf):
     """(shared, dedicated) CPU id sets from [compute], None where unset."""
-    from nova_rt.hardware import cpuset
-    result = []
-    for name in ('cpu_shared_set', 'cpu_dedicated_set'):
-        raw = getattr(conf.compute, name)
-        if raw is None or not raw.strip():
-            result.append(None)
-            continue
-        try:
-            cpus = cpuset.parse_cpu_spec(raw)
-        except ValueError as exc:
-            raise exception.ConfigError(
-                reason=f"[compute] {name}: {exc}") from None
-        if not cpus:
-            raise exception.ConfigError(
-                reason=f"[compute] {name}: {raw!r} names no CPU")
-        result.append(cpus)
-    return tuple(result)
+    from nova_rt.hardware import cpu_inventory
+    return (cpu_inventory.parse_cpu_set_option(
+                cpu_inventory.SHARED_OPT, conf.compute.cpu_shared_set),
+            cpu_inventory.parse_cpu_set_option(
+                cpu_inventory.DEDICATED_OPT, conf.compute.cpu_dedicated_set))
 
 
 def validate(conf=CONF, service='compute'):
