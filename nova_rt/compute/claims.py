@@ -38,6 +38,15 @@ class Claim:
                 'numa_topology': self.numa_topology,
                 'pci_devices': [dict(d) for d in self.pci_devices]}
 
+    def describe(self) -> str:
+        """A short text for logs: ``VCPU=1, MEMORY_MB=128, NUMA cells [0]``."""
+        text = ', '.join(f'{rc}={n}' for rc, n in sorted(self.resources.items()))
+        if self.numa_topology:
+            text += f", NUMA cells {[c['id'] for c in self.numa_topology['cells']]}"
+        if self.pci_devices:
+            text += f", PCI {[d['address'] for d in self.pci_devices]}"
+        return text
+
     def to_dict(self) -> dict:
         return {'claim_id': self.claim_id,
                 'instance_uuid': self.instance_uuid,
