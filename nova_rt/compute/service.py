@@ -147,6 +147,7 @@ class ComputeService(oslo_service.ServiceBase):
         self.last_audit: Optional[dict] = None
         self.audits = 0
         self._ratios_at = 0.0
+        self._own_transport = False
 
     # ------------------------------------------------------------ start
 
@@ -170,6 +171,7 @@ class ComputeService(oslo_service.ServiceBase):
         started = time.monotonic()
         if self._transport is None:
             self._transport = compute_rpcapi.get_transport(conf)
+            self._own_transport = True
         if self._placement is None:
             from nova_rt.placement import rpcapi as placement_rpcapi
             # The first client registers rpc_response_timeout, which then
@@ -363,6 +365,8 @@ class ComputeService(oslo_service.ServiceBase):
                     LOG.debug('error while closing', exc_info=True)
         if self.store is not None:
             self.store.close()
+        if self._own_transport:
+            self._transport.cleanup()
         self._stopped.set()
         LOG.info('Stopped')
 

@@ -19,6 +19,7 @@ Use from another test package::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -252,22 +253,31 @@ class ComputeStack:
                 'project_id': 'p1', **extra}
 
 
-def _stack(tmp_path_factory, backend: str):
-    workdir = str(tmp_path_factory.mktemp(f'compute-{backend}'))
+@contextlib.contextmanager
+def running_compute_stack(workdir: str, backend: str = 'threading',
+                          proxy: 'RabbitProxy | None' = None, extra: str = ''):
+    """placement + one nova-rt-compute (through ``proxy`` if given) + client."""
     url = f'sqlite:///{workdir}/placement.sqlite'
     with placement_fixtures.running_placement(url, workdir) as placement:
+        vhost_url = transport_url_of(placement)
         host = f'cmp-{backend}-{uuid.uuid4().hex[:6]}'
-        compute = ComputeProcess(workdir, host, placement.exchange, backend,
-                                 transport_url=transport_url_of(placement))
+        compute = ComputeProcess(
+            workdir, host, placement.exchange, backend, extra=extra,
+            transport_url=proxy.url_for(vhost_url) if proxy else vhost_url)
         compute.start()
-        api, transport = compute_client(placement.exchange,
-                                        url=transport_url_of(placement))
+        api, transport = compute_client(placement.exchange, url=vhost_url)
         try:
             yield ComputeStack(compute, api, placement, host, backend)
         finally:
             code = compute.terminate()
             transport.cleanup()
         assert code == 0, compute.log_text()[-3000:]
+
+
+def _stack(tmp_path_factory, backend: str):
+    workdir = str(tmp_path_factory.mktemp(f'compute-{backend}'))
+    with running_compute_stack(workdir, backend) as stack:
+        yield stack
 
 
 @pytest.fixture(scope='module', params=['threading', 'eventlet'])
@@ -278,26 +288,30 @@ def compute_stack(request, tmp_path_factory):
 
 @pytest.fixture
 def in_process_compute(tmp_path):
-    """Factory: ``make(host_source=None, placement=None, **conf_overrides)``.
+    """Factory: ``make(host_source=None, placement=None, transport_url=...,
+    exchange=None, **conf_overrides)``; ``host_source`` may be a callable that
+    gets the test host's libvirt URI.
 
     Runs ``ComputeService`` in this process against RabbitMQ on a unique
     exchange; the service is stopped at the end of the test.
     """
-    from oslo_config import cfg
-
     from nova_rt import conf as nova_conf
+    from nova_rt import log
     from nova_rt.compute import service as service_mod
     made = []
 
-    def make(host_source=None, placement=None, transport_url=RABBIT_URL, **overrides):
-        conf = cfg.ConfigOpts()
-        nova_conf.register_opts(conf)
+    def make(host_source=None, placement=None, transport_url=RABBIT_URL,
+             exchange=None, **overrides):
+        # The global CONF, as the daemon uses: oslo.messaging registers some
+        # of its options (tracing, metrics) there only.
+        conf = nova_conf.CONF
+        log.register_options(conf)
         path = tmp_path / 'compute.conf'
         host = f'inproc-{uuid.uuid4().hex[:6]}'
         uri = hostxml.write_host_xml(tmp_path / 'host.xml', n_domains=0)
         path.write_text(f'[DEFAULT]\nhost = {host}\nstate_path = {tmp_path}/state\n'
                         f'transport_url = {transport_url}\n'
-                        f'control_exchange = {unique_exchange()}\n'
+                        f'control_exchange = {exchange or unique_exchange()}\n'
                         'rpc_response_timeout = 3\n'
                         f'[libvirt]\nconnection_uri = {uri}\n')
         conf(['--config-file', str(path)], project='nova_rt',
@@ -305,13 +319,17 @@ def in_process_compute(tmp_path):
         for name, value in overrides.items():
             group, _, opt = name.rpartition('__')
             conf.set_override(opt, value, group=group or None)
-        svc = service_mod.ComputeService(conf, host_source=host_source,
+        svc = service_mod.ComputeService(conf, host_source=host_source(uri)
+                                         if callable(host_source) else host_source,
                                          pci_source=lambda: [],
                                          placement=placement)
         made.append(svc)
         return svc
 
-    yield make
-    for svc in made:
-        if svc.rpc_server is not None:
-            svc.stop()
+    try:
+        yield make
+    finally:
+        for svc in made:
+            if svc.rpc_server is not None:
+                svc.stop()
+        nova_conf.CONF.reset()
