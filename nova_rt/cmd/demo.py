@@ -1,13 +1,26 @@
-"""``python -m nova_rt.cmd.demo``: show what nova_rt sees on a host.
+"""``python -m nova_rt.cmd.demo``: nova_rt at work on this machine.
 
-Run by ``tools/quickstart.sh``.  Each step of the demo is a subcommand with a
-pure ``report`` part (plain data in, JSON-able dict out), a ``format_table``
-part and a thin ``run`` that talks to the world, so that a new step (the full
-placement + two compute daemons + claims demo) is one more entry in
-``COMMANDS``.
+Run by ``tools/quickstart.sh`` (the README's first command), which passes its
+arguments through.  Subcommands:
+
+``run`` (the default)
+    starts ``nova-rt-placement`` (SQLite) and two ``nova-rt-compute`` daemons
+    on libvirt's test driver, the second with an SR-IOV NIC under umockdev,
+    then walks through the ``nova-rt`` CLI: hosts, claims (one with a VF), a
+    refused claim, a resize, a cold migration, candidates, providers.  It
+    stops everything at the end unless ``--keep-running``; by default it
+    waits for Enter first when run from a terminal, ``--exit-after-show``
+    (``--ci``) does not wait.  Exits non-zero if any step fails.
+``stop WORKDIR``
+    stops what ``run --keep-running`` left running and removes its files.
+``inventory``
+    the host inventory as nova-rt-compute reads it (issue 2), as JSON and a
+    table: a pure ``inventory_report`` and ``inventory_table`` and a thin
+    ``run_inventory``.
 
 Example::
 
+    $ python -m nova_rt.cmd.demo --ci
     $ python -m nova_rt.cmd.demo inventory --uri test:///default --format table
 """
 
@@ -15,11 +28,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import pathlib
+import shutil
 import sys
+import tempfile
+import time
 from typing import Optional
 
 from nova_rt import exception
 from nova_rt import objects
+from nova_rt.cli import stack as stack_mod
 from nova_rt.hardware import cpu_inventory
 from nova_rt.hardware import cpuset
 
@@ -102,34 +121,10 @@ def _inventory_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--cpu-dedicated-set', help='as [compute] cpu_dedicated_set')
 
 
-#: name -> (help, add arguments, run -> JSON-able report, report -> table)
-COMMANDS = {
-    'inventory': ('the host inventory as nova-rt-compute reads it',
-                  _inventory_args, run_inventory, inventory_table),
-}
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog='nova_rt.cmd.demo', description='Show nova_rt at work on this machine.')
-    parser.add_argument('--format', choices=('both', 'json', 'table'), default='both',
-                        help='output: JSON, a table, or both (default)')
-    subparsers = parser.add_subparsers(dest='command')
-    for name, (help_text, add_args, _run, _table) in COMMANDS.items():
-        add_args(subparsers.add_parser(name, help=help_text))
-    return parser
-
-
-def main(argv: Optional[list] = None) -> int:
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        # The bare command runs the first step, so quickstart needs no argument.
-        args = parser.parse_args(argv + [next(iter(COMMANDS))])
-    _help, _add, run, table = COMMANDS[args.command]
+def cmd_inventory(args) -> int:
     try:
-        report = run(args)
+        report = run_inventory(args)
     except (exception.ConfigError, exception.HypervisorUnavailable) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
@@ -138,8 +133,175 @@ def main(argv: Optional[list] = None) -> int:
     if args.format == 'both':
         print()
     if args.format in ('both', 'table'):
-        print(table(report))
+        print(inventory_table(report))
     return 0
+
+
+# --- the system demo (placement + two computes + the CLI) -----------------
+
+HOST1, HOST2 = 'demo-host-1', 'demo-host-2'
+PCI_ALIAS = 'nic'
+#: The 82599's VFs (10ed) of the testbed; its PF (10fb) stays with the host.
+PCI_SECTIONS = (
+    '[pci]\n'
+    'device_spec = {"vendor_id": "8086", "product_id": "10ed"}\n'
+    f'alias = {{"name": "{PCI_ALIAS}", "vendor_id": "8086", '
+    '"product_id": "10ed", "device_type": "type-VF"}\n')
+REPO = pathlib.Path(__file__).resolve().parents[2]
+TESTBED = REPO / 'tests' / 'fixtures' / 'pci' / 'sriov-host.umockdev'
+
+
+def _pci_testbed() -> str:
+    if shutil.which('umockdev-run') is None:
+        raise stack_mod.StackError('umockdev-run is not installed (tools/setup.sh '
+                                   'installs it from bindep.txt)')
+    if not TESTBED.exists():
+        raise stack_mod.StackError(f'PCI testbed {TESTBED} not found: run the demo '
+                                   'from a clone of the repository')
+    return str(TESTBED)
+
+
+def _say(text: str = '') -> None:
+    print(text, flush=True)
+
+
+def _start(stack, testbed: str) -> float:
+    started = time.monotonic()
+    config = stack.config_file
+    where = (f'vhost {stack.vhost}' if stack.vhost else 'the default vhost')
+    _say(f'# Services on RabbitMQ ({where}, exchange {stack.exchange}); '
+         f'files in {stack.workdir}')
+    _say(f'$ nova-rt-manage --config-file {config} db sync')
+    stack.db_sync()
+    _say(f'$ nova-rt-placement --config-file {config} &')
+    stack.start_placement()
+    stack.wait_for('placement', 'serving topic')
+    for host in stack.hosts:
+        prefix = f'umockdev-run -d {testbed} -- ' if host.pci_testbed else ''
+        _say(f'$ {prefix}nova-rt-compute --config-file {stack.host_config(host)} &')
+        stack.start_compute(host)
+    for host in stack.hosts:
+        stack.wait_for(host.name, 'ready in')
+    elapsed = time.monotonic() - started
+    _say(f'# placement and {len(stack.hosts)} compute daemons serve '
+         f'({elapsed:.1f}s)\n')
+    return elapsed
+
+
+def _keep_running_note(stack) -> None:
+    _say('Left running (--keep-running):')
+    for name, pid in stack.pids().items():
+        _say(f'  {name:<12} pid {pid}   log {stack.log_path(name)}')
+    _say(f'Try:  NOVA_RT_CONFIG_FILE={stack.config_file} .venv/bin/nova-rt host list')
+    _say(f'Stop: tools/quickstart.sh stop {stack.workdir}')
+    _say(f'  (or: {sys.executable} -m nova_rt.cmd.demo stop {stack.workdir})')
+
+
+def cmd_run(args) -> int:
+    from nova_rt.cli import tour
+    began = time.monotonic()
+    workdir = os.path.realpath(tempfile.mkdtemp(prefix='nova-rt-demo-'))
+    try:
+        testbed = _pci_testbed()
+    except stack_mod.StackError as exc:
+        print(f'demo: {exc}', file=sys.stderr)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 1
+    stack = stack_mod.DemoStack(workdir, [
+        stack_mod.HostSpec(HOST1),
+        stack_mod.HostSpec(HOST2, pci_testbed=testbed, pci_sections=PCI_SECTIONS)])
+    failure = None
+    try:
+        stack.write_configs()
+        _start(stack, testbed)
+        transcript = tour.Transcript(stack.config_file)
+        tour.wait_until_alive(transcript, [HOST1, HOST2])
+        _say(f'# The CLI reads the transport from the config file:\n'
+             f'$ export NOVA_RT_CONFIG_FILE={stack.config_file}\n')
+        tour.run_tour(transcript, HOST1, HOST2, PCI_ALIAS)
+        _say(f'# All {transcript.steps} steps did what they should '
+             f'({time.monotonic() - began:.1f}s).')
+    except (stack_mod.StackError, tour.TourError) as exc:
+        failure = str(exc)
+    except KeyboardInterrupt:
+        failure = 'interrupted'
+    if failure is None and args.keep_running:
+        _keep_running_note(stack)
+        return 0
+    if failure is None and not args.exit_after_show and sys.stdin.isatty():
+        _say(f'The services are still up: in another terminal try\n'
+             f'  NOVA_RT_CONFIG_FILE={stack.config_file} .venv/bin/nova-rt host list')
+        try:
+            input('Press Enter to stop them. ')
+        except (EOFError, KeyboardInterrupt):
+            pass
+    if failure is not None:
+        print(f'demo: FAILED: {failure}', file=sys.stderr)
+        for name in stack.pids():
+            print(f'--- last lines of {stack.log_path(name)}:\n'
+                  f'{stack.log_tail(name)}', file=sys.stderr)
+    killed = stack.stop()
+    if killed:
+        _say(f'# {len(killed)} process(es) did not stop on SIGTERM and were killed')
+    if failure is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+        _say('# Stopped placement and both compute daemons; nothing is left running.')
+        return 0
+    print(f'demo: logs kept in {workdir}', file=sys.stderr)
+    return 1
+
+
+def cmd_stop(args) -> int:
+    try:
+        print(f'demo: {stack_mod.stop_recorded(os.path.realpath(args.workdir))}')
+    except stack_mod.StackError as exc:
+        print(f'demo: {exc}', file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--keep-running', action='store_true',
+                        help='leave the services running and say how to stop them')
+    parser.add_argument('--exit-after-show', '--ci', dest='exit_after_show',
+                        action='store_true',
+                        help='stop and exit right after the walk-through (CI)')
+
+
+def _stop_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('workdir', metavar='WORKDIR',
+                        help='the directory a --keep-running demo printed')
+
+
+#: name -> (help, add arguments, handler)
+COMMANDS = {
+    'run': ('placement + two compute daemons + the nova-rt CLI (default)',
+            _run_args, cmd_run),
+    'stop': ('stop what "run --keep-running" left running', _stop_args, cmd_stop),
+    'inventory': ('the host inventory as nova-rt-compute reads it',
+                  _inventory_args, cmd_inventory),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='nova_rt.cmd.demo', description='Show nova_rt at work on this machine.')
+    parser.add_argument('--format', choices=('both', 'json', 'table'), default='both',
+                        help='inventory output: JSON, a table, or both (default)')
+    subparsers = parser.add_subparsers(dest='command')
+    for name, (help_text, add_args, _handler) in COMMANDS.items():
+        add_args(subparsers.add_parser(name, help=help_text))
+    return parser
+
+
+def main(argv: Optional[list] = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not any(arg in COMMANDS for arg in argv) and not {'-h', '--help'} & set(argv):
+        # tools/quickstart.sh passes its arguments: "--keep-running" means "run".
+        argv = ['run'] + argv
+    args = parser.parse_args(argv)
+    return COMMANDS[args.command][2](args)
 
 
 if __name__ == '__main__':
