@@ -11,7 +11,7 @@ pytest.importorskip('libvirt')
 
 def test_quickstart_demo_prints_the_test_driver_inventory():
     result = subprocess.run(
-        [sys.executable, '-m', 'nova_rt.cmd.demo', '--format', 'json'],
+        [sys.executable, '-m', 'nova_rt.cmd.demo', '--format', 'json', 'inventory'],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
