@@ -64,36 +64,60 @@ def _usage(by_consumer: dict) -> dict:
     return usage
 
 
+def _lock_root(session, host, root_uuid, generation, now) -> int:
+    """Compare-and-swap the root's generation; the id of the root.
+
+    One statement on the happy path; only a refused write pays for finding
+    out why (unknown, someone else's, not a root, or stale).
+    """
+    row = session.execute(
+        sa.update(RP).where(RP.uuid == root_uuid, RP.host == host,
+                            RP.parent_provider_id.is_(None),
+                            RP.generation == generation)
+        .values(generation=RP.generation + 1, last_heartbeat=now)
+        .returning(RP.id)).first()
+    if row is not None:
+        return row.id
+    found = session.execute(
+        sa.select(RP.host, RP.parent_provider_id, RP.generation)
+        .where(RP.uuid == root_uuid)).first()
+    if found is None:
+        raise exception.ResourceProviderNotFound(uuid=root_uuid)
+    if found.host != host:
+        raise exception.NotAuthorized(
+            reason=f'provider {root_uuid} belongs to another host')
+    if found.parent_provider_id is not None:
+        raise exception.InvalidInput(
+            reason=f'root_uuid: {root_uuid} is not a root provider')
+    raise exception.ResourceProviderGenerationConflict(
+        uuid=root_uuid, expected=generation, current=found.generation)
+
+
 def report_allocations(session, host: str, root_uuid: str, generation: int,
                        allocations: dict, full: bool, now=None) -> dict:
     now = now or common.utcnow()
-    root = common.get_provider(session, root_uuid)
-    if root.host != host:
-        raise exception.NotAuthorized(
-            reason=f'provider {root_uuid} belongs to another host')
-    if root.parent_provider_id is not None:
-        raise exception.InvalidInput(
-            reason=f'root_uuid: {root_uuid} is not a root provider')
-    common.bump_generation(session, root.id, root_uuid, generation,
-                           last_heartbeat=now)
+    root_id = _lock_root(session, host, root_uuid, generation, now)
 
-    tree = dict(session.execute(sa.select(RP.uuid, RP.id).where(
-        RP.root_provider_id == root.id)).all())
+    tree, generations, inventories = {}, {}, {}
+    for row in session.execute(
+            sa.select(RP.uuid, RP.id, RP.generation, INV.resource_class,
+                      INV.min_unit, INV.max_unit, INV.step_size, INV.capacity)
+            .outerjoin(INV, INV.resource_provider_id == RP.id)
+            .where(RP.root_provider_id == root_id)):
+        tree[row.uuid] = row.id
+        generations[row.id] = row.generation
+        if row.resource_class is not None:
+            inventories[(row.id, row.resource_class)] = row
     tree_ids = list(tree.values())
-    inventories = {(inv.resource_provider_id, inv.resource_class): inv
-                   for inv in session.execute(sa.select(INV).where(
-                       INV.resource_provider_id.in_(tree_ids))).scalars()}
     want = _want(allocations, tree, inventories)
 
     have: dict = {}
-    consumer_ids: dict = {}
-    for c_uuid, c_id, rp_id, rc, n in session.execute(
-            sa.select(CONSUMER.uuid, CONSUMER.id, ALLOC.resource_provider_id,
+    for c_uuid, rp_id, rc, n in session.execute(
+            sa.select(CONSUMER.uuid, ALLOC.resource_provider_id,
                       ALLOC.resource_class, ALLOC.used)
             .join(CONSUMER, CONSUMER.id == ALLOC.consumer_id)
             .where(ALLOC.resource_provider_id.in_(tree_ids))):
         have.setdefault(c_uuid, {})[(rp_id, rc)] = n
-        consumer_ids[c_uuid] = c_id
 
     new_state = dict(want) if full else {**have, **want}
     old_usage, new_usage = _usage(have), _usage(new_state)
@@ -108,39 +132,43 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
     changed = sorted(c for c in set(have) | set(new_state)
                      if have.get(c, {}) != new_state.get(c, {}))
     if changed:
-        _write(session, allocations, have, new_state, changed, consumer_ids,
-               tree_ids)
         touched = {rp_id for c in changed
                    for rows in (have.get(c, {}), new_state.get(c, {}))
                    for rp_id, _rc in rows}
-        children = touched - {root.id}
+        _write(session, allocations, have, new_state, changed, tree_ids,
+               touched)
+        children = touched - {root_id}
         if children:
             session.execute(sa.update(RP).where(RP.id.in_(children))
                             .values(generation=RP.generation + 1)
                             .execution_options(synchronize_session=False))
-    return common.tree_generations(session, root.id)
+            for rp_id in children:
+                generations[rp_id] += 1
+    return {uuid: generations[rp_id] for uuid, rp_id in tree.items()}
 
 
-def _write(session, allocations, have, new_state, changed, consumer_ids,
-           tree_ids) -> None:
+def _write(session, allocations, have, new_state, changed, tree_ids,
+           touched) -> None:
     incoming = [c for c in changed if new_state.get(c)]
-    common.insert_ignore(session, CONSUMER, [
-        {'uuid': c, 'project_id': allocations[c]['project_id'],
-         'user_id': allocations[c]['user_id'], 'generation': 0}
-        for c in incoming], ['uuid'])
-    consumer_ids = dict(consumer_ids)
+    # Consumers: created, or their generation bumped, ids returned: one
+    # statement.  An upsert also survives another host creating or deleting
+    # the same consumer (a move) at the same moment.
+    consumer_ids = {}
     if incoming:
+        consumer_ids = dict(common.upsert_returning(
+            session, CONSUMER,
+            [{'uuid': c, 'project_id': allocations[c]['project_id'],
+              'user_id': allocations[c]['user_id'], 'generation': 0}
+             for c in incoming], ['uuid'],
+            {'generation': CONSUMER.generation + 1,
+             'project_id': lambda excluded: excluded.project_id,
+             'user_id': lambda excluded: excluded.user_id},
+            [CONSUMER.uuid, CONSUMER.id]))
+    leaving = [c for c in changed if c in have and c not in consumer_ids]
+    if leaving:
         consumer_ids.update(session.execute(
             sa.select(CONSUMER.uuid, CONSUMER.id).where(
-                CONSUMER.uuid.in_(incoming))).all())
-        # One executemany, not a statement per consumer.
-        session.connection().execute(
-            sa.update(CONSUMER).where(CONSUMER.id == sa.bindparam('cid'))
-            .values(generation=CONSUMER.generation + 1,
-                    project_id=sa.bindparam('pid'),
-                    user_id=sa.bindparam('uid')),
-            [{'cid': consumer_ids[c], 'pid': allocations[c]['project_id'],
-              'uid': allocations[c]['user_id']} for c in incoming])
+                CONSUMER.uuid.in_(leaving))).all())
     old_ids = [consumer_ids[c] for c in changed if c in have]
     if old_ids:
         session.execute(sa.delete(ALLOC).where(
@@ -152,14 +180,14 @@ def _write(session, allocations, have, new_state, changed, consumer_ids,
     if rows:
         session.execute(sa.insert(ALLOC), rows)
     session.execute(
-        sa.update(INV).where(INV.resource_provider_id.in_(tree_ids))
+        sa.update(INV).where(INV.resource_provider_id.in_(list(touched)))
         .values(used=sa.func.coalesce(
             sa.select(sa.func.sum(ALLOC.used))
             .where(ALLOC.resource_provider_id == INV.resource_provider_id,
                    ALLOC.resource_class == INV.resource_class)
             .scalar_subquery(), 0))
         .execution_options(synchronize_session=False))
-    gone = [consumer_ids[c] for c in changed if c in have and not new_state.get(c)]
+    gone = [consumer_ids[c] for c in leaving if c in consumer_ids]
     if gone:
         session.execute(sa.delete(CONSUMER).where(
             CONSUMER.id.in_(gone),

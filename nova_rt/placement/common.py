@@ -36,15 +36,32 @@ def check_traits(names, field='traits') -> None:
                        'CUSTOM_[A-Z0-9_]+')
 
 
+def dialect_name(conn) -> str:
+    """'sqlite' or 'postgresql', for a Connection (or a Session)."""
+    dialect = getattr(conn, 'dialect', None) or conn.get_bind().dialect
+    return dialect.name
+
+
 def insert_ignore(session, model, rows: list[dict], conflict_cols: list[str]):
     """INSERT ... ON CONFLICT DO NOTHING, in the session's dialect."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == 'postgresql' else sqlite
+    module = postgresql if dialect_name(session) == 'postgresql' else sqlite
     stmt = module.insert(model).on_conflict_do_nothing(
         index_elements=conflict_cols)
     session.execute(stmt, rows)
+
+
+def upsert_returning(session, model, rows: list[dict], conflict_cols: list[str],
+                     update: dict, returning: list):
+    """INSERT ... ON CONFLICT DO UPDATE ... RETURNING, in one round trip."""
+    module = postgresql if dialect_name(session) == 'postgresql' else sqlite
+    stmt = module.insert(model)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=conflict_cols,
+        set_={k: (v(stmt.excluded) if callable(v) else v)
+              for k, v in update.items()})
+    return session.execute(stmt.returning(*returning), rows).all()
 
 
 def ensure_traits(session, names) -> dict[str, int]:
@@ -72,7 +89,9 @@ def ensure_aggregates(session, uuids) -> dict[str, int]:
 
 
 def get_provider(session, uuid: str):
-    rp = session.execute(sa.select(RP).where(RP.uuid == uuid)).scalar_one_or_none()
+    rp = session.execute(
+        sa.select(RP.id, RP.uuid, RP.host, RP.generation,
+                  RP.parent_provider_id).where(RP.uuid == uuid)).first()
     if rp is None:
         raise exception.ResourceProviderNotFound(uuid=uuid)
     return rp

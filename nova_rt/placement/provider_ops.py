@@ -97,13 +97,18 @@ def report_provider_tree(session, host: str, providers: list,
     by_uuid = {p['uuid']: p for p in providers}
     parents = {p['uuid']: p.get('parent_uuid') for p in providers}
 
-    # Lock the host's rows in one order so concurrent reports cannot deadlock.
-    owned = {rp.uuid: rp for rp in session.execute(
-        sa.select(RP).where(RP.host == host).order_by(RP.id)
-        .with_for_update()).scalars()}
-    foreign = session.execute(
-        sa.select(RP.uuid, RP.host).where(RP.uuid.in_(list(by_uuid)),
-                                          RP.host != host)).first()
+    # Lock the host's rows in one order so concurrent reports cannot deadlock;
+    # the same statement finds listed uuids that belong to someone else.
+    owned, foreign = {}, None
+    for row in session.execute(
+            sa.select(RP.id, RP.uuid, RP.name, RP.host, RP.generation,
+                      RP.parent_provider_id, RP.root_provider_id)
+            .where(sa.or_(RP.host == host, RP.uuid.in_(list(by_uuid))))
+            .order_by(RP.id).with_for_update()):
+        if row.host == host:
+            owned[row.uuid] = row
+        else:
+            foreign = row
     if foreign is not None:
         raise exception.NotAuthorized(
             reason=f'provider {foreign.uuid} belongs to another host')
@@ -142,8 +147,8 @@ def report_provider_tree(session, host: str, providers: list,
         want_traits = p.get('traits')
         rp = owned.get(uuid)
         if rp is None:
-            links.append({'id': ids[uuid], 'parent_provider_id': parent_id,
-                          'root_provider_id': root_id})
+            links.append({'b_id': ids[uuid], 'b_parent': parent_id,
+                          'b_root': root_id})
             _write_inventories(session, ids[uuid], uuid, {}, want_inv)
             if want_traits:
                 _write_traits(session, ids[uuid], want_traits)
@@ -167,7 +172,10 @@ def report_provider_tree(session, host: str, providers: list,
         if not same_traits:
             _write_traits(session, rp.id, want_traits)
     if links:
-        session.execute(sa.update(RP), links)
+        session.execute(
+            sa.update(RP).where(RP.id == sa.bindparam('b_id')).values(
+                parent_provider_id=sa.bindparam('b_parent'),
+                root_provider_id=sa.bindparam('b_root')), links)
     # Last, so that kept providers no longer point at what goes away.
     _remove(session, [rp for u, rp in owned.items() if u not in by_uuid])
     roots = [ids[u] for u in by_uuid if parents[u] is None]
@@ -176,17 +184,20 @@ def report_provider_tree(session, host: str, providers: list,
                         .values(last_heartbeat=now)
                         .execution_options(synchronize_session=False))
     LOG.debug('Provider tree of %s: created %s, changed %s', host, new, changed)
-    rows = session.execute(sa.select(RP.uuid, RP.generation)
-                           .where(RP.uuid.in_(list(by_uuid))))
-    return dict(rows.all())
+    result = {u: owned[u].generation for u in by_uuid if u in owned}
+    result.update({u: result[u] + 1 for u in changed})
+    result.update({u: 1 for u in new})
+    return result
 
 
 def _current_inventories(session, rp_ids) -> dict[int, dict]:
     result: dict[int, dict] = {}
     if not rp_ids:
         return result
-    for inv in session.execute(sa.select(INV).where(
-            INV.resource_provider_id.in_(rp_ids))).scalars():
+    for inv in session.execute(sa.select(
+            INV.id, INV.resource_provider_id, INV.resource_class, INV.used,
+            *(getattr(INV, f) for f in _INV_FIELDS)).where(
+                INV.resource_provider_id.in_(rp_ids))):
         result.setdefault(inv.resource_provider_id, {})[inv.resource_class] = {
             'id': inv.id, 'used': inv.used,
             **{f: getattr(inv, f) for f in _INV_FIELDS}}
@@ -216,13 +227,17 @@ def _write_inventories(session, rp_id, uuid, have: dict, want: dict) -> None:
     if gone:
         session.execute(sa.delete(INV).where(INV.resource_provider_id == rp_id,
                                              INV.resource_class.in_(gone)))
-    updates = [{'id': have[rc]['id'], **inv} for rc, inv in want.items()
-               if rc in have]
+    updates = [{'b_id': have[rc]['id'],
+                **{f'b_{k}': v for k, v in inv.items()}}
+               for rc, inv in want.items() if rc in have]
     inserts = [{'resource_provider_id': rp_id, 'resource_class': rc,
                 'used': 0, **inv} for rc, inv in want.items()
                if rc not in have]
     if updates:
-        session.execute(sa.update(INV), updates)
+        session.execute(
+            sa.update(INV).where(INV.id == sa.bindparam('b_id')).values(
+                {k: sa.bindparam(f'b_{k}') for k in (*_INV_FIELDS, 'capacity')}),
+            updates)
     if inserts:
         session.execute(sa.insert(INV), inserts)
 
@@ -280,8 +295,8 @@ def delete_resource_provider(session, uuid: str) -> None:
     rp = common.get_provider(session, uuid)
     subtree, frontier = [rp], [rp.id]
     while frontier:
-        children = session.execute(sa.select(RP).where(
-            RP.parent_provider_id.in_(frontier))).scalars().all()
+        children = session.execute(sa.select(RP.id, RP.uuid).where(
+            RP.parent_provider_id.in_(frontier))).all()
         subtree.extend(children)
         frontier = [c.id for c in children]
     _remove(session, subtree)

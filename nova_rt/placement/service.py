@@ -33,7 +33,7 @@ class PlacementService(service.Service):
         super().start()
         transport = self.transport or rpc.get_transport(self.conf)
         url = self.conf.placement_database.connection
-        endpoint = manager.PlacementEndpoint(db.get_sessionmaker(url), self.conf)
+        endpoint = manager.PlacementEndpoint(db.get_engine(url), self.conf)
         # Every process listens on the shared topic queue (competing
         # consumers); the server name only has to be unique per process.
         target = rpc.placement_target()(

@@ -56,4 +56,4 @@ def conf():
 @pytest.fixture
 def mgr(db_url, conf):
     from nova_rt.placement import manager
-    return manager.PlacementManager(db.get_sessionmaker(db_url), conf)
+    return manager.PlacementManager(db.get_engine(db_url), conf)

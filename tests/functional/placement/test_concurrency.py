@@ -47,16 +47,22 @@ def race(api, root, writers, per_writer, host='h1'):
     """Each writer adds consumers one at a time, refreshing the generation
     after a conflict; returns (acknowledged, outcome counts)."""
     acked, counts, lock = [], {}, threading.Lock()
+    # Everyone's first write names the same generation: a guaranteed race.
+    first = threading.Barrier(writers)
 
     def note(name):
         with lock:
             counts[name] = counts.get(name, 0) + 1
 
     def writer(_):
+        waited = False
         for _n in range(per_writer):
             c = new_uuid()
             while True:
                 gen = api.get_resource_provider(CTX, uuid=root)['generation']
+                if not waited:
+                    waited = True
+                    first.wait(timeout=60)
                 try:
                     api.report_allocations(
                         CTX, host=host, root_uuid=root, generation=gen,
