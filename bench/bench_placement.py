@@ -178,9 +178,33 @@ def one_report(api, sim) -> None:
         sim['gen'] = gens[sim['root']]
 
 
-def bench_reports(label, api, hosts: int, seconds: float, threads: int):
+def _cpu_seconds(pids) -> float:
+    """User+system CPU of these processes and their children (/proc)."""
+    ticks = os.sysconf('SC_CLK_TCK')
+    stats = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/stat') as f:
+                    fields = f.read().rsplit(')', 1)[1].split()
+            except OSError:
+                continue
+            # fields: state, ppid, ..., utime (11), stime (12)
+            stats[int(entry)] = (int(fields[1]),
+                                 (int(fields[11]) + int(fields[12])) / ticks)
+    wanted, total = set(pids), 0.0
+    for pid, (ppid, cpu) in stats.items():
+        if pid in wanted or ppid in wanted:
+            total += cpu
+    return total
+
+
+def bench_reports(label, api, hosts: int, seconds: float, threads: int,
+                  server_pids=()):
     sims = add_hosts(api, hosts)
     stop = time.monotonic() + seconds
+    cpu0 = (_cpu_seconds(server_pids) if server_pids
+            else time.process_time())
     done = [0] * threads
 
     def worker(i):
@@ -193,9 +217,14 @@ def bench_reports(label, api, hosts: int, seconds: float, threads: int):
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
         list(pool.map(worker, range(threads)))
     elapsed = time.perf_counter() - start
+    cpu = (_cpu_seconds(server_pids) if server_pids
+           else time.process_time()) - cpu0
+    # CPU per report of the serving process: what one idle core would do,
+    # whatever else the machine runs meanwhile.
     print(f'  reports    {label:10s} {sum(done) / elapsed:7.0f} reports/s '
           f'({sum(done)} in {elapsed:.1f} s, {threads} threads, '
-          f'{hosts} hosts)')
+          f'{hosts} hosts); {cpu / sum(done) * 1000:.2f} ms CPU per report '
+          f'in the {"placement process" if server_pids else "bench process"}')
 
 
 def run_backend(backend, url, args, workdir):
@@ -215,7 +244,8 @@ def run_backend(backend, url, args, workdir):
     if args.rpc:
         populate(url, 0)
         with fixtures.running_placement(url, workdir) as placement:
-            bench_reports('rpc', placement.api, args.hosts, args.seconds, 8)
+            bench_reports('rpc', placement.api, args.hosts, args.seconds, 8,
+                          [p.pid for p in placement.processes])
 
 
 def main(argv=None):

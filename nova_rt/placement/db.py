@@ -13,6 +13,7 @@ URLs carry passwords: nothing here puts one in a message.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -80,6 +81,24 @@ def create_engine(url: str) -> sa.Engine:
     raise exception.InvalidInput(
         reason=f'unsupported database backend {parsed.get_backend_name()!r} '
                '(sqlite or postgresql+psycopg)')
+
+
+_sqlite_locks: dict[int, threading.Lock] = {}
+
+
+def transaction_guard(engine: sa.Engine):
+    """What to hold around a transaction on ``engine``.
+
+    SQLite: a process-wide lock, so that this process's threads queue on it
+    and hand over at once; left to SQLite's busy handler they sleep in steps
+    of up to 100 ms while waiting for the database lock, which cut the report
+    rate in half (bench).  Other processes still queue on BEGIN IMMEDIATE.
+    PostgreSQL: nothing, row locks do the work.
+    """
+    if engine.dialect.name != 'sqlite':
+        return contextlib.nullcontext()
+    with _engines_lock:
+        return _sqlite_locks.setdefault(id(engine), threading.Lock())
 
 
 def get_engine(url: str) -> sa.Engine:

@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 
 from nova_rt import exception
 from nova_rt import rpc
+from nova_rt.placement import db
 from nova_rt.placement import operations as ops
 from nova_rt.placement import schemas
 
@@ -56,6 +57,7 @@ class PlacementManager:
         # statements and the ORM's per-statement overhead was half the cost
         # of a report (bench/bench_placement.py).
         self.engine = engine
+        self._guard = db.transaction_guard(engine)
         self.conf = conf
 
     def _run(self, method: str, kwargs: dict, func, **extra):
@@ -63,7 +65,7 @@ class PlacementManager:
         schemas.validate(method, kwargs)
         for attempt in range(_RETRIES):
             try:
-                with self.engine.begin() as conn:
+                with self._guard, self.engine.begin() as conn:
                     return func(conn, **kwargs, **extra)
             except exception.NotAuthorized as error:
                 LOG.warning('Refused %s from host %s: %s', method,

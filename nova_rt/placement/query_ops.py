@@ -199,9 +199,12 @@ def get_allocation_candidates(session, resources: dict, heartbeat_timeout: int,
         stmt = stmt.where(~_has_any_trait(RP.id, list(forbidden)))
     if member_of:
         stmt = stmt.where(_member_of(RP.id, list(member_of)))
+    # Both sides double precision: a float divided by an integer is done in
+    # NUMERIC by PostgreSQL, several times slower over thousands of rows.
     emptiness = sum(
-        sa.cast(inv.capacity - inv.used, sa.Float)
-        / sa.func.nullif(inv.capacity, 0) for inv in invs)
+        sa.cast(inv.capacity - inv.used, sa.Double)
+        / sa.func.nullif(sa.cast(inv.capacity, sa.Double), 0.0)
+        for inv in invs)
     stmt = stmt.order_by(emptiness.desc() if order == 'spread'
                          else emptiness.asc(), RP.uuid)
     if limit:
