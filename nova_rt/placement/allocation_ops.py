@@ -26,14 +26,25 @@ ALLOC = models.Allocation
 CONSUMER = models.Consumer
 
 
-def _want(allocations: dict, tree: dict, inventories: dict) -> dict:
-    """consumer -> {(rp_id, rc): n}, checked against the tree's inventories."""
+def _want(allocations: dict, tree: dict, inventories: dict,
+          owner_of=lambda uuid: None) -> dict:
+    """consumer -> {(rp_id, rc): n}, checked against the tree's inventories.
+
+    ``owner_of(uuid)`` names the host of a provider outside the tree (asked
+    only on that error path), so that a write to another host's provider is
+    refused as such.
+    """
     want = {}
     for consumer, body in allocations.items():
         rows = {}
         for rp_uuid, amounts in body['resources'].items():
             rp_id = tree.get(rp_uuid)
             if rp_id is None:
+                owner = owner_of(rp_uuid)
+                if owner is not None:
+                    raise exception.NotAuthorized(
+                        reason=f'consumer {consumer}: provider {rp_uuid} '
+                               f'belongs to host {owner}')
                 raise exception.InvalidAllocation(
                     reason=f'consumer {consumer}: provider {rp_uuid} is not '
                            'in the reporting host\'s tree')
@@ -93,6 +104,11 @@ def _lock_root(session, host, root_uuid, generation, now) -> int:
         uuid=root_uuid, expected=generation, current=found.generation)
 
 
+def _foreign_owner(session, rp_uuid: str, host: str):
+    owner = session.execute(sa.select(RP.host).where(RP.uuid == rp_uuid)).scalar()
+    return owner if owner is not None and owner != host else None
+
+
 def report_allocations(session, host: str, root_uuid: str, generation: int,
                        allocations: dict, full: bool, now=None) -> dict:
     now = now or common.utcnow()
@@ -109,7 +125,8 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
         if row.resource_class is not None:
             inventories[(row.id, row.resource_class)] = row
     tree_ids = list(tree.values())
-    want = _want(allocations, tree, inventories)
+    want = _want(allocations, tree, inventories,
+                 lambda uuid: _foreign_owner(session, uuid, host))
 
     have: dict = {}
     for c_uuid, rp_id, rc, n in session.execute(

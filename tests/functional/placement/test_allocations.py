@@ -125,9 +125,12 @@ def test_child_provider_allocations_bump_child(mgr):
 def test_allocation_on_foreign_tree_refused(mgr):
     r1, g1 = add_host(mgr, host='h1')
     r2, g2 = add_host(mgr, host='h2')
-    with pytest.raises(exception.InvalidAllocation):
+    with pytest.raises(exception.NotAuthorized):
         _report(mgr, r1, g1, {new_uuid(): consumer({r2: {'VCPU': 1}})})
+    with pytest.raises(exception.InvalidAllocation):
+        _report(mgr, r1, g1, {new_uuid(): consumer({new_uuid(): {'VCPU': 1}})})
     assert mgr.get_usages(CTX, uuid=r2)['VCPU'] == 0
+    assert mgr.get_resource_provider(CTX, uuid=r1)['generation'] == g1
 
 
 def test_consumer_across_two_hosts(mgr):
