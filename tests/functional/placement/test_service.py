@@ -108,3 +108,16 @@ def test_manage_masks_password_of_unreachable_database(tmp_path):
     assert result.returncode == 1
     assert 's3cr3tpw' not in result.stdout + result.stderr
     assert 'nova:***@127.0.0.1' in result.stderr
+
+
+def test_eventlet_backend_serves_and_stops(tmp_path):
+    url = f'sqlite:///{tmp_path}/p.sqlite'
+    with fixtures.running_placement(
+            url, str(tmp_path),
+            extra_conf='concurrency_backend = eventlet') as placement:
+        root = new_uuid()
+        assert placement.api.report_provider_tree(
+            CTX, host='h1', providers=[compute_node(root)]) == {root: 1}
+        assert [c['host'] for c in placement.api.get_allocation_candidates(
+            CTX, resources={'VCPU': 1})] == ['h1']
+    # running_placement asserted exit code 0 after SIGTERM.
