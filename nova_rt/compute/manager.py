@@ -68,7 +68,9 @@ class ComputeManager:
         if method in _READ_ONLY:
             LOG.debug('%s served in %.1f ms', method, elapsed_ms)
             return result
-        LOG.info('%s %s done in %.1f ms', method, _subject(arguments), elapsed_ms)
+        # The tracker logs what a call changed at INFO; one line per call is
+        # enough on the claim path.
+        LOG.debug('%s %s done in %.1f ms', method, _subject(arguments), elapsed_ms)
         if self._on_change is not None and method != 'run_audit':
             self._on_change()
         self.notifier.notify(context, method, arguments, result)

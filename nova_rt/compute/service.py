@@ -26,6 +26,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from typing import Optional
@@ -52,6 +53,9 @@ REPORT_RETRY = 10.0
 #: delays reporting, never the service.
 PLACEMENT_TIMEOUT = 30.0
 FLUSH_TIMEOUT = 5.0
+SWITCH_INTERVAL = 0.001
+#: OS niceness of the audit thread (Linux: per thread).
+AUDIT_NICE = 10
 
 
 def configured_ratios(conf) -> dict:
@@ -148,6 +152,8 @@ class ComputeService(oslo_service.ServiceBase):
         self.audits = 0
         self._ratios_at = 0.0
         self._own_transport = False
+        self._audit_waiters: list = []
+        self._waiters_lock = threading.Lock()
 
     # ------------------------------------------------------------ start
 
@@ -202,7 +208,7 @@ class ComputeService(oslo_service.ServiceBase):
         self.audit()                 # first audit and first report
         self.notifier = notifications.ComputeNotifier.from_conf(conf, self.host)
         self.manager = manager_mod.ComputeManager(
-            self.tracker, on_change=self.report_soon, run_audit=self.audit,
+            self.tracker, on_change=self.report_soon, run_audit=self.audit_now,
             notifier=self.notifier)
         self.rpc_server = rpc.get_server(
             conf, self._transport, rpc.compute_target(self.host), [self.manager])
@@ -266,13 +272,28 @@ class ComputeService(oslo_service.ServiceBase):
             self.notifier.notify({}, 'run_audit', {}, summary)
         return summary
 
+    def audit_now(self, timeout: float = 300) -> dict:
+        """RPC ``run_audit``: an audit that starts after this call, run by
+        the audit thread (so that every audit has its low OS priority)."""
+        done = threading.Event()
+        waiter = {'done': done}
+        with self._waiters_lock:
+            self._audit_waiters.append(waiter)
+        self.tracker.audit_wanted.set()
+        if not done.wait(timeout):
+            raise TimeoutError('the audit did not finish in time')
+        if 'error' in waiter:
+            raise waiter['error']
+        return dict(waiter['summary'])
+
     def report(self, force_full: bool = False) -> bool:
         with self._report_lock:
             self._report_at = None
             version, view = self.tracker.placement_view()
             sent = self.reporter.report(version, view, force_full=force_full)
             if self.reporter.pending:
-                self._report_at = time.monotonic() + REPORT_RETRY
+                self._report_at = time.monotonic() + min(
+                    REPORT_RETRY, self.conf.heartbeat_interval)
             return sent
 
     def report_soon(self) -> None:
@@ -281,6 +302,7 @@ class ComputeService(oslo_service.ServiceBase):
             self._report_at = time.monotonic() + REPORT_DELAY
 
     def _audit_loop(self):
+        self._lower_priority()
         next_audit = time.monotonic() + self.conf.update_resources_interval
         wanted = self.tracker.audit_wanted
         while not self._stopping.is_set():
@@ -288,24 +310,52 @@ class ComputeService(oslo_service.ServiceBase):
             deadlines = [next_audit, now + self._watchdog.due_in(now)]
             if self._report_at is not None:
                 deadlines.append(self._report_at)
-            woken = wanted.wait(max(0.0, min(deadlines) - now))
+            # Claims set _report_at without waking this thread, so never
+            # sleep longer than REPORT_DELAY.
+            woken = wanted.wait(min(max(0.0, min(deadlines) - now), REPORT_DELAY))
             if self._stopping.is_set():
                 break
             now = time.monotonic()
             self._watchdog.ping(now)
-            try:
-                if woken or now >= next_audit:
-                    wanted.clear()
-                    self.audit()
-                    next_audit = (time.monotonic()
-                                  + self.conf.update_resources_interval)
-                elif self._report_at is not None and now >= self._report_at:
-                    self.report()
-            except Exception:
-                # One bad audit must not end auditing for good.
-                LOG.exception('audit failed; next one in %ss',
-                              self.conf.update_resources_interval)
+            if woken or now >= next_audit:
+                wanted.clear()
+                # Callers waiting now get this audit; later ones the next.
+                with self._waiters_lock:
+                    waiters, self._audit_waiters = self._audit_waiters, []
+                try:
+                    summary = self.audit()
+                except Exception as exc:
+                    # One bad audit must not end auditing for good.
+                    LOG.exception('audit failed; next one in %ss',
+                                  self.conf.update_resources_interval)
+                    for waiter in waiters:
+                        waiter['error'] = exc
+                else:
+                    for waiter in waiters:
+                        waiter['summary'] = summary
+                finally:
+                    for waiter in waiters:
+                        waiter['done'].set()
                 next_audit = time.monotonic() + self.conf.update_resources_interval
+            elif self._report_at is not None and now >= self._report_at:
+                try:
+                    self.report()
+                except Exception:
+                    LOG.exception('report to placement failed')
+
+    def _lower_priority(self) -> None:
+        """Let claims' threads (and RabbitMQ) win the CPU over the audit.
+
+        Only with native threads: under eventlet every green thread shares
+        one OS thread, which must keep its priority.
+        """
+        if self.conf.concurrency_backend != 'threading':
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                           AUDIT_NICE)
+        except (OSError, AttributeError):
+            LOG.debug('could not lower the audit thread priority', exc_info=True)
 
     def _heartbeat_loop(self):
         while not self._stopping.wait(self.conf.heartbeat_interval):
@@ -415,6 +465,9 @@ def run(conf, service: ComputeService) -> int:
 
     for signo in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signo, _on_signal)
+    # An audit is CPU-bound Python; with the default 5 ms GIL slice a claim
+    # thread waits up to that long behind it for each step of its round trip.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     service.start()
     while True:
         wake.wait(1.0)

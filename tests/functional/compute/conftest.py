@@ -6,5 +6,6 @@ try:
 except Exception:   # another package of the run chose it first: fine
     pass
 
+from tests.functional.compute.fixtures import compute_placement  # noqa: E402,F401
 from tests.functional.compute.fixtures import compute_stack  # noqa: E402,F401
 from tests.functional.compute.fixtures import in_process_compute  # noqa: E402,F401

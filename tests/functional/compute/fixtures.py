@@ -255,35 +255,50 @@ class ComputeStack:
 
 @contextlib.contextmanager
 def running_compute_stack(workdir: str, backend: str = 'threading',
-                          proxy: 'RabbitProxy | None' = None, extra: str = ''):
-    """placement + one nova-rt-compute (through ``proxy`` if given) + client."""
+                          proxy: 'RabbitProxy | None' = None, extra: str = '',
+                          placement=None, client_timeout: float = 15):
+    """placement (``placement`` if given, else a new one) + one
+    nova-rt-compute (through ``proxy`` if given) + a client."""
+    if placement is None:
+        url = f'sqlite:///{workdir}/placement.sqlite'
+        with placement_fixtures.running_placement(url, workdir) as placement:
+            with running_compute_stack(workdir, backend, proxy, extra, placement,
+                                       client_timeout) as stack:
+                yield stack
+        return
+    vhost_url = transport_url_of(placement)
+    host = f'cmp-{backend}-{uuid.uuid4().hex[:6]}'
+    compute = ComputeProcess(
+        workdir, host, placement.exchange, backend, extra=extra,
+        transport_url=proxy.url_for(vhost_url) if proxy else vhost_url)
+    compute.start()
+    api, transport = compute_client(placement.exchange, url=vhost_url,
+                                    timeout=client_timeout)
+    try:
+        yield ComputeStack(compute, api, placement, host, backend)
+    finally:
+        code = compute.terminate()
+        transport.cleanup()
+    assert code == 0, compute.log_text()[-3000:]
+
+
+@pytest.fixture(scope='session')
+def compute_placement(tmp_path_factory):
+    """One real placement (on a vhost of its own) for the compute tests:
+    every daemon has its own host name, so they can share it."""
+    workdir = str(tmp_path_factory.mktemp('compute-placement'))
     url = f'sqlite:///{workdir}/placement.sqlite'
     with placement_fixtures.running_placement(url, workdir) as placement:
-        vhost_url = transport_url_of(placement)
-        host = f'cmp-{backend}-{uuid.uuid4().hex[:6]}'
-        compute = ComputeProcess(
-            workdir, host, placement.exchange, backend, extra=extra,
-            transport_url=proxy.url_for(vhost_url) if proxy else vhost_url)
-        compute.start()
-        api, transport = compute_client(placement.exchange, url=vhost_url)
-        try:
-            yield ComputeStack(compute, api, placement, host, backend)
-        finally:
-            code = compute.terminate()
-            transport.cleanup()
-        assert code == 0, compute.log_text()[-3000:]
-
-
-def _stack(tmp_path_factory, backend: str):
-    workdir = str(tmp_path_factory.mktemp(f'compute-{backend}'))
-    with running_compute_stack(workdir, backend) as stack:
-        yield stack
+        yield placement
 
 
 @pytest.fixture(scope='module', params=['threading', 'eventlet'])
-def compute_stack(request, tmp_path_factory):
+def compute_stack(request, tmp_path_factory, compute_placement):
     """placement + nova-rt-compute (each backend) + a conductor-side client."""
-    yield from _stack(tmp_path_factory, request.param)
+    workdir = str(tmp_path_factory.mktemp(f'compute-{request.param}'))
+    with running_compute_stack(workdir, request.param,
+                               placement=compute_placement) as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import pytest
 
 from nova_rt import exception
 from tests.functional.compute import fixtures
-from tests.functional.placement import fixtures as placement_fixtures
 
 
 def new_uuid():
@@ -57,8 +56,9 @@ def assert_converged(stack, acknowledged):
         assert in_placement[uuid_] == {'VCPU': 1, 'MEMORY_MB': 64}
 
 
-def test_sigkill_mid_run_loses_no_acknowledged_claim(tmp_path):
-    with fixtures.running_compute_stack(str(tmp_path)) as stack:
+def test_sigkill_mid_run_loses_no_acknowledged_claim(tmp_path, compute_placement):
+    with fixtures.running_compute_stack(str(tmp_path), placement=compute_placement,
+                                        client_timeout=4) as stack:
         acknowledged, errors = [], []
         stop = threading.Event()
 
@@ -85,19 +85,22 @@ def test_sigkill_mid_run_loses_no_acknowledged_claim(tmp_path):
         assert_converged(stack, acknowledged)
 
 
-def test_rabbitmq_away_and_back(tmp_path):
+def test_rabbitmq_away_and_back(tmp_path, compute_placement):
     proxy = fixtures.RabbitProxy()
     try:
-        extra = 'heartbeat_interval = 1\n'
-        with fixtures.running_compute_stack(str(tmp_path), proxy=proxy,
-                                            extra=extra) as stack:
+        # Reconnect attempts every second or two, not oslo's default back-off
+        # up to 30 s, to keep the test short.
+        extra = ('heartbeat_interval = 1\n[oslo_messaging_rabbit]\n'
+                 'rabbit_retry_backoff = 1\nrabbit_interval_max = 2\n')
+        with fixtures.running_compute_stack(str(tmp_path), proxy=proxy, extra=extra,
+                                            placement=compute_placement) as stack:
             before = [instance() for _ in range(5)]
             for inst in before:
                 stack.api.instance_claim(stack.ctx(), stack.host, instance=inst)
             # Cut before the coalesced report goes out: the daemon must keep
             # the unsent view and send it once the bus is back.
             proxy.down()
-            time.sleep(8)
+            time.sleep(5)
             assert stack.compute.proc.poll() is None
             proxy.up()
             acknowledged = [i['uuid'] for i in before]
@@ -137,37 +140,37 @@ class FlakyHost:
         return getattr(self.real, name)
 
 
-def test_libvirt_away_and_back(tmp_path, in_process_compute):
-    url = f'sqlite:///{tmp_path}/placement.sqlite'
-    with placement_fixtures.running_placement(url, str(tmp_path)) as placement:
-        vhost = fixtures.transport_url_of(placement)
-        svc = in_process_compute(host_source=FlakyHost, transport_url=vhost,
-                                 exchange=placement.exchange)
-        svc.start()
-        api, transport = fixtures.compute_client(placement.exchange, url=vhost)
-        stack = fixtures.ComputeStack(None, api, placement, svc.host, 'threading')
-        try:
-            first = instance()
-            api.instance_claim(stack.ctx(), svc.host, instance=first)
-            svc._host_source.down = True
-            summary = api.run_audit(stack.ctx(), svc.host)
-            assert summary['instances'] >= 1
-            hs = api.get_host_state(stack.ctx(), svc.host)
-            assert hs['hypervisor']['connected'] is False
-            # Claims go on from the last known inventory.
-            second = instance()
-            api.instance_claim(stack.ctx(), svc.host, instance=second)
-            svc._host_source.down = False
-            api.run_audit(stack.ctx(), svc.host)
-            assert api.get_host_state(stack.ctx(), svc.host)['hypervisor']['connected']
-            assert_converged(stack, [first['uuid'], second['uuid']])
-        finally:
-            svc.stop()
-            transport.cleanup()
+def test_libvirt_away_and_back(tmp_path, in_process_compute, compute_placement):
+    placement = compute_placement
+    vhost = fixtures.transport_url_of(placement)
+    svc = in_process_compute(host_source=FlakyHost, transport_url=vhost,
+                             exchange=placement.exchange)
+    svc.start()
+    api, transport = fixtures.compute_client(placement.exchange, url=vhost)
+    stack = fixtures.ComputeStack(None, api, placement, svc.host, 'threading')
+    try:
+        first = instance()
+        api.instance_claim(stack.ctx(), svc.host, instance=first)
+        svc._host_source.down = True
+        summary = api.run_audit(stack.ctx(), svc.host)
+        assert summary['instances'] >= 1
+        hs = api.get_host_state(stack.ctx(), svc.host)
+        assert hs['hypervisor']['connected'] is False
+        # Claims go on from the last known inventory.
+        second = instance()
+        api.instance_claim(stack.ctx(), svc.host, instance=second)
+        svc._host_source.down = False
+        api.run_audit(stack.ctx(), svc.host)
+        assert api.get_host_state(stack.ctx(), svc.host)['hypervisor']['connected']
+        assert_converged(stack, [first['uuid'], second['uuid']])
+    finally:
+        svc.stop()
+        transport.cleanup()
 
 
-def test_sighup_applies_mutable_options_and_sigterm_exits_zero(tmp_path):
-    with fixtures.running_compute_stack(str(tmp_path)) as stack:
+def test_sighup_applies_mutable_options_and_sigterm_exits_zero(tmp_path, compute_placement):
+    with fixtures.running_compute_stack(str(tmp_path),
+                                        placement=compute_placement) as stack:
         hs = stack.api.get_host_state(stack.ctx(), stack.host)
         assert hs['allocation_ratios']['VCPU'] == 4.0
         reserved = hs['inventory']['MEMORY_MB']['reserved']
@@ -195,8 +198,9 @@ def test_sighup_applies_mutable_options_and_sigterm_exits_zero(tmp_path):
 
 
 @pytest.mark.parametrize('backend', ['threading', 'eventlet'])
-def test_restart_keeps_root_provider(tmp_path, backend):
-    with fixtures.running_compute_stack(str(tmp_path), backend=backend) as stack:
+def test_restart_keeps_root_provider(tmp_path, backend, compute_placement):
+    with fixtures.running_compute_stack(str(tmp_path), backend=backend,
+                                        placement=compute_placement) as stack:
         before = stack.placement.api.list_resource_providers({}, name=stack.host)
         assert stack.compute.terminate() == 0
         stack.compute.start()

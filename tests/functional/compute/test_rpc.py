@@ -259,3 +259,18 @@ def test_run_audit_summary_and_placement_converges(compute_stack):
     s.api.abort_instance_claim(s.ctx(), s.host, instance_uuid=inst['uuid'])
     s.api.run_audit(s.ctx(), s.host)
     assert s.placement.api.get_allocations({}, consumer_uuid=inst['uuid']) == {}
+
+
+def test_placement_hears_of_a_claim_without_waiting_for_the_audit(compute_stack):
+    import time
+    s = compute_stack
+    inst = instance(flavor=flavor(1, 96))
+    s.api.instance_claim(s.ctx(), s.host, instance=inst)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        allocations = s.placement.api.get_allocations({}, consumer_uuid=inst['uuid'])
+        if allocations:
+            break
+        time.sleep(0.2)
+    assert list(allocations.values()) == [{'VCPU': 1, 'MEMORY_MB': 96, 'DISK_GB': 1}]
+    s.api.abort_instance_claim(s.ctx(), s.host, instance_uuid=inst['uuid'])
