@@ -36,7 +36,7 @@ Where ``shared/spec/rpc-api.md`` is silent, placement does this:
 - Candidates are satisfied by a root provider alone; child providers (PCI)
   are stored, allocated and listed but not combined into candidates.
   ``spread`` orders by the sum over requested classes of free / capacity,
-  most free first (``pack``: least first), then root uuid.
+  most free first (``pack``: least first), then the oldest provider.
 - UUIDs are the canonical lower-case form; traits are os-traits names or
   ``CUSTOM_[A-Z0-9_]+``.
 """

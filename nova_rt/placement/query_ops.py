@@ -14,7 +14,7 @@ are judged on the root.
 
 Order: ``spread`` puts the emptiest host first, ``pack`` the fullest that still
 fits; "empty" is the sum over the requested classes of free / capacity, ties
-broken by root uuid so that the order is stable.
+broken by provider age (oldest first) so that the order is stable.
 """
 
 from __future__ import annotations
@@ -202,11 +202,16 @@ def get_allocation_candidates(session, resources: dict, heartbeat_timeout: int,
     # Both sides double precision: a float divided by an integer is done in
     # NUMERIC by PostgreSQL, several times slower over thousands of rows.
     emptiness = sum(
-        sa.cast(inv.capacity - inv.used, sa.Double)
-        / sa.func.nullif(sa.cast(inv.capacity, sa.Double), 0.0)
-        for inv in invs)
+        (sa.cast(inv.capacity - inv.used, sa.Double)
+         / sa.func.nullif(sa.cast(inv.capacity, sa.Double), 0.0,
+                          type_=sa.Double) for inv in invs[1:]),
+        sa.cast(invs[0].capacity - invs[0].used, sa.Double)
+        / sa.func.nullif(sa.cast(invs[0].capacity, sa.Double), 0.0,
+                         type_=sa.Double))
+    # Ties go to the oldest provider: an integer compare, where the uuid
+    # (a collated string) made the sort several times slower.
     stmt = stmt.order_by(emptiness.desc() if order == 'spread'
-                         else emptiness.asc(), RP.uuid)
+                         else emptiness.asc(), RP.id)
     if limit:
         stmt = stmt.limit(limit)
     if common.dialect_name(session) == 'postgresql':
