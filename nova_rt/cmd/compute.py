@@ -98,11 +98,17 @@ def main(argv=None) -> int:
         return 2
     log.setup(conf, 'nova_rt')
 
+    import logging
+
     from nova_rt.compute import service
     try:
         return service.run(conf, service.ComputeService(conf))
     except exception.NovaRtException as exc:
         sys.stderr.write(f'{PROG}: {_one_line(exc)}\n')
+        return 1
+    except Exception:
+        # e.g. a local store newer than this code: say so and stop.
+        logging.getLogger(__name__).exception('%s could not start', PROG)
         return 1
 
 

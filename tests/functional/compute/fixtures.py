@@ -111,7 +111,8 @@ class ComputeProcess:
                     f'[libvirt]\nconnection_uri = {self.connection_uri}\n'
                     f'{sections}\n')
 
-    def start(self, wait: bool = True, timeout: float = 90) -> 'ComputeProcess':
+    def start(self, wait: bool = True, timeout: float = 90,
+              env: dict | None = None) -> 'ComputeProcess':
         self._log_offset = os.path.getsize(self.log_path) \
             if os.path.exists(self.log_path) else 0
         log = open(self.log_path, 'a')
@@ -119,7 +120,7 @@ class ComputeProcess:
             [sys.executable, '-m', 'nova_rt.cmd.compute', '--config-file',
              self.config_file], stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+            env={**os.environ, 'PYTHONWARNINGS': 'ignore', **(env or {})})
         log.close()
         if wait:
             self.wait_ready(timeout)
