@@ -77,7 +77,7 @@ def config_files(given: Optional[list]) -> list:
     return [f for f in DEFAULT_CONFIG_FILES if os.path.exists(f)]
 
 
-def _init_process(debug: bool) -> None:
+def _init_process(debug: bool) -> int:
     # oslo.messaging pulls in oslo.service, which would pick (and warn about)
     # eventlet unless a backend is chosen first; a CLI wants plain threads.
     warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
@@ -94,8 +94,11 @@ def _init_process(debug: bool) -> None:
             logging.Formatter('%(levelname)s %(name)s: %(message)s')))
         root.addHandler(handler)
     # The outcome is the one ERROR line; the driver's own complaints about
-    # the same failure would only repeat it.
+    # the same failure would only repeat it.  The caller restores the level:
+    # main() may run inside another program (the demo, tests).
+    previous = root.level
     root.setLevel(logging.DEBUG if debug else logging.CRITICAL)
+    return previous
 
 
 def _load_conf(files: list):
@@ -124,8 +127,14 @@ def main(argv: Optional[list] = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    _init_process(args.debug)
+    log_level = _init_process(args.debug)
+    try:
+        return _run(args)
+    finally:
+        logging.getLogger().setLevel(log_level)
 
+
+def _run(args) -> int:
     from nova_rt.cli import clients as clients_mod
     from nova_rt.cli import output
     try:

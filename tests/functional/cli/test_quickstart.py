@@ -1,0 +1,71 @@
+"""The quick start end to end: run --keep-running, use it, stop it.
+
+tools/run-tests.sh also runs ``python -m nova_rt.cmd.demo --ci`` (the plain
+run-and-stop path); this test covers what that cannot: that the services left
+running really serve, and that ``stop`` ends them all and cleans up.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from nova_rt.cli import stack
+
+
+@pytest.fixture
+def demo_run():
+    if shutil.which('umockdev-run') is None:
+        pytest.skip('umockdev is not installed')
+    started = []
+    yield started
+    for pid in started:          # only if the test failed before "stop"
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def test_keep_running_then_stop(demo_run):
+    result = subprocess.run(
+        [sys.executable, '-m', 'nova_rt.cmd.demo', '--keep-running'],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    pids = {name: int(pid) for name, pid in
+            re.findall(r'^  (\S+) +pid (\d+)', result.stdout, re.M)}
+    demo_run.extend(pids.values())
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert 'All 19 steps did what they should' in result.stdout
+    assert set(pids) == {'placement', 'demo-host-1', 'demo-host-2'}
+    assert all(stack._alive(pid) for pid in pids.values())
+    workdir = re.search(r'^Stop: tools/quickstart.sh stop (\S+)$', result.stdout,
+                        re.M).group(1)
+    config = os.path.join(workdir, 'nova-rt.conf')
+    assert f'NOVA_RT_CONFIG_FILE={config}' in result.stdout
+
+    # What the note tells the operator to try works.
+    listed = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), 'nova-rt'), '-f', 'json',
+         'host', 'list'], env={**os.environ, 'NOVA_RT_CONFIG_FILE': config},
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert listed.returncode == 0, listed.stderr
+    assert {h['host'] for h in json.loads(listed.stdout) if h['alive']} == {
+        'demo-host-1', 'demo-host-2'}
+
+    stopped = subprocess.run(
+        [sys.executable, '-m', 'nova_rt.cmd.demo', 'stop', workdir],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert stopped.returncode == 0, stopped.stderr
+    assert 'stopped 3 process(es)' in stopped.stdout
+    assert 'killed' not in stopped.stdout          # SIGTERM was enough
+    assert not any(stack._alive(pid) for pid in pids.values())
+    assert not os.path.exists(workdir)
+
+    again = subprocess.run(
+        [sys.executable, '-m', 'nova_rt.cmd.demo', 'stop', workdir],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert again.returncode == 1 and 'no demo state in' in again.stderr
