@@ -31,6 +31,7 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -142,9 +143,10 @@ def cmd_inventory(args) -> int:
 HOST1, HOST2 = 'demo-host-1', 'demo-host-2'
 PCI_ALIAS = 'nic'
 #: The 82599's VFs (10ed) of the testbed; its PF (10fb) stays with the host.
+PCI_SPEC_JSON = '{"vendor_id": "8086", "product_id": "10ed"}'
 PCI_SECTIONS = (
     '[pci]\n'
-    'device_spec = {"vendor_id": "8086", "product_id": "10ed"}\n'
+    f'device_spec = {PCI_SPEC_JSON}\n'
     f'alias = {{"name": "{PCI_ALIAS}", "vendor_id": "8086", '
     '"product_id": "10ed", "device_type": "type-VF"}\n')
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -188,6 +190,30 @@ def _start(stack, testbed: str) -> float:
     return elapsed
 
 
+def _show_pci(testbed: str) -> None:
+    """The PCI bus of this machine (real udev), then the demo's SR-IOV tree."""
+    from nova_rt.pci import udev
+    _say('# The PCI bus of this machine, read through udev:')
+    _say('$ python -m nova_rt.pci')
+    try:
+        _say(udev.summary(udev.discover()))
+    except Exception as exc:   # a machine without udev still runs the demo
+        _say(f'(udev could not be read here: {exc})')
+    _say()
+    _say(f'# The SR-IOV tree {HOST2} will see (umockdev fixture):')
+    command = ['umockdev-run', '-d', testbed, '--', sys.executable, '-m',
+               'nova_rt.pci', '--device-spec', PCI_SPEC_JSON]
+    _say(f'$ umockdev-run -d {testbed} -- python -m nova_rt.pci '
+         f"--device-spec '{PCI_SPEC_JSON}'")
+    result = subprocess.run(command, capture_output=True, text=True,
+                            timeout=60, cwd=str(REPO))
+    if result.returncode != 0:
+        raise stack_mod.StackError(
+            f'listing the fixture PCI tree failed: {result.stderr.strip()}')
+    _say(result.stdout.rstrip())
+    _say()
+
+
 def _keep_running_note(stack) -> None:
     _say('Left running (--keep-running):')
     for name, pid in stack.pids().items():
@@ -212,6 +238,7 @@ def cmd_run(args) -> int:
         stack_mod.HostSpec(HOST2, pci_testbed=testbed, pci_sections=PCI_SECTIONS)])
     failure = None
     try:
+        _show_pci(testbed)
         stack.write_configs()
         _start(stack, testbed)
         transcript = tour.Transcript(stack.config_file)
