@@ -54,8 +54,6 @@ REPORT_RETRY = 10.0
 PLACEMENT_TIMEOUT = 30.0
 FLUSH_TIMEOUT = 5.0
 SWITCH_INTERVAL = 0.001
-#: OS niceness of the audit thread (Linux: per thread).
-AUDIT_NICE = 10
 
 
 def configured_ratios(conf) -> dict:
@@ -213,9 +211,10 @@ class ComputeService(oslo_service.ServiceBase):
         self.rpc_server = rpc.get_server(
             conf, self._transport, rpc.compute_target(self.host), [self.manager])
         self.rpc_server.start()
+        # READY before the first watchdog ping, which the audit loop sends.
+        systemd.notify()
         self._spawn(self._audit_loop, 'audit-loop')
         self._spawn(self._heartbeat_loop, 'heartbeat')
-        systemd.notify()
         LOG.info('nova-rt-compute %s ready in %.2fs (root provider %s)',
                  self.host, time.monotonic() - started, self.reporter.root_uuid)
 
@@ -274,7 +273,7 @@ class ComputeService(oslo_service.ServiceBase):
 
     def audit_now(self, timeout: float = 300) -> dict:
         """RPC ``run_audit``: an audit that starts after this call, run by
-        the audit thread (so that every audit has its low OS priority)."""
+        the audit thread, so that audits never overlap."""
         done = threading.Event()
         waiter = {'done': done}
         with self._waiters_lock:
@@ -302,7 +301,6 @@ class ComputeService(oslo_service.ServiceBase):
             self._report_at = time.monotonic() + REPORT_DELAY
 
     def _audit_loop(self):
-        self._lower_priority()
         next_audit = time.monotonic() + self.conf.update_resources_interval
         wanted = self.tracker.audit_wanted
         while not self._stopping.is_set():
@@ -342,20 +340,6 @@ class ComputeService(oslo_service.ServiceBase):
                     self.report()
                 except Exception:
                     LOG.exception('report to placement failed')
-
-    def _lower_priority(self) -> None:
-        """Let claims' threads (and RabbitMQ) win the CPU over the audit.
-
-        Only with native threads: under eventlet every green thread shares
-        one OS thread, which must keep its priority.
-        """
-        if self.conf.concurrency_backend != 'threading':
-            return
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
-                           AUDIT_NICE)
-        except (OSError, AttributeError):
-            LOG.debug('could not lower the audit thread priority', exc_info=True)
 
     def _heartbeat_loop(self):
         while not self._stopping.wait(self.conf.heartbeat_interval):
