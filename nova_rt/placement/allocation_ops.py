@@ -75,23 +75,57 @@ def _usage(by_consumer: dict) -> dict:
     return usage
 
 
+# Built once: constructing a statement cost more Python than executing it.
+_CAS_ROOT = (
+    sa.update(RP).where(RP.uuid == sa.bindparam('b_uuid'),
+                        RP.host == sa.bindparam('b_host'),
+                        RP.parent_provider_id.is_(None),
+                        RP.generation == sa.bindparam('b_generation'))
+    .values(generation=RP.generation + 1,
+            last_heartbeat=sa.bindparam('b_now'))
+    .returning(RP.id))
+_WHY_REFUSED = sa.select(RP.host, RP.parent_provider_id, RP.generation).where(
+    RP.uuid == sa.bindparam('b_uuid'))
+_TREE = (sa.select(RP.uuid, RP.id, RP.generation, INV.id.label('inv_id'),
+                   INV.resource_class, INV.min_unit, INV.max_unit,
+                   INV.step_size, INV.capacity, INV.used)
+         .outerjoin(INV, INV.resource_provider_id == RP.id)
+         .where(RP.root_provider_id == sa.bindparam('b_root_id')))
+# Joined through the provider so that it needs the root only, not the ids.
+_TREE_ALLOCATIONS = (
+    sa.select(CONSUMER.uuid, CONSUMER.id, ALLOC.resource_provider_id,
+              ALLOC.resource_class, ALLOC.used)
+    .join(CONSUMER, CONSUMER.id == ALLOC.consumer_id)
+    .join(RP, RP.id == ALLOC.resource_provider_id)
+    .where(RP.root_provider_id == sa.bindparam('b_root_id')))
+_DELETE_ALLOCATIONS = sa.delete(ALLOC).where(
+    ALLOC.resource_provider_id.in_(sa.bindparam('b_rp_ids', expanding=True)),
+    ALLOC.consumer_id.in_(sa.bindparam('b_consumer_ids', expanding=True)))
+_SET_USED = (sa.update(INV).where(INV.id == sa.bindparam('b_id'))
+             .values(used=sa.bindparam('b_used'))
+             .execution_options(synchronize_session=False))
+_BUMP_CHILDREN = (
+    sa.update(RP).where(RP.id.in_(sa.bindparam('b_ids', expanding=True)))
+    .values(generation=RP.generation + 1)
+    .execution_options(synchronize_session=False))
+_DELETE_UNUSED_CONSUMERS = sa.delete(CONSUMER).where(
+    CONSUMER.id.in_(sa.bindparam('b_ids', expanding=True)),
+    ~sa.exists().where(ALLOC.consumer_id == CONSUMER.id)).execution_options(
+        synchronize_session=False)
+
+
 def _lock_root(session, host, root_uuid, generation, now) -> int:
     """Compare-and-swap the root's generation; the id of the root.
 
     One statement on the happy path; only a refused write pays for finding
     out why (unknown, someone else's, not a root, or stale).
     """
-    row = session.execute(
-        sa.update(RP).where(RP.uuid == root_uuid, RP.host == host,
-                            RP.parent_provider_id.is_(None),
-                            RP.generation == generation)
-        .values(generation=RP.generation + 1, last_heartbeat=now)
-        .returning(RP.id)).first()
+    row = session.execute(_CAS_ROOT, {
+        'b_uuid': root_uuid, 'b_host': host, 'b_generation': generation,
+        'b_now': now}).first()
     if row is not None:
         return row.id
-    found = session.execute(
-        sa.select(RP.host, RP.parent_provider_id, RP.generation)
-        .where(RP.uuid == root_uuid)).first()
+    found = session.execute(_WHY_REFUSED, {'b_uuid': root_uuid}).first()
     if found is None:
         raise exception.ResourceProviderNotFound(uuid=root_uuid)
     if found.host != host:
@@ -115,26 +149,23 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
     root_id = _lock_root(session, host, root_uuid, generation, now)
 
     tree, generations, inventories = {}, {}, {}
-    for row in session.execute(
-            sa.select(RP.uuid, RP.id, RP.generation, INV.resource_class,
-                      INV.min_unit, INV.max_unit, INV.step_size, INV.capacity)
-            .outerjoin(INV, INV.resource_provider_id == RP.id)
-            .where(RP.root_provider_id == root_id)):
+    for row in session.execute(_TREE, {'b_root_id': root_id}):
         tree[row.uuid] = row.id
         generations[row.id] = row.generation
         if row.resource_class is not None:
             inventories[(row.id, row.resource_class)] = row
-    tree_ids = list(tree.values())
     want = _want(allocations, tree, inventories,
                  lambda uuid: _foreign_owner(session, uuid, host))
 
+    # The root's row lock (taken by the compare-and-swap above) serialises
+    # every writer of this tree's allocations, so what is read now stays true
+    # until commit.
     have: dict = {}
-    for c_uuid, rp_id, rc, n in session.execute(
-            sa.select(CONSUMER.uuid, ALLOC.resource_provider_id,
-                      ALLOC.resource_class, ALLOC.used)
-            .join(CONSUMER, CONSUMER.id == ALLOC.consumer_id)
-            .where(ALLOC.resource_provider_id.in_(tree_ids))):
+    consumer_ids: dict = {}
+    for c_uuid, c_id, rp_id, rc, n in session.execute(
+            _TREE_ALLOCATIONS, {'b_root_id': root_id}):
         have.setdefault(c_uuid, {})[(rp_id, rc)] = n
+        consumer_ids[c_uuid] = c_id
 
     new_state = dict(want) if full else {**have, **want}
     old_usage, new_usage = _usage(have), _usage(new_state)
@@ -152,20 +183,25 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
         touched = {rp_id for c in changed
                    for rows in (have.get(c, {}), new_state.get(c, {}))
                    for rp_id, _rc in rows}
-        _write(session, allocations, have, new_state, changed, tree_ids,
-               touched)
+        _write(session, allocations, have, new_state, changed,
+               list(tree.values()), consumer_ids)
         children = touched - {root_id}
         if children:
-            session.execute(sa.update(RP).where(RP.id.in_(children))
-                            .values(generation=RP.generation + 1)
-                            .execution_options(synchronize_session=False))
+            session.execute(_BUMP_CHILDREN, {'b_ids': sorted(children)})
             for rp_id in children:
                 generations[rp_id] += 1
+    # inventories.used is what the candidate query reads: set from the usage
+    # just computed wherever it differs, which also heals any drift.
+    drift = [{'b_id': inv.inv_id, 'b_used': new_usage.get(key, 0)}
+             for key, inv in inventories.items()
+             if inv.used != new_usage.get(key, 0)]
+    if drift:
+        session.execute(_SET_USED, drift)
     return {uuid: generations[rp_id] for uuid, rp_id in tree.items()}
 
 
 def _write(session, allocations, have, new_state, changed, tree_ids,
-           touched) -> None:
+           known_ids) -> None:
     incoming = [c for c in changed if new_state.get(c)]
     # Consumers: created, or their generation bumped, ids returned: one
     # statement.  An upsert also survives another host creating or deleting
@@ -182,31 +218,16 @@ def _write(session, allocations, have, new_state, changed, tree_ids,
              'user_id': lambda excluded: excluded.user_id},
             [CONSUMER.uuid, CONSUMER.id]))
     leaving = [c for c in changed if c in have and c not in consumer_ids]
-    if leaving:
-        consumer_ids.update(session.execute(
-            sa.select(CONSUMER.uuid, CONSUMER.id).where(
-                CONSUMER.uuid.in_(leaving))).all())
+    consumer_ids.update((c, known_ids[c]) for c in leaving)
     old_ids = [consumer_ids[c] for c in changed if c in have]
     if old_ids:
-        session.execute(sa.delete(ALLOC).where(
-            ALLOC.resource_provider_id.in_(tree_ids),
-            ALLOC.consumer_id.in_(old_ids)))
+        session.execute(_DELETE_ALLOCATIONS, {'b_rp_ids': tree_ids,
+                                              'b_consumer_ids': old_ids})
     rows = [{'resource_provider_id': rp_id, 'consumer_id': consumer_ids[c],
              'resource_class': rc, 'used': n}
             for c in incoming for (rp_id, rc), n in new_state[c].items()]
     if rows:
         session.execute(sa.insert(ALLOC), rows)
-    session.execute(
-        sa.update(INV).where(INV.resource_provider_id.in_(list(touched)))
-        .values(used=sa.func.coalesce(
-            sa.select(sa.func.sum(ALLOC.used))
-            .where(ALLOC.resource_provider_id == INV.resource_provider_id,
-                   ALLOC.resource_class == INV.resource_class)
-            .scalar_subquery(), 0))
-        .execution_options(synchronize_session=False))
-    gone = [consumer_ids[c] for c in leaving if c in consumer_ids]
-    if gone:
-        session.execute(sa.delete(CONSUMER).where(
-            CONSUMER.id.in_(gone),
-            ~sa.exists().where(ALLOC.consumer_id == CONSUMER.id))
-            .execution_options(synchronize_session=False))
+    if leaving:
+        session.execute(_DELETE_UNUSED_CONSUMERS,
+                        {'b_ids': [consumer_ids[c] for c in leaving]})
