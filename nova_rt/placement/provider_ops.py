@@ -89,6 +89,47 @@ def _root_of(uuid: str, parents: dict) -> str:
     return uuid
 
 
+# Built once: constructing a statement cost more Python than executing it.
+# The host's providers with their inventories, locked in one order so that
+# concurrent reports cannot deadlock; the same statement finds listed uuids
+# that belong to someone else.  (SQLite ignores FOR UPDATE: BEGIN IMMEDIATE
+# has already serialised writers.)
+_TREE_FOR_UPDATE = (
+    sa.select(RP.id, RP.uuid, RP.name, RP.host, RP.generation,
+              RP.parent_provider_id, RP.root_provider_id,
+              INV.id.label('inv_id'), INV.resource_class, INV.used,
+              *(getattr(INV, f) for f in _INV_FIELDS))
+    .outerjoin(INV, INV.resource_provider_id == RP.id)
+    .where(sa.or_(RP.host == sa.bindparam('b_host'),
+                  RP.uuid.in_(sa.bindparam('b_uuids', expanding=True))))
+    .order_by(RP.id).with_for_update(of=RP))
+_BUMP = (
+    sa.update(RP).where(RP.id == sa.bindparam('b_id'),
+                        RP.generation == sa.bindparam('b_generation'))
+    .values(generation=RP.generation + 1, name=sa.bindparam('b_name'),
+            parent_provider_id=sa.bindparam('b_parent'),
+            root_provider_id=sa.bindparam('b_root'),
+            # A root's bump is its heartbeat too; a child's keeps its own.
+            last_heartbeat=sa.func.coalesce(sa.bindparam('b_now'),
+                                            RP.last_heartbeat))
+    .execution_options(synchronize_session=False))
+_LINK = (sa.update(RP).where(RP.id == sa.bindparam('b_id'))
+         .values(parent_provider_id=sa.bindparam('b_parent'),
+                 root_provider_id=sa.bindparam('b_root'))
+         .execution_options(synchronize_session=False))
+_HEARTBEAT = (sa.update(RP)
+              .where(RP.id.in_(sa.bindparam('b_ids', expanding=True)))
+              .values(last_heartbeat=sa.bindparam('b_now'))
+              .execution_options(synchronize_session=False))
+_UPDATE_INVENTORY = (
+    sa.update(INV).where(INV.id == sa.bindparam('b_id'))
+    .values({k: sa.bindparam(f'b_{k}') for k in (*_INV_FIELDS, 'capacity')})
+    .execution_options(synchronize_session=False))
+_DELETE_INVENTORY = sa.delete(INV).where(
+    INV.resource_provider_id == sa.bindparam('b_rp_id'),
+    INV.resource_class.in_(sa.bindparam('b_classes', expanding=True)))
+
+
 def report_provider_tree(session, host: str, providers: list,
                          now=None) -> dict:
     """Create/update the host's providers; remove the unlisted ones."""
@@ -97,18 +138,17 @@ def report_provider_tree(session, host: str, providers: list,
     by_uuid = {p['uuid']: p for p in providers}
     parents = {p['uuid']: p.get('parent_uuid') for p in providers}
 
-    # Lock the host's rows in one order so concurrent reports cannot deadlock;
-    # the same statement finds listed uuids that belong to someone else.
-    owned, foreign = {}, None
-    for row in session.execute(
-            sa.select(RP.id, RP.uuid, RP.name, RP.host, RP.generation,
-                      RP.parent_provider_id, RP.root_provider_id)
-            .where(sa.or_(RP.host == host, RP.uuid.in_(list(by_uuid))))
-            .order_by(RP.id).with_for_update()):
-        if row.host == host:
-            owned[row.uuid] = row
-        else:
+    owned, foreign, inventories = {}, None, {}
+    for row in session.execute(_TREE_FOR_UPDATE,
+                               {'b_host': host, 'b_uuids': list(by_uuid)}):
+        if row.host != host:
             foreign = row
+            continue
+        owned[row.uuid] = row
+        if row.resource_class is not None:
+            inventories.setdefault(row.id, {})[row.resource_class] = {
+                'id': row.inv_id, 'used': row.used,
+                **{f: getattr(row, f) for f in _INV_FIELDS}}
     if foreign is not None:
         raise exception.NotAuthorized(
             reason=f'provider {foreign.uuid} belongs to another host')
@@ -122,17 +162,19 @@ def report_provider_tree(session, host: str, providers: list,
             raise exception.ResourceProviderGenerationConflict(
                 uuid=uuid, expected=gen, current=rp.generation)
 
-    inventories = _current_inventories(
-        session, [rp.id for u, rp in owned.items() if u in by_uuid])
+    # Traits are read only for providers whose report lists them.
     traits = _current_traits(
-        session, [rp.id for u, rp in owned.items() if u in by_uuid])
+        session, [rp.id for u, rp in owned.items()
+                  if u in by_uuid and by_uuid[u].get('traits') is not None])
 
     new = [u for u in by_uuid if u not in owned]
     if new:
         rows = session.execute(
             sa.insert(RP).returning(RP.id, RP.uuid),
             [{'uuid': u, 'name': by_uuid[u]['name'], 'host': host,
-              'generation': 1} for u in new]).all()
+              'generation': 1,
+              'last_heartbeat': now if parents[u] is None else None}
+             for u in new]).all()
         ids = {uuid: rp_id for rp_id, uuid in rows}
     else:
         ids = {}
@@ -163,26 +205,21 @@ def report_provider_tree(session, host: str, providers: list,
                 and rp.parent_provider_id == parent_id
                 and rp.root_provider_id == root_id):
             continue
-        common.bump_generation(session, rp.id, uuid, rp.generation,
-                               name=p['name'], parent_provider_id=parent_id,
-                               root_provider_id=root_id)
+        _bump(session, rp, uuid, p['name'], parent_id, root_id,
+              now if parent_id is None else None)
         changed.append(uuid)
         if not same_inv:
             _write_inventories(session, rp.id, uuid, have_inv, want_inv)
         if not same_traits:
             _write_traits(session, rp.id, want_traits)
     if links:
-        session.execute(
-            sa.update(RP).where(RP.id == sa.bindparam('b_id')).values(
-                parent_provider_id=sa.bindparam('b_parent'),
-                root_provider_id=sa.bindparam('b_root')), links)
+        session.execute(_LINK, links)
     # Last, so that kept providers no longer point at what goes away.
     _remove(session, [rp for u, rp in owned.items() if u not in by_uuid])
-    roots = [ids[u] for u in by_uuid if parents[u] is None]
-    if roots:
-        session.execute(sa.update(RP).where(RP.id.in_(roots))
-                        .values(last_heartbeat=now)
-                        .execution_options(synchronize_session=False))
+    beats = [ids[u] for u in by_uuid
+             if parents[u] is None and u not in changed and u not in new]
+    if beats:
+        session.execute(_HEARTBEAT, {'b_ids': beats, 'b_now': now})
     LOG.debug('Provider tree of %s: created %s, changed %s', host, new, changed)
     result = {u: owned[u].generation for u in by_uuid if u in owned}
     result.update({u: result[u] + 1 for u in changed})
@@ -190,18 +227,16 @@ def report_provider_tree(session, host: str, providers: list,
     return result
 
 
-def _current_inventories(session, rp_ids) -> dict[int, dict]:
-    result: dict[int, dict] = {}
-    if not rp_ids:
-        return result
-    for inv in session.execute(sa.select(
-            INV.id, INV.resource_provider_id, INV.resource_class, INV.used,
-            *(getattr(INV, f) for f in _INV_FIELDS)).where(
-                INV.resource_provider_id.in_(rp_ids))):
-        result.setdefault(inv.resource_provider_id, {})[inv.resource_class] = {
-            'id': inv.id, 'used': inv.used,
-            **{f: getattr(inv, f) for f in _INV_FIELDS}}
-    return result
+def _bump(session, rp, uuid, name, parent_id, root_id, heartbeat) -> None:
+    """Compare-and-swap the generation (see ``common.bump_generation``)."""
+    result = session.execute(_BUMP, {
+        'b_id': rp.id, 'b_generation': rp.generation, 'b_name': name,
+        'b_parent': parent_id, 'b_root': root_id, 'b_now': heartbeat})
+    if result.rowcount != 1:
+        current = session.execute(
+            sa.select(RP.generation).where(RP.id == rp.id)).scalar()
+        raise exception.ResourceProviderGenerationConflict(
+            uuid=uuid, expected=rp.generation, current=current)
 
 
 def _current_traits(session, rp_ids) -> dict[int, set]:
@@ -225,19 +260,18 @@ def _write_inventories(session, rp_id, uuid, have: dict, want: dict) -> None:
             reason=f'provider {uuid} has allocations of {", ".join(in_use)}; '
                    'their inventory cannot be removed')
     if gone:
-        session.execute(sa.delete(INV).where(INV.resource_provider_id == rp_id,
-                                             INV.resource_class.in_(gone)))
+        session.execute(_DELETE_INVENTORY, {'b_rp_id': rp_id,
+                                            'b_classes': gone})
+    # Only the rows that differ: a host usually changes one class at a time.
     updates = [{'b_id': have[rc]['id'],
                 **{f'b_{k}': v for k, v in inv.items()}}
-               for rc, inv in want.items() if rc in have]
+               for rc, inv in want.items() if rc in have
+               and any(have[rc][f] != inv[f] for f in _INV_FIELDS)]
     inserts = [{'resource_provider_id': rp_id, 'resource_class': rc,
                 'used': 0, **inv} for rc, inv in want.items()
                if rc not in have]
     if updates:
-        session.execute(
-            sa.update(INV).where(INV.id == sa.bindparam('b_id')).values(
-                {k: sa.bindparam(f'b_{k}') for k in (*_INV_FIELDS, 'capacity')}),
-            updates)
+        session.execute(_UPDATE_INVENTORY, updates)
     if inserts:
         session.execute(sa.insert(INV), inserts)
 
