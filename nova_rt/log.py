@@ -47,6 +47,11 @@ def mask_handlers(logger: logging.Logger = None) -> None:
 
 
 def register_options(conf) -> None:
+    """oslo.log's options, once: registering CLI options again after the
+    command line was parsed is an error, and a process (or a test run) may
+    set up logging more than once."""
+    if 'debug' in conf and 'log_file' in conf:
+        return
     oslo_logging.register_options(conf)
 
 

@@ -321,6 +321,9 @@ def in_process_compute(tmp_path):
         # The global CONF, as the daemon uses: oslo.messaging registers some
         # of its options (tracing, metrics) there only.
         conf = nova_conf.CONF
+        # Another test (the CLI's main, say) may have parsed it already;
+        # CLI options can only be registered on an unparsed object.
+        conf.clear()
         log.register_options(conf)
         path = tmp_path / 'compute.conf'
         host = f'inproc-{uuid.uuid4().hex[:6]}'
