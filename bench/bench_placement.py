@@ -6,12 +6,21 @@
 Measures, on each backend:
 
 - ``get_allocation_candidates`` for one resource request (VCPU, MEMORY_MB,
-  DISK_GB, one required trait) over N providers (populated in bulk), p50/p95
+  DISK_GB, one required trait) over N providers (populated in bulk), without
+  a limit and with ``limit`` 1000 and 100 (the scheduler passes one), p50/p99
   in milliseconds, in-process (manager: validation + one transaction) and,
   unless ``--no-rpc``, over RabbitMQ through one ``nova-rt-placement``.
-- report throughput: simulated hosts sending provider-tree and full
-  allocation reports (each one changes something), reports per second
-  in-process (4 threads) and over RPC to one placement process (8 threads).
+- report throughput: concurrent simulated hosts (threads) sending
+  provider-tree and full allocation reports, each of which changes something
+  ("changed"), then the periodic full resync where nothing changed
+  ("unchanged"): reports per second, p50/p99 latency, and the CPU per report
+  of the serving process and of the PostgreSQL server, in-process (4 threads)
+  and over RPC to one placement process (8 threads).  Over RPC a trivial
+  call (``get_allocations`` of an unknown consumer) is measured too: the
+  floor that oslo.messaging sets whatever the database does.
+
+The machine (CPUs, load average before and after) is printed first: other
+work on it moves every figure.
 
 PostgreSQL runs on a fresh ``nova_rt_test_<random>`` database on
 127.0.0.1:5432, dropped afterwards.  Targets (issue 6): candidates over 10,000
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import os
 import random
 import statistics
@@ -119,6 +129,11 @@ def fixtures_now():
     return common.utcnow()
 
 
+def percentile(sorted_samples: list, fraction: float) -> float:
+    index = min(len(sorted_samples) - 1, int(len(sorted_samples) * fraction))
+    return sorted_samples[index]
+
+
 def timed(func, runs: int) -> tuple[float, float, int]:
     samples, count = [], 0
     for _ in range(runs):
@@ -126,16 +141,15 @@ def timed(func, runs: int) -> tuple[float, float, int]:
         count = len(func())
         samples.append((time.perf_counter() - start) * 1000)
     samples.sort()
-    return (statistics.median(samples),
-            samples[int(len(samples) * 0.95) - 1], count)
+    return statistics.median(samples), percentile(samples, 0.99), count
 
 
-def bench_candidates(label, api, runs=30):
-    for limit in (None, 1000):
-        p50, p95, count = timed(lambda: api.get_allocation_candidates(
+def bench_candidates(label, api, runs=40):
+    for limit in (None, 1000, 100):
+        p50, p99, count = timed(lambda: api.get_allocation_candidates(
             CTX, limit=limit, **REQUEST), runs)
         print(f'  candidates {label:10s} limit={str(limit):5s} '
-              f'p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({count} candidates)')
+              f'p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  ({count} candidates)')
 
 
 def add_hosts(api, count: int) -> list:
@@ -157,17 +171,20 @@ def _inventory(reserved):
             'DISK_GB': {'total': 2000}}
 
 
-def one_report(api, sim) -> None:
-    """A tree report or a full allocation report that changes something."""
+def one_report(api, sim, change: bool = True) -> None:
+    """A tree report or a full allocation report; ``change``: each one
+    changes something, else the same as last time (the periodic resync)."""
     with sim['lock']:
         sim['n'] += 1
         n = sim['n']
         if n % 2:
+            reserved = n % 7 if change else 0
             gens = api.report_provider_tree(CTX, host=sim['host'], providers=[{
                 'uuid': sim['root'], 'name': sim['host'],
-                'generation': sim['gen'], 'inventories': _inventory(n % 7)}])
+                'generation': sim['gen'], 'inventories': _inventory(reserved)}])
         else:
-            sim['consumers'][n % 10] = str(uuid.uuid4())
+            if change:
+                sim['consumers'][n % 10] = str(uuid.uuid4())
             gens = api.report_allocations(
                 CTX, host=sim['host'], root_uuid=sim['root'],
                 generation=sim['gen'], full=True, allocations={
@@ -176,6 +193,10 @@ def one_report(api, sim) -> None:
                                       'DISK_GB': 20}}}
                     for c in sim['consumers']})
         sim['gen'] = gens[sim['root']]
+
+
+def no_op(api, _sim) -> None:
+    api.get_allocations(CTX, consumer_uuid=str(uuid.uuid4()))
 
 
 def _cpu_seconds(pids) -> float:
@@ -199,19 +220,41 @@ def _cpu_seconds(pids) -> float:
     return total
 
 
-def bench_reports(label, api, hosts: int, seconds: float, threads: int,
-                  server_pids=()):
-    sims = add_hosts(api, hosts)
+def postgres_server_pid(url):
+    """The postmaster's pid (its children are the backends), or None."""
+    engine = db.get_engine(url)
+    if engine.dialect.name != 'postgresql':
+        return None
+    with engine.connect() as conn:
+        backend = conn.execute(sa.text('SELECT pg_backend_pid()')).scalar()
+    try:
+        with open(f'/proc/{backend}/stat') as f:
+            return int(f.read().rsplit(')', 1)[1].split()[1])
+    except OSError:
+        return None
+
+
+def bench_reports(label, api, sims, seconds: float, threads: int,
+                  server_pids=(), pg_pid=None, kind='changed'):
+    report = {'changed': one_report, 'unchanged': functools.partial(
+        one_report, change=False), 'trivial call': no_op}[kind]
+    if kind == 'unchanged':
+        for sim in sims:
+            # Once with nothing changed from the last report of each kind.
+            report(api, sim)
+            report(api, sim)
     stop = time.monotonic() + seconds
     cpu0 = (_cpu_seconds(server_pids) if server_pids
             else time.process_time())
-    done = [0] * threads
+    pg0 = _cpu_seconds([pg_pid]) if pg_pid else 0.0
+    latencies = [[] for _ in range(threads)]
 
     def worker(i):
         rng = random.Random(i)
         while time.monotonic() < stop:
-            one_report(api, rng.choice(sims))
-            done[i] += 1
+            start = time.perf_counter()
+            report(api, rng.choice(sims))
+            latencies[i].append((time.perf_counter() - start) * 1000)
 
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
@@ -219,12 +262,19 @@ def bench_reports(label, api, hosts: int, seconds: float, threads: int,
     elapsed = time.perf_counter() - start
     cpu = (_cpu_seconds(server_pids) if server_pids
            else time.process_time()) - cpu0
+    pg_cpu = _cpu_seconds([pg_pid]) - pg0 if pg_pid else 0.0
+    samples = sorted(x for per_thread in latencies for x in per_thread)
+    done = len(samples)
     # CPU per report of the serving process: what one idle core would do,
-    # whatever else the machine runs meanwhile.
-    print(f'  reports    {label:10s} {sum(done) / elapsed:7.0f} reports/s '
-          f'({sum(done)} in {elapsed:.1f} s, {threads} threads, '
-          f'{hosts} hosts); {cpu / sum(done) * 1000:.2f} ms CPU per report '
-          f'in the {"placement process" if server_pids else "bench process"}')
+    # whatever else the machine runs meanwhile.  In-process the bench's own
+    # client side (building the payloads) is in that figure too.
+    where = 'placement process' if server_pids else 'bench process'
+    pg = f', PostgreSQL {pg_cpu / done * 1000:.2f} ms' if pg_pid else ''
+    print(f'  reports    {label:10s} {kind:12s} {done / elapsed:6.0f}/s '
+          f'p50 {statistics.median(samples):6.1f} ms '
+          f'p99 {percentile(samples, 0.99):6.1f} ms ({done} in '
+          f'{elapsed:.1f} s, {threads} threads, {len(sims)} hosts); CPU per '
+          f'report: {where} {cpu / done * 1000:.2f} ms{pg}')
 
 
 def run_backend(backend, url, args, workdir):
@@ -239,13 +289,21 @@ def run_backend(backend, url, args, workdir):
         if args.rpc:
             with fixtures.running_placement(url, workdir) as placement:
                 bench_candidates('rpc', placement.api)
+    pg_pid = postgres_server_pid(url)
     populate(url, 0)
-    bench_reports('in-process', mgr, args.hosts, args.seconds, 4)
+    sims = add_hosts(mgr, args.hosts)
+    for kind in ('changed', 'unchanged'):
+        bench_reports('in-process', mgr, sims, args.seconds, 4, pg_pid=pg_pid,
+                      kind=kind)
     if args.rpc:
         populate(url, 0)
-        with fixtures.running_placement(url, workdir) as placement:
-            bench_reports('rpc', placement.api, args.hosts, args.seconds, 8,
-                          [p.pid for p in placement.processes])
+        with fixtures.running_placement(url, workdir,
+                                        extra_conf=args.extra_conf) as placement:
+            sims = add_hosts(placement.api, args.hosts)
+            for kind in ('changed', 'unchanged', 'trivial call'):
+                bench_reports('rpc', placement.api, sims, args.seconds, 8,
+                              [p.pid for p in placement.processes],
+                              pg_pid=pg_pid, kind=kind)
 
 
 def main(argv=None):
@@ -256,8 +314,14 @@ def main(argv=None):
     parser.add_argument('--hosts', type=int, default=100)
     parser.add_argument('--seconds', type=float, default=5)
     parser.add_argument('--no-rpc', dest='rpc', action='store_false')
+    parser.add_argument('--extra-conf', default='',
+                        help='lines added to the [DEFAULT] section of the '
+                             'placement process config, e.g. '
+                             '"executor_thread_pool_size = 8"')
     args = parser.parse_args(argv)
-    print(f'{os.cpu_count()} CPUs; request {REQUEST}')
+    args.extra_conf = args.extra_conf.replace('\\n', '\n')
+    print(f'{os.cpu_count()} CPUs, load average {_load()} at start; '
+          f'request {REQUEST}')
     with tempfile.TemporaryDirectory() as workdir:
         for backend in args.backends.split(','):
             if backend == 'sqlite':
@@ -270,6 +334,11 @@ def main(argv=None):
                 finally:
                     fixtures.drop_pg_database(url)
             db.dispose_engines()
+    print(f'load average {_load()} at the end')
+
+
+def _load() -> str:
+    return ' '.join(f'{x:.2f}' for x in os.getloadavg())
 
 
 if __name__ == '__main__':
