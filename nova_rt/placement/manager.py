@@ -42,6 +42,12 @@ _RETRY_SQLSTATES = {'40P01', '40001'}
 
 
 def _retryable(error: sa_exc.DBAPIError) -> bool:
+    # A dropped connection (server restarted, idle connection cut) failed
+    # before or during the transaction: it was rolled back, or if the commit
+    # itself got through, the repeated write meets its own generation bump
+    # and is refused as a conflict rather than applied twice.
+    if error.connection_invalidated:
+        return True
     sqlstate = getattr(error.orig, 'sqlstate', None)
     return (sqlstate in _RETRY_SQLSTATES
             or 'database is locked' in str(error.orig))
