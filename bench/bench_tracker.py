@@ -121,9 +121,9 @@ def main():
     parser.add_argument('--vfs', type=int, default=512)
     parser.add_argument('--claims', type=int, default=2000)
     parser.add_argument('--audits', type=int, default=15)
-    parser.add_argument('--switch-interval', type=float, default=0.0005,
+    parser.add_argument('--switch-interval', type=float, default=0.0002,
                         help='sys.setswitchinterval() in seconds; nova-rt-compute '
-                             'sets the same 0.0005 so that a claim does not wait '
+                             'sets the same 0.0002 so that a claim does not wait '
                              'for the GIL behind an audit')
     args = parser.parse_args()
     if args.switch_interval:
