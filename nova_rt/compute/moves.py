@@ -184,11 +184,22 @@ class MoveClaimsMixin:
                 self._release(rec.uuid, rec, rec.claim)
             return
         # Confirmed before finish_move: the new flavor becomes the instance's.
+        self._instance_takes_migration_claim(rec, inst_rec, 'confirmed',
+                                             finished=True)
+
+    def _instance_takes_migration_claim(self, rec, inst_rec, status,
+                                        **migration_changes) -> None:
+        """The instance gives up its claim and holds the migration's instead.
+
+        A same-host move that ends: confirmed before it finished (the new
+        flavor stays) or reverted after it finished (the old flavor, kept by
+        the migration for that, comes back).
+        """
         inst = dataclasses.replace(inst_rec.instance,
                                    flavor=rec.claim.flavor if rec.claim
                                    else inst_rec.instance.flavor)
         new_inst = dataclasses.replace(inst_rec, instance=inst, claim=rec.claim)
-        new_mig = self._end(rec, 'confirmed', claim=None, finished=True)
+        new_mig = self._end(rec, status, claim=None, **migration_changes)
         self._commit(instances=[new_inst], migrations=[new_mig])
         if inst_rec.claim is not None:
             self._release(inst_rec.uuid, inst_rec, inst_rec.claim)
@@ -242,18 +253,7 @@ class MoveClaimsMixin:
         elif same_host:
             # Finished same-host resize: back to the old flavor the
             # migration kept; the new one goes.
-            inst = dataclasses.replace(inst_rec.instance,
-                                       flavor=rec.claim.flavor if rec.claim
-                                       else inst_rec.instance.flavor)
-            new_inst = dataclasses.replace(inst_rec, instance=inst,
-                                           claim=rec.claim)
-            new_mig = self._end(rec, status, claim=None)
-            self._commit(instances=[new_inst], migrations=[new_mig])
-            if inst_rec.claim is not None:
-                self._release(inst_rec.uuid, inst_rec, inst_rec.claim)
-            if rec.claim is not None:
-                self._account(rec.uuid, rec, rec.claim, -1)
-                self._account(inst_rec.uuid, new_inst, rec.claim, +1)
+            self._instance_takes_migration_claim(rec, inst_rec, status)
         else:
             # Finished cross-host move: the instance leaves this host.
             new_mig = self._end(rec, status, claim=None)

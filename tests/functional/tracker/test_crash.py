@@ -1,7 +1,6 @@
 """SIGKILL a process that is making claims at random moments; after each
 restart every acknowledged claim is there and nothing is half-applied."""
 
-import collections
 import os
 import random
 import signal
@@ -9,7 +8,6 @@ import subprocess
 import sys
 import time
 
-from nova_rt.compute import usage
 from tests.unit.compute import helpers as h
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -37,10 +35,7 @@ def _run_child(path, start, kill_after):
 
 
 def _check_consistent(rt):
-    held = collections.Counter()
-    for consumer, holder, claim in rt._held_claims():
-        usage.add_resources(held, claim.resources)
-    assert +held == +rt._used
+    held = h.held_resources(rt)
     state = rt.get_host_state()
     assert state['vcpus_used'] == held.get('VCPU', 0)
 

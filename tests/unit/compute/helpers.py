@@ -1,8 +1,10 @@
 """Plain-data builders for tracker tests: hosts, flavors, instances, moves."""
 
+import collections
 import uuid
 
 from nova_rt import objects
+from nova_rt.compute import usage
 from nova_rt.compute import store as store_mod
 from nova_rt.compute import tracker as tracker_mod
 
@@ -90,3 +92,13 @@ def used(rt):
     state = rt.get_host_state()
     return (state['vcpus_used'], state['memory_mb_used'],
             state['local_gb_used'])
+
+
+def held_resources(rt):
+    """What the tracker's claims hold, summed from its records; checks that
+    the running counters agree."""
+    held = collections.Counter()
+    for _consumer, _holder, claim in rt._held_claims():
+        usage.add_resources(held, claim.resources)
+    assert +held == +rt._used
+    return held

@@ -55,10 +55,7 @@ def _host():
 
 
 def _check_invariants(rt):
-    held = collections.Counter()
-    for consumer, holder, claim in rt._held_claims():
-        usage.add_resources(held, claim.resources)
-    assert +held == +rt._used
+    held = h.held_resources(rt)
     alloc_sum = collections.Counter()
     for alloc in rt._allocations.values():
         usage.add_resources(alloc_sum, alloc['resources'])
