@@ -185,6 +185,12 @@ class PlacementReporter:
                     if target is None:
                         continue
                 by_provider.setdefault(target, {})[rc] = amount
+            # PCI devices held by the consumer, on the provider of their PF
+            # (the tracker's view names it), when they are reported.
+            for name, amounts in (alloc.get('child_resources') or {}).items():
+                child = pci_provider_uuid(self.root_uuid, name)
+                if child in providers:
+                    by_provider.setdefault(child, {}).update(amounts)
             allocations[consumer] = {'project_id': alloc.get('project_id'),
                                      'user_id': alloc.get('user_id'),
                                      'resources': by_provider}
