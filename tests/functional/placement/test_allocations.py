@@ -1,8 +1,11 @@
 """report_allocations, usages and allocations: atomic, capacity-checked."""
 
 import pytest
+import sqlalchemy as sa
 
 from nova_rt import exception
+from nova_rt.placement import db
+from nova_rt.placement import models
 from tests.functional.placement.helpers import (
     CTX, add_host, compute_node, consumer, new_uuid)
 
@@ -151,3 +154,19 @@ def test_usages_need_a_filter(mgr):
         mgr.get_usages(CTX)
     with pytest.raises(exception.ResourceProviderNotFound):
         mgr.get_usages(CTX, uuid=new_uuid())
+
+
+def test_a_report_heals_drifted_usage(mgr, db_url):
+    # inventories.used is what candidates read; a report sets it from the
+    # allocations it has just read under the root's lock, wherever it differs.
+    root, gen = add_host(mgr)
+    a = new_uuid()
+    allocations = {a: consumer({root: {'VCPU': 2, 'MEMORY_MB': 256}})}
+    gen = _report(mgr, root, gen, allocations)[root]
+    with db.get_engine(db_url).begin() as conn:
+        conn.execute(sa.update(models.Inventory).values(used=99))
+    assert mgr.get_usages(CTX, uuid=root)['VCPU'] == 99
+    gens = _report(mgr, root, gen, allocations)     # nothing changed
+    assert gens == {root: gen + 1}
+    assert mgr.get_usages(CTX, uuid=root) == {'VCPU': 2, 'MEMORY_MB': 256,
+                                              'DISK_GB': 0}

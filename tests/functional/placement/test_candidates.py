@@ -126,3 +126,20 @@ def test_one_statement_whatever_the_number_of_providers(mgr, db_url):
         sa.event.remove(engine, 'before_cursor_execute', count)
     assert len(cands) == 30
     assert len(statements) == 1   # SET LOCAL is not a query
+
+
+def test_every_required_trait_is_needed(mgr, three_hosts):
+    # One semi-join per required trait: a host with only some is left out.
+    for name, traits in (('h1', ['CUSTOM_SSD']),
+                         ('h3', ['CUSTOM_SSD', 'CUSTOM_NVME', 'HW_CPU_X86_AVX'])):
+        root, gen = three_hosts[name]
+        mgr.set_traits(CTX, uuid=root, traits=traits, generation=gen)
+    req = {'VCPU': 1}
+    assert _hosts(mgr.get_allocation_candidates(
+        CTX, resources=req, required=['CUSTOM_SSD', 'CUSTOM_NVME'])) == ['h3']
+    assert _hosts(mgr.get_allocation_candidates(
+        CTX, resources=req, required=['CUSTOM_SSD'])) == ['h3', 'h1']
+    assert _hosts(mgr.get_allocation_candidates(
+        CTX, resources=req, required=['CUSTOM_SSD', 'CUSTOM_UNKNOWN'])) == []
+    assert [p['name'] for p in mgr.list_resource_providers(
+        CTX, required=['CUSTOM_NVME', 'CUSTOM_SSD'])] == ['h3']

@@ -25,25 +25,33 @@ def _drop_connections(url: str) -> int:
             (name,)).fetchall())
 
 
-def test_calls_survive_the_server_dropping_pooled_connections(pg_url):
+def test_calls_survive_the_server_dropping_pooled_connections():
     # The pool does not ping before every transaction (a round trip per
     # report): a dropped connection must cost a retry, not a failed call.
-    engine = db.create_engine(pg_url)
+    # A database of its own: terminating the shared one's connections would
+    # break the other tests' pooled engines.
+    fixtures.require_pg()
+    url = fixtures.fresh_pg_database()
+    engine = None
     try:
+        db.sync(url)
+        engine = db.create_engine(url)
         mgr = manager.PlacementManager(engine, _Conf)
-        root, gen = add_host(mgr, host=f'h-{new_uuid()[:8]}')
+        host = f'h-{new_uuid()[:8]}'
+        root, gen = add_host(mgr, host=host)
         with engine.connect() as conn:
             # A pooled connection that the server will drop.
             assert conn.execute(sa.text('SELECT 1')).scalar() == 1
         assert engine.pool.checkedin() >= 1
-        assert _drop_connections(pg_url) >= 1
+        assert _drop_connections(url) >= 1
 
         c = new_uuid()
         gens = mgr.report_allocations(
-            CTX, host=mgr.get_resource_provider(CTX, uuid=root)['host'],
-            root_uuid=root, generation=gen, full=True,
+            CTX, host=host, root_uuid=root, generation=gen, full=True,
             allocations={c: consumer({root: {'VCPU': 1}})})
         assert gens == {root: gen + 1}
         assert mgr.get_allocations(CTX, consumer_uuid=c) == {root: {'VCPU': 1}}
     finally:
-        engine.dispose()
+        if engine is not None:
+            engine.dispose()
+        fixtures.drop_pg_database(url)

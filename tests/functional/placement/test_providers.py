@@ -1,8 +1,11 @@
 """Provider trees, inventories, traits, aggregates: Placement's semantics."""
 
 import pytest
+import sqlalchemy as sa
 
 from nova_rt import exception
+from nova_rt.placement import db
+from nova_rt.placement import models
 from tests.functional.placement.helpers import (
     CTX, add_host, compute_node, consumer, new_uuid)
 
@@ -45,6 +48,30 @@ def test_unchanged_report_keeps_generation_changed_bumps(mgr):
     assert changed == {root: gen + 1}
     assert mgr.get_resource_provider(
         CTX, uuid=root)['inventories']['VCPU']['total'] == 16
+
+
+def test_changed_and_unchanged_reports_are_heartbeats(mgr, db_url):
+    # A changed root's generation bump carries the heartbeat; an unchanged
+    # report writes only the heartbeat.
+    root, gen = add_host(mgr)
+
+    def forget_heartbeat():
+        with db.get_engine(db_url).begin() as conn:
+            conn.execute(sa.update(models.ResourceProvider)
+                         .values(last_heartbeat=None))
+        assert mgr.get_resource_provider(CTX, uuid=root)['alive'] is False
+
+    forget_heartbeat()
+    gens = mgr.report_provider_tree(CTX, host='h1', providers=[
+        compute_node(root, generation=gen)])
+    assert gens == {root: gen}
+    assert mgr.get_resource_provider(CTX, uuid=root)['alive'] is True
+    forget_heartbeat()
+    gens = mgr.report_provider_tree(CTX, host='h1', providers=[
+        compute_node(root, generation=gen, vcpus=12)])
+    assert gens == {root: gen + 1}
+    rp = mgr.get_resource_provider(CTX, uuid=root)
+    assert rp['alive'] is True and rp['generation'] == gen + 1
 
 
 def test_stale_generation_is_a_conflict_and_writes_nothing(mgr):
@@ -188,8 +215,6 @@ def test_list_filters(mgr):
 
 
 def test_heartbeat_only_from_owner(mgr, db_url):
-    import sqlalchemy as sa
-    from nova_rt.placement import db, models
     root, _ = add_host(mgr)
     with db.get_engine(db_url).begin() as conn:
         conn.execute(sa.update(models.ResourceProvider)
