@@ -1,5 +1,8 @@
 """``nova-rt-status upgrade check``: is this host ready to run nova_rt?
 
+Configuration valid, message broker reachable, placement database at the
+schema head, claim store not newer than this release, libvirt reachable.
+
 Run before starting upgraded services, as Nova's ``nova-status upgrade check``.
 Exit code 0: all checks passed; 1: warnings to read; 2: a failure that will
 stop a service.  Example::
@@ -32,10 +35,12 @@ def register_messaging_opts(conf) -> None:
         warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
         from oslo_messaging import opts as messaging_opts
     for group, opts in messaging_opts.list_opts():
-        if group is None:
-            for opt in opts:
+        for opt in opts:
+            if group is None:
                 if opt.dest not in conf:
                     conf.register_opt(opt)
+            elif group not in conf or opt.dest not in conf[group]:
+                conf.register_opt(opt, group=group)
 
 
 class Checks(upgradecheck.UpgradeCommands):
@@ -77,10 +82,70 @@ class Checks(upgradecheck.UpgradeCommands):
                           '(chmod 0700, as StateDirectoryMode in the systemd unit).')
         return Result(Code.SUCCESS)
 
+    def _check_broker(self) -> Result:
+        from nova_rt.cli import clients
+        try:
+            clients.probe_broker(self.conf, self.conf.transport_url, timeout=5)
+        except clients.CliError as exc:   # the message masks the password
+            return Result(Code.FAILURE, str(exc))
+        return Result(Code.SUCCESS)
+
+    def _check_placement_database(self) -> Result:
+        from nova_rt.placement import db
+        url = self.conf.placement_database.connection
+        if url.startswith('sqlite:///') and not os.path.exists(url[len('sqlite:///'):]):
+            return Result(Code.SUCCESS,
+                          'No placement database here (a compute-only host).')
+        try:
+            current, head = db.current(url), db.head()
+        except Exception as exc:
+            return Result(Code.FAILURE,
+                          f'[placement_database] connection {db.safe_url(url)}: '
+                          f'{" ".join(str(exc).split())[:300]}')
+        if current != head:
+            return Result(Code.FAILURE,
+                          f'The placement database is at {current or "no schema"}, '
+                          f'this release needs {head}: run nova-rt-manage db sync.')
+        return Result(Code.SUCCESS)
+
+    def _check_claim_store(self) -> Result:
+        from nova_rt.compute import store
+        path = os.path.join(self.conf.state_path, 'compute.sqlite')
+        if not os.path.exists(path):
+            return Result(Code.SUCCESS, f'{path} does not exist yet.')
+        import sqlite3
+        try:
+            with sqlite3.connect(f'file:{path}?mode=ro', uri=True) as db:
+                version = db.execute('PRAGMA user_version').fetchone()[0]
+        except sqlite3.Error as exc:
+            return Result(Code.FAILURE, f'{path}: {exc}')
+        if version > store.SCHEMA_VERSION:
+            return Result(Code.FAILURE,
+                          f'{path} has schema {version}, newer than this release '
+                          f'({store.SCHEMA_VERSION}): nova-rt-compute will refuse it.')
+        return Result(Code.SUCCESS)
+
+    def _check_libvirt(self) -> Result:
+        from nova_rt.virt import host
+        uri = self.conf.libvirt.connection_uri
+        try:
+            info = host.LibvirtHost(uri).get_host_info()
+        except exception.HypervisorUnavailable as exc:
+            return Result(Code.FAILURE,
+                          f'[libvirt] connection_uri {host.mask_uri(uri)}: {exc} '
+                          '(nova-rt-compute serves claims from its last known '
+                          'inventory, but a first start needs libvirt).')
+        return Result(Code.SUCCESS, f'{info.hypervisor_type} on {info.hostname}, '
+                                    f'{len(info.online_cpus)} CPUs')
+
     _upgrade_checks = (
         ('Configuration', _check_config),
         ('Transport URL', _check_transport_url),
+        ('Message broker', _check_broker),
+        ('Placement database', _check_placement_database),
         ('State directory', _check_state_path),
+        ('Claim store', _check_claim_store),
+        ('Libvirt', _check_libvirt),
     )
 
 

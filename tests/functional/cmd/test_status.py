@@ -1,0 +1,94 @@
+"""``nova-rt-status upgrade check`` as an operator runs it: real RabbitMQ,
+libvirt's test driver and a placement database."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+STATUS = pathlib.Path(sys.executable).with_name('nova-rt-status')
+RABBIT = 'rabbit://guest:guest@127.0.0.1:5672/'
+
+
+def _check(tmp_path, body):
+    path = tmp_path / 'nova-rt.conf'
+    path.write_text(body)
+    result = subprocess.run(
+        [str(STATUS), '--config-file', str(path), 'upgrade', 'check', '--json'],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path)
+    assert 's3cret' not in result.stdout + result.stderr
+    report = {c['check']: c for c in json.loads(result.stdout)['checks']}
+    return result.returncode, report
+
+
+def _state(tmp_path, mode=0o700):
+    state = tmp_path / 'state'
+    state.mkdir()
+    state.chmod(mode)
+    return state
+
+
+def test_good_host_passes(tmp_path):
+    code, report = _check(tmp_path, f'''[DEFAULT]
+transport_url = {RABBIT}
+state_path = {_state(tmp_path)}
+[libvirt]
+connection_uri = test:///default
+''')
+    assert code == 0, report
+    assert {c['result'] for c in report.values()} == {0}
+    assert set(report) == {'Configuration', 'Transport URL', 'Message broker',
+                           'Placement database', 'State directory',
+                           'Claim store', 'Libvirt'}
+    assert 'TEST' in report['Libvirt']['details']
+
+
+def test_bad_config_fails_with_the_option_named(tmp_path):
+    code, report = _check(tmp_path, f'''[DEFAULT]
+transport_url = {RABBIT}
+state_path = {tmp_path}/missing
+[compute]
+cpu_shared_set = 0-3
+cpu_dedicated_set = 3-5
+[libvirt]
+connection_uri = test:///default
+''')
+    assert code == 2
+    assert report['Configuration']['result'] == 2
+    assert 'overlap on CPUs 3' in report['Configuration']['details']
+
+
+def test_default_transport_and_open_state_dir_are_warnings(tmp_path):
+    state = _state(tmp_path, 0o755)
+    code, report = _check(tmp_path, f'[DEFAULT]\nstate_path = {state}\n'
+                                    '[libvirt]\nconnection_uri = test:///default\n')
+    assert report['Transport URL']['result'] == 1
+    assert report['State directory']['result'] == 1
+    assert '0755' in report['State directory']['details']
+    assert code in (1, 2)
+
+
+def test_broker_refusal_database_behind_and_libvirt_down_fail(tmp_path):
+    db = tmp_path / 'placement.sqlite'
+    db.touch()
+    code, report = _check(tmp_path, f'''[DEFAULT]
+transport_url = rabbit://guest:s3cret@127.0.0.1:5672/
+state_path = {_state(tmp_path)}
+[libvirt]
+connection_uri = test:///{tmp_path}/no-such-host.xml
+[placement_database]
+connection = sqlite:///{db}
+''')
+    assert code == 2
+    assert report['Message broker']['result'] == 2
+    assert 'guest:***@' in report['Message broker']['details']
+    assert report['Placement database']['result'] == 2
+    assert 'nova-rt-manage db sync' in report['Placement database']['details']
+    assert report['Libvirt']['result'] == 2
+    # after a db sync the database check passes
+    subprocess.run([str(STATUS.with_name('nova-rt-manage')), '--config-file',
+                    str(tmp_path / 'nova-rt.conf'), 'db', 'sync'], check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    _code, report = _check(tmp_path, (tmp_path / 'nova-rt.conf').read_text())
+    assert report['Placement database']['result'] == 0
