@@ -1,6 +1,6 @@
-# Sphinx configuration of the nova_rt documentation. Builds offline: the only
-# extension is oslo.config's, which reads the options from the installed
-# entry points (pip install -e . first).
+# Sphinx configuration of the nova_rt documentation. Builds offline: oslo.config's
+# extension reads the options from the installed
+# entry points (pip install -e . first) and autodoc imports the modules.
 
 project = 'nova_rt'
 copyright = 'nova_rt developers'
@@ -8,6 +8,7 @@ author = 'nova_rt developers'
 
 extensions = [
     'oslo_config.sphinxext',
+    'sphinx.ext.autodoc',
 ]
 
 master_doc = 'index'
