@@ -3,7 +3,8 @@
 The root provider's generation (the one the reporter last saw) is
 compare-and-swapped first, which also serialises writers of one tree.  Only
 consumers whose allocations differ are rewritten; ``inventories.used`` of the
-tree is recomputed from the allocations in the same transaction.  An amount
+tree is set, in the same transaction, from the allocations read under the
+root's row lock, wherever it differs (which also heals any drift).  An amount
 of 0 means "none of that class" and is not stored (a volume-backed instance
 reports ``DISK_GB: 0``).
 
@@ -14,7 +15,10 @@ inventory change left it over capacity, so a host can always report less.
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from nova_rt import exception
 from nova_rt.placement import common
@@ -114,6 +118,19 @@ _DELETE_UNUSED_CONSUMERS = sa.delete(CONSUMER).where(
         synchronize_session=False)
 
 
+@functools.cache
+def _consumer_upsert(dialect: str):
+    """INSERT ... ON CONFLICT (uuid) DO UPDATE ... RETURNING uuid, id."""
+    module = postgresql if dialect == 'postgresql' else sqlite
+    stmt = module.insert(CONSUMER)
+    return stmt.on_conflict_do_update(
+        index_elements=['uuid'],
+        set_={'generation': CONSUMER.generation + 1,
+              'project_id': stmt.excluded.project_id,
+              'user_id': stmt.excluded.user_id}).returning(
+                  CONSUMER.uuid, CONSUMER.id)
+
+
 def _lock_root(session, host, root_uuid, generation, now) -> int:
     """Compare-and-swap the root's generation; the id of the root.
 
@@ -208,15 +225,11 @@ def _write(session, allocations, have, new_state, changed, tree_ids,
     # the same consumer (a move) at the same moment.
     consumer_ids = {}
     if incoming:
-        consumer_ids = dict(common.upsert_returning(
-            session, CONSUMER,
+        consumer_ids = dict(session.execute(
+            _consumer_upsert(common.dialect_name(session)),
             [{'uuid': c, 'project_id': allocations[c]['project_id'],
               'user_id': allocations[c]['user_id'], 'generation': 0}
-             for c in incoming], ['uuid'],
-            {'generation': CONSUMER.generation + 1,
-             'project_id': lambda excluded: excluded.project_id,
-             'user_id': lambda excluded: excluded.user_id},
-            [CONSUMER.uuid, CONSUMER.id]))
+             for c in incoming]).all())
     leaving = [c for c in changed if c in have and c not in consumer_ids]
     consumer_ids.update((c, known_ids[c]) for c in leaving)
     old_ids = [consumer_ids[c] for c in changed if c in have]

@@ -52,18 +52,6 @@ def insert_ignore(session, model, rows: list[dict], conflict_cols: list[str]):
     session.execute(stmt, rows)
 
 
-def upsert_returning(session, model, rows: list[dict], conflict_cols: list[str],
-                     update: dict, returning: list):
-    """INSERT ... ON CONFLICT DO UPDATE ... RETURNING, in one round trip."""
-    module = postgresql if dialect_name(session) == 'postgresql' else sqlite
-    stmt = module.insert(model)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=conflict_cols,
-        set_={k: (v(stmt.excluded) if callable(v) else v)
-              for k, v in update.items()})
-    return session.execute(stmt.returning(*returning), rows).all()
-
-
 def ensure_traits(session, names) -> dict[str, int]:
     """Trait name -> id, creating the missing ones (first use)."""
     names = sorted(set(names))
