@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import re
@@ -40,6 +41,18 @@ def dialect_name(conn) -> str:
     """'sqlite' or 'postgresql', for a Connection (or a Session)."""
     dialect = getattr(conn, 'dialect', None) or conn.get_bind().dialect
     return dialect.name
+
+
+@contextlib.contextmanager
+def pipelined(session):
+    """PostgreSQL: the statements inside are sent without waiting for each
+    answer (psycopg pipeline mode), and their errors are raised on leaving.
+    Only for statements whose results nobody reads.  Elsewhere: nothing."""
+    if dialect_name(session) != 'postgresql':
+        yield
+        return
+    with session.connection.dbapi_connection.pipeline():
+        yield
 
 
 def insert_ignore(session, model, rows: list[dict], conflict_cols: list[str]):
