@@ -8,6 +8,7 @@ modules ``virt.capabilities`` and ``virt.domain_xml``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -269,21 +270,25 @@ class LibvirtHost:
                 if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                     continue        # undefined since it was listed
                 raise self._failed(exc, f'reading domain {uuid}') from exc
+            state = STATE_NAMES.get(record.get('state.state'), 'nostate')
+            is_active = uuid in active
             cached = self._xml_cache.get(uuid)
             if cached is not None and cached[0] == xml:
-                fields = cached[1]
-            else:
                 # Domain XML rarely changes between audits: parse it only
-                # when it did (parsing is most of an audit's gathering).
+                # when it did (parsing is most of an audit's gathering), and
+                # keep the same DomainInfo while the state is the same too.
+                info = cached[1]
+                if info.state != state or info.active != is_active:
+                    info = dataclasses.replace(info, state=state, active=is_active)
+            else:
                 try:
                     fields = domain_xml.parse_domain_xml(xml).fields()
                 except domain_xml.InvalidXML as exc:
                     LOG.warning("skipping domain %s (%s): %s", uuid, dom.name(), exc)
                     continue
-            seen[uuid] = (xml, fields)
-            state = STATE_NAMES.get(record.get('state.state'), 'nostate')
-            domains.append(objects.DomainInfo(state=state, active=uuid in active,
-                                              **fields))
+                info = objects.DomainInfo(state=state, active=is_active, **fields)
+            seen[uuid] = (xml, info)
+            domains.append(info)
         self._xml_cache = seen
         return domains
 
