@@ -94,8 +94,12 @@ class AllocationCapacityExceeded(NovaRtException):
     msg_fmt = "Allocation exceeds capacity: %(reason)s"
 
 
-class NotAuthorized(NovaRtException):
-    """A host writing to a provider it does not own (placement)."""
+class NotAuthorized(InvalidInput):
+    """A host writing to a provider it does not own (placement).
+
+    The contract names no class for this refusal; it is an ``InvalidInput``
+    (nothing is written) under a name that says why.
+    """
 
     msg_fmt = "Not authorized: %(reason)s"
 
