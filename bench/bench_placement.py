@@ -50,6 +50,7 @@ from nova_rt.placement import db  # noqa: E402
 from nova_rt.placement import manager  # noqa: E402
 from nova_rt.placement import models  # noqa: E402
 from tests.functional.placement import fixtures  # noqa: E402
+from tests.functional.placement import helpers  # noqa: E402
 
 CTX = {'request_id': 'req-bench'}
 REQUEST = {'resources': {'VCPU': 2, 'MEMORY_MB': 2048, 'DISK_GB': 20},
@@ -68,11 +69,7 @@ def populate(url: str, n: int) -> None:
     rng = random.Random(n)
     now = fixtures_now()
     with engine.begin() as conn:
-        for table in reversed(models.Base.metadata.sorted_tables):
-            if table.name == 'resource_providers':
-                conn.execute(table.update().values(parent_provider_id=None,
-                                                   root_provider_id=None))
-            conn.execute(table.delete())
+        helpers.empty_tables(conn)
         if not n:
             return
         rps = [{'id': i + 1, 'uuid': str(uuid.uuid4()), 'name': f'bench-{i}',

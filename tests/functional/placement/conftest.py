@@ -3,8 +3,8 @@ import uuid
 import pytest
 
 from nova_rt.placement import db
-from nova_rt.placement import models
 from tests.functional.placement import fixtures
+from tests.functional.placement import helpers
 from tests.functional.placement.fixtures import placement_rpc  # noqa: F401
 
 
@@ -31,13 +31,8 @@ def db_url(request):
     """The placement database on each backend, emptied for every test."""
     url = request.getfixturevalue(
         'pg_url' if request.param == 'postgresql' else 'sqlite_url')
-    engine = db.get_engine(url)
-    with engine.begin() as conn:
-        for table in reversed(models.Base.metadata.sorted_tables):
-            if table.name == 'resource_providers':
-                conn.execute(table.update().values(parent_provider_id=None,
-                                                   root_provider_id=None))
-            conn.execute(table.delete())
+    with db.get_engine(url).begin() as conn:
+        helpers.empty_tables(conn)
     return url
 
 
