@@ -31,6 +31,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -223,8 +224,19 @@ def _keep_running_note(stack) -> None:
     _say(f'  (or: {sys.executable} -m nova_rt.cmd.demo stop {stack.workdir})')
 
 
+def _interrupt(signum, _frame):
+    # Only the first signal interrupts: a second one (``timeout`` forwards
+    # the SIGTERM it got, say) must not cut the clean-up short.
+    for other in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(other, signal.SIG_IGN)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def cmd_run(args) -> int:
     from nova_rt.cli import tour
+    # SIGTERM or a closed terminal stop the demo like ^C: its daemons too.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     began = time.monotonic()
     workdir = os.path.realpath(tempfile.mkdtemp(prefix='nova-rt-demo-'))
     try:
@@ -252,6 +264,8 @@ def cmd_run(args) -> int:
         failure = str(exc)
     except KeyboardInterrupt:
         failure = 'interrupted'
+    except Exception as exc:    # a closed stdout, say: never leave daemons behind
+        failure = f'{type(exc).__name__}: {exc}'
     if failure is None and args.keep_running:
         _keep_running_note(stack)
         return 0
@@ -267,6 +281,9 @@ def cmd_run(args) -> int:
         for name in stack.pids():
             print(f'--- last lines of {stack.log_path(name)}:\n'
                   f'{stack.log_tail(name)}', file=sys.stderr)
+    # Stopping is bounded (SIGTERM, then SIGKILL): let nothing cut it short.
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
     killed = stack.stop()
     if killed:
         _say(f'# {len(killed)} process(es) did not stop on SIGTERM and were killed')
