@@ -9,6 +9,7 @@ open time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -47,8 +48,8 @@ class Changes:
     """What one tracker operation writes; applied in one transaction."""
 
     def __init__(self):
-        self.instances = {}     # uuid -> dict or None (delete)
-        self.migrations = {}    # uuid -> dict or None
+        self.instances = {}     # uuid -> InstanceRecord, or None (delete)
+        self.migrations = {}    # uuid -> MigrationRecord
         self.meta = {}          # key -> JSON-able value
 
     def put_instance(self, record) -> None:
@@ -59,9 +60,6 @@ class Changes:
 
     def put_migration(self, record) -> None:
         self.migrations[record.uuid] = record
-
-    def delete_migration(self, uuid: str) -> None:
-        self.migrations[uuid] = None
 
     def set_meta(self, key: str, value) -> None:
         self.meta[key] = value
@@ -102,21 +100,22 @@ class ClaimStore:
                     f'{self.path} has schema version {version}, newer than '
                     f'this nova_rt ({SCHEMA_VERSION}); refusing to downgrade')
             for index in range(version, SCHEMA_VERSION):
-                self._db.execute('BEGIN IMMEDIATE')
-                try:
+                with self._transaction():
                     for statement in MIGRATIONS[index].split(';'):
                         if statement.strip():
                             self._db.execute(statement)
                     self._db.execute(f'PRAGMA user_version={index + 1}')
-                    self._db.execute('COMMIT')
-                except BaseException:
-                    self._db.execute('ROLLBACK')
-                    raise
 
-    @property
-    def schema_version(self) -> int:
-        with self._lock:
-            return self._db.execute('PRAGMA user_version').fetchone()[0]
+    @contextlib.contextmanager
+    def _transaction(self):
+        """One write transaction; rolled back whole on any error."""
+        self._db.execute('BEGIN IMMEDIATE')
+        try:
+            yield
+        except BaseException:
+            self._db.execute('ROLLBACK')
+            raise
+        self._db.execute('COMMIT')
 
     def apply(self, changes: Changes) -> None:
         """Write ``changes`` atomically; raises and writes nothing on error."""
@@ -124,37 +123,26 @@ class ClaimStore:
             return
         inst_rows = [(uuid, None if rec is None else json.dumps(rec.to_dict()))
                      for uuid, rec in changes.instances.items()]
-        mig_rows = [(uuid, rec) for uuid, rec in changes.migrations.items()]
-        with self._lock:
-            self._db.execute('BEGIN IMMEDIATE')
-            try:
-                for uuid, data in inst_rows:
-                    if data is None:
-                        self._db.execute('DELETE FROM instances WHERE uuid=?',
-                                         (uuid,))
-                    else:
-                        self._db.execute(
-                            'INSERT OR REPLACE INTO instances (uuid, data) '
-                            'VALUES (?, ?)', (uuid, data))
-                for uuid, rec in mig_rows:
-                    if rec is None:
-                        self._db.execute('DELETE FROM migrations WHERE uuid=?',
-                                         (uuid,))
-                    else:
-                        self._db.execute(
-                            'INSERT OR REPLACE INTO migrations (uuid, '
-                            'instance_uuid, seq, ended_at, data) '
-                            'VALUES (?, ?, ?, ?, ?)',
-                            (uuid, rec.migration.instance_uuid, rec.seq,
-                             rec.ended_at, json.dumps(rec.to_dict())))
-                for key, value in changes.meta.items():
+        mig_rows = [(uuid, rec.migration.instance_uuid, rec.seq, rec.ended_at,
+                     json.dumps(rec.to_dict()))
+                    for uuid, rec in changes.migrations.items()]
+        with self._lock, self._transaction():
+            for uuid, data in inst_rows:
+                if data is None:
+                    self._db.execute('DELETE FROM instances WHERE uuid=?',
+                                     (uuid,))
+                else:
                     self._db.execute(
-                        'INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)',
-                        (key, json.dumps(value)))
-                self._db.execute('COMMIT')
-            except BaseException:
-                self._db.execute('ROLLBACK')
-                raise
+                        'INSERT OR REPLACE INTO instances (uuid, data) '
+                        'VALUES (?, ?)', (uuid, data))
+            # Ended migrations are kept (remembered), never deleted here.
+            self._db.executemany(
+                'INSERT OR REPLACE INTO migrations (uuid, instance_uuid, seq, '
+                'ended_at, data) VALUES (?, ?, ?, ?, ?)', mig_rows)
+            for key, value in changes.meta.items():
+                self._db.execute(
+                    'INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)',
+                    (key, json.dumps(value)))
 
     def load(self) -> tuple:
         """(instance dicts, migration dicts) as stored."""

@@ -506,10 +506,6 @@ class ResourceTracker(moves.MoveClaimsMixin, audit.AuditMixin):
 
     # ============================================================ views
 
-    @property
-    def hypervisor_connected(self) -> bool:
-        return self._hypervisor_connected
-
     def get_host_state(self) -> dict:
         with self._lock:
             snapshot = view_mod.Snapshot(

@@ -17,7 +17,6 @@ VCPU = 'VCPU'
 PCPU = 'PCPU'
 MEMORY_MB = 'MEMORY_MB'
 DISK_GB = 'DISK_GB'
-STANDARD_CLASSES = (VCPU, PCPU, MEMORY_MB, DISK_GB)
 
 #: task_states that make an instance I/O heavy (Nova's stats.io_workload).
 IO_TASK_STATES = ('resize_migrating', 'rebuilding', 'resize_prep',
