@@ -34,6 +34,7 @@ from typing import Optional
 from oslo_service import service as oslo_service
 from oslo_service import systemd
 
+from nova_rt import gcutil
 from nova_rt import rpc
 from nova_rt.compute import manager as manager_mod
 from nova_rt.compute import notifications
@@ -220,6 +221,9 @@ class ComputeService(oslo_service.ServiceBase):
         systemd.notify()
         self._spawn(self._audit_loop, 'audit-loop')
         self._spawn(self._heartbeat_loop, 'heartbeat')
+        frozen = gcutil.freeze_startup_objects()
+        LOG.debug('%d start-up objects exempted from garbage collection',
+                  frozen)
         LOG.info('nova-rt-compute %s ready in %.2fs (root provider %s)',
                  self.host, time.monotonic() - started, self.reporter.root_uuid)
 

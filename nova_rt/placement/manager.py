@@ -101,8 +101,10 @@ class PlacementManager:
     def report_provider_tree(self, context, **kwargs):
         result = self._run('report_provider_tree', kwargs,
                            ops.report_provider_tree)
-        LOG.info('Provider tree of host %s: %d providers', kwargs['host'],
-                 len(result))
+        # At INFO only when providers appear or go (provider_ops): a busy
+        # placement takes hundreds of tree reports a second.
+        LOG.debug('Provider tree of host %s: %d providers', kwargs['host'],
+                  len(result))
         return result
 
     def report_allocations(self, context, **kwargs):

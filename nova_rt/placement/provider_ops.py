@@ -215,12 +215,16 @@ def report_provider_tree(session, host: str, providers: list,
     if links:
         session.execute(_LINK, links)
     # Last, so that kept providers no longer point at what goes away.
-    _remove(session, [rp for u, rp in owned.items() if u not in by_uuid])
+    removed = [rp for u, rp in owned.items() if u not in by_uuid]
+    _remove(session, removed)
+    if new or removed:
+        LOG.info('Providers of host %s: created %s, removed %s', host, new,
+                 [rp.uuid for rp in removed])
     beats = [ids[u] for u in by_uuid
              if parents[u] is None and u not in changed and u not in new]
     if beats:
         session.execute(_HEARTBEAT, {'b_ids': beats, 'b_now': now})
-    LOG.debug('Provider tree of %s: created %s, changed %s', host, new, changed)
+    LOG.debug('Provider tree of %s: changed %s', host, changed)
     result = {u: owned[u].generation for u in by_uuid if u in owned}
     result.update({u: result[u] + 1 for u in changed})
     result.update({u: 1 for u in new})

@@ -228,4 +228,4 @@ def get_allocation_candidates(session, resources: dict, heartbeat_timeout: int,
     return [{'root_uuid': uuid, 'host': host,
              'allocation': {uuid: resources.copy()},
              'free': dict(zip(classes, free))}
-            for uuid, host, *free in session.execute(stmt).tuples().all()]
+            for uuid, host, *free in session.execute(stmt).all()]

@@ -65,6 +65,11 @@ def test_rpc_round_trip_errors_and_logging(placement_rpc):
     log = placement_rpc.log_text()
     assert 'Refused report_provider_tree from host intruder' in log
     assert 'req-0123456789abcdef' in log
+    # Our pool size when the configuration names none; providers created
+    # at INFO, the routine tree reports not.
+    assert '(4 worker threads)' in log
+    assert f"Providers of host h1: created ['{root}'], removed []" in log
+    assert 'Provider tree of host' not in log
     assert 'guest:guest' not in log
     assert 'Traceback' not in log
 
@@ -114,10 +119,13 @@ def test_eventlet_backend_serves_and_stops(tmp_path):
     url = f'sqlite:///{tmp_path}/p.sqlite'
     with fixtures.running_placement(
             url, str(tmp_path),
-            extra_conf='concurrency_backend = eventlet') as placement:
+            extra_conf='concurrency_backend = eventlet\n'
+                       'executor_thread_pool_size = 7') as placement:
         root = new_uuid()
         assert placement.api.report_provider_tree(
             CTX, host='h1', providers=[compute_node(root)]) == {root: 1}
         assert [c['host'] for c in placement.api.get_allocation_candidates(
             CTX, resources={'VCPU': 1})] == ['h1']
+        # The operator's pool size wins over ours.
+        assert '(7 worker threads)' in placement.log_text()
     # running_placement asserted exit code 0 after SIGTERM.
