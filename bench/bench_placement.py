@@ -97,6 +97,7 @@ def populate(url: str, n: int) -> None:
                                      ('MEMORY_MB', 131072, 1.0),
                                      ('DISK_GB', 1000, 1.0)):
                 invs.append({'resource_provider_id': rp['id'],
+                             'root_provider_id': rp['id'],
                              'resource_class': rc, 'total': total,
                              'reserved': 0, 'min_unit': 1, 'max_unit': total,
                              'step_size': 1, 'allocation_ratio': ratio,

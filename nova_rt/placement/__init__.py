@@ -33,10 +33,17 @@ Where ``shared/spec/rpc-api.md`` is silent, placement does this:
 - ``get_usages(uuid)`` lists every class the provider has inventory of (zeros
   included); ``get_usages(project_id)`` sums that project's allocations; both
   given: the project's usage on that provider.
-- Candidates are satisfied by a root provider alone; child providers (PCI)
-  are stored, allocated and listed but not combined into candidates.
-  ``spread`` orders by the sum over requested classes of free / capacity,
-  most free first (``pack``: least first), then the oldest provider.
+- Candidates are met within one tree, each class by any provider of it
+  (the compute node's classes by the root, a PCI device's by its child
+  provider), as Placement's unnumbered request group; where a class fits on
+  several providers of a tree, each combination is a candidate.  Traits and
+  ``member_of`` are judged on the root.  ``spread`` orders by the sum over
+  requested classes of free / capacity, most free first (``pack``: least
+  first), then the oldest provider.
 - UUIDs are the canonical lower-case form; traits are os-traits names or
   ``CUSTOM_[A-Z0-9_]+``.
+- A process serves calls on 4 worker threads unless ``[DEFAULT]
+  executor_thread_pool_size`` is set (oslo.messaging's 64 only contend for
+  the GIL: every call is a short transaction); run more processes on
+  PostgreSQL for more throughput.
 """

@@ -6,7 +6,9 @@ Differences from OpenStack Placement, each for the candidate query's sake:
   allocation_ratio)``, computed when written) and ``used`` (the sum of the
   provider's allocations of that class, recomputed in the same transaction as
   every allocation write), so that asking "who can take this" is one indexed
-  join with no aggregation over allocations.
+  join with no aggregation over allocations; and ``root_provider_id`` (its
+  provider's root, migration 0002), so that the join finds a class on any
+  provider of a tree.
 - Resource classes are plain strings; traits and aggregates have their own
   tables as in Placement.
 - ``last_heartbeat`` lives on the root provider (placement's own clock, UTC).
@@ -55,6 +57,7 @@ class Inventory(Base):
                          name='uniq_inventories0rp0rc'),
         Index('ix_inventories_rc_rp', 'resource_class',
               'resource_provider_id'),
+        Index('ix_inventories_rc_root', 'resource_class', 'root_provider_id'),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -69,6 +72,10 @@ class Inventory(Base):
     allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
     capacity: Mapped[int] = mapped_column(Integer)
     used: Mapped[int] = mapped_column(Integer, default=0)
+    # The provider's root (no foreign key: set with the provider's, and gone
+    # with the provider).
+    root_provider_id: Mapped[int | None] = mapped_column(Integer,
+                                                         nullable=True)
 
 
 class Consumer(Base):

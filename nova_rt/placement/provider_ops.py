@@ -125,6 +125,10 @@ _UPDATE_INVENTORY = (
     sa.update(INV).where(INV.id == sa.bindparam('b_id'))
     .values({k: sa.bindparam(f'b_{k}') for k in (*_INV_FIELDS, 'capacity')})
     .execution_options(synchronize_session=False))
+_MOVE_INVENTORY = (
+    sa.update(INV).where(INV.resource_provider_id == sa.bindparam('b_rp_id'))
+    .values(root_provider_id=sa.bindparam('b_root'))
+    .execution_options(synchronize_session=False))
 _DELETE_INVENTORY = sa.delete(INV).where(
     INV.resource_provider_id == sa.bindparam('b_rp_id'),
     INV.resource_class.in_(sa.bindparam('b_classes', expanding=True)))
@@ -191,7 +195,8 @@ def report_provider_tree(session, host: str, providers: list,
         if rp is None:
             links.append({'b_id': ids[uuid], 'b_parent': parent_id,
                           'b_root': root_id})
-            _write_inventories(session, ids[uuid], uuid, {}, want_inv)
+            _write_inventories(session, ids[uuid], root_id, uuid, {},
+                               want_inv)
             if want_traits:
                 _write_traits(session, ids[uuid], want_traits)
             continue
@@ -209,7 +214,12 @@ def report_provider_tree(session, host: str, providers: list,
               now if parent_id is None else None)
         changed.append(uuid)
         if not same_inv:
-            _write_inventories(session, rp.id, uuid, have_inv, want_inv)
+            _write_inventories(session, rp.id, root_id, uuid, have_inv,
+                               want_inv)
+        if rp.root_provider_id != root_id and have_inv:
+            # Moved to another tree: its inventory is found under the new root.
+            session.execute(_MOVE_INVENTORY, {'b_rp_id': rp.id,
+                                              'b_root': root_id})
         if not same_traits:
             _write_traits(session, rp.id, want_traits)
     if links:
@@ -256,7 +266,8 @@ def _current_traits(session, rp_ids) -> dict[int, set]:
     return result
 
 
-def _write_inventories(session, rp_id, uuid, have: dict, want: dict) -> None:
+def _write_inventories(session, rp_id, root_id, uuid, have: dict,
+                       want: dict) -> None:
     gone = [rc for rc in have if rc not in want]
     in_use = [rc for rc in gone if have[rc]['used'] > 0]
     if in_use:
@@ -271,8 +282,9 @@ def _write_inventories(session, rp_id, uuid, have: dict, want: dict) -> None:
                 **{f'b_{k}': v for k, v in inv.items()}}
                for rc, inv in want.items() if rc in have
                and any(have[rc][f] != inv[f] for f in _INV_FIELDS)]
-    inserts = [{'resource_provider_id': rp_id, 'resource_class': rc,
-                'used': 0, **inv} for rc, inv in want.items()
+    inserts = [{'resource_provider_id': rp_id, 'root_provider_id': root_id,
+                'resource_class': rc, 'used': 0, **inv}
+               for rc, inv in want.items()
                if rc not in have]
     if updates:
         session.execute(_UPDATE_INVENTORY, updates)

@@ -6,11 +6,13 @@ their inventory (whose ``capacity`` and ``used`` are kept current by every
 write), filtered by liveness, traits and aggregates, ordered and limited in
 the database.
 
-Scope, kept simple on purpose: a request is satisfied by the root provider
-alone (the compute node holds VCPU, PCPU, MEMORY_MB, DISK_GB); child
-providers (PCI devices) are listed and allocated to by their host but not
-combined into candidates.  Required and forbidden traits and ``member_of``
-are judged on the root.
+A request is satisfied within one tree, as Placement's unnumbered request
+group: each class from any provider of the tree that has room for it (the
+compute node's VCPU, PCPU, MEMORY_MB, DISK_GB from the root, a PCI device's
+class from its child provider).  A tree where a class fits on several
+providers (two PFs with free VFs of the same class) is one candidate per
+combination, as in Placement.  Required and forbidden traits and
+``member_of`` are judged on the root.
 
 Order: ``spread`` puts the emptiest host first, ``pack`` the fullest that still
 fits; "empty" is the sum over the requested classes of free / capacity, ties
@@ -189,11 +191,15 @@ def get_allocation_candidates(session, resources: dict, heartbeat_timeout: int,
     inv_table, rp = INV.__table__, RP.__table__
     invs = [inv_table.alias(f'inv{i}') for i in range(len(classes))]
     frees = [inv.c.capacity - inv.c.used for inv in invs]
-    stmt = sa.select(rp.c.uuid, rp.c.host, *frees)
+    # Each class from any provider of the tree (inventories carry their
+    # root): the compute node's own classes come from the root, a PCI
+    # device's from its child provider.
+    stmt = sa.select(rp.c.id, rp.c.uuid, rp.c.host, *frees,
+                     *(inv.c.resource_provider_id for inv in invs))
     for rc, inv, free in zip(classes, invs, frees):
         n = resources[rc]
         stmt = stmt.join(inv, sa.and_(
-            inv.c.resource_provider_id == rp.c.id, inv.c.resource_class == rc,
+            inv.c.root_provider_id == rp.c.id, inv.c.resource_class == rc,
             free >= n, inv.c.min_unit <= n, inv.c.max_unit >= n,
             sa.literal(n) % inv.c.step_size == 0))
     stmt = stmt.where(rp.c.parent_provider_id.is_(None),
@@ -211,10 +217,12 @@ def get_allocation_candidates(session, resources: dict, heartbeat_timeout: int,
          / sa.func.nullif(sa.cast(inv.c.capacity, sa.Double), 0.0,
                           type_=sa.Double) for inv, free in zip(invs, frees)),
         sa.literal(0.0, sa.Double))
-    # Ties go to the oldest provider: an integer compare, where the uuid
-    # (a collated string) made the sort several times slower.
+    # Ties go to the oldest provider, then to the lowest child providers: an
+    # integer compare, where the uuid (a collated string) made the sort
+    # several times slower.
     stmt = stmt.order_by(emptiness.desc() if order == 'spread'
-                         else emptiness.asc(), rp.c.id)
+                         else emptiness.asc(), rp.c.id,
+                         *(inv.c.resource_provider_id for inv in invs))
     if limit:
         stmt = stmt.limit(limit)
     if common.dialect_name(session) == 'postgresql':
@@ -223,9 +231,31 @@ def get_allocation_candidates(session, resources: dict, heartbeat_timeout: int,
         # hash joins are twice as fast (bench/bench_placement.py).  LOCAL:
         # this transaction only.
         session.execute(_NO_NESTLOOP)
+    rows = session.execute(stmt).all()
+    width = len(classes)
+    # Child providers by uuid, in a second statement only when some class
+    # came from one.
+    children = {rp_id for row in rows for rp_id in row[3 + width:]
+                if rp_id != row[0]}
+    uuids = dict(session.execute(
+        sa.select(rp.c.id, rp.c.uuid).where(rp.c.id.in_(children))).all()
+    ) if children else {}
     # Plain tuples and one dict per candidate: with 10,000 candidates the
     # per-row Row access and comprehension were most of the call.
-    return [{'root_uuid': uuid, 'host': host,
-             'allocation': {uuid: resources.copy()},
-             'free': dict(zip(classes, free))}
-            for uuid, host, *free in session.execute(stmt).all()]
+    if not children:
+        # (zip stops at the classes: the provider ids that follow are unused.)
+        return [{'root_uuid': uuid, 'host': host,
+                 'allocation': {uuid: resources.copy()},
+                 'free': dict(zip(classes, rest))}
+                for _id, uuid, host, *rest in rows]
+    candidates = []
+    for row in rows:
+        root_id, root_uuid, host = row[:3]
+        allocation: dict = {}
+        for rc, rp_id in zip(classes, row[3 + width:]):
+            holder = root_uuid if rp_id == root_id else uuids[rp_id]
+            allocation.setdefault(holder, {})[rc] = resources[rc]
+        candidates.append({'root_uuid': root_uuid, 'host': host,
+                           'allocation': allocation,
+                           'free': dict(zip(classes, row[3:3 + width]))})
+    return candidates

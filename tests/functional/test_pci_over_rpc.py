@@ -131,6 +131,17 @@ def test_pci_claims_over_rpc(tmp_path):
             child = [p for p in tree if p['parent_uuid'] == root['uuid']][0]
             assert sum(allocs[child['uuid']].values()) == 2
 
+            # The scheduler's question: the VFs' class is found on the child
+            # provider, the vCPUs on the compute node (6 of 8 VFs are free).
+            vf_class = next(iter(allocs[child['uuid']]))
+            cands = placement.api.get_allocation_candidates(
+                {}, resources={'VCPU': 1, vf_class: 6})
+            assert [c['allocation'] for c in cands] == [
+                {root['uuid']: {'VCPU': 1}, child['uuid']: {vf_class: 6}}]
+            assert cands[0]['free'][vf_class] == 6
+            assert placement.api.get_allocation_candidates(
+                {}, resources={'VCPU': 1, vf_class: 7}) == []
+
             api.abort_instance_claim(ctx, daemon.host, instance_uuid=inst['uuid'])
             assert _vf_free(api.get_host_state(ctx, daemon.host)) == 8
         finally:

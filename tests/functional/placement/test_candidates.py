@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from nova_rt import exception
 from nova_rt.placement import db
 from nova_rt.placement import models
-from tests.functional.placement.helpers import CTX, add_host, consumer, new_uuid
+from tests.functional.placement.helpers import (
+    CTX, add_host, compute_node, consumer, new_uuid)
 
 
 def _use(mgr, root, gen, host, vcpus):
@@ -143,3 +144,68 @@ def test_every_required_trait_is_needed(mgr, three_hosts):
         CTX, resources=req, required=['CUSTOM_SSD', 'CUSTOM_UNKNOWN'])) == []
     assert [p['name'] for p in mgr.list_resource_providers(
         CTX, required=['CUSTOM_NVME', 'CUSTOM_SSD'])] == ['h3']
+
+
+def _pci_child(uuid, parent, name, vfs, rc='CUSTOM_PCI_8086_1520',
+               generation=None):
+    return {'uuid': uuid, 'name': name, 'parent_uuid': parent,
+            'generation': generation, 'traits': None,
+            'inventories': {rc: {'total': vfs}}}
+
+
+def test_pci_class_from_a_child_provider(mgr, db_url):
+    """A class a child provider holds is found in its tree, the rest on the
+    root; with two PFs of free VFs, one candidate per PF (as Placement)."""
+    plain, _ = add_host(mgr, host='plain')
+    root, pf0, pf1 = new_uuid(), new_uuid(), new_uuid()
+    gens = mgr.report_provider_tree(CTX, host='sriov', providers=[
+        compute_node(root, 'sriov'), _pci_child(pf0, root, 'sriov_pf0', 1),
+        _pci_child(pf1, root, 'sriov_pf1', 2)])
+    req = {'VCPU': 2, 'CUSTOM_PCI_8086_1520': 1}
+    cands = mgr.get_allocation_candidates(CTX, resources=req)
+    assert sorted(cands, key=lambda c: c['free']['CUSTOM_PCI_8086_1520']) == [
+        {'root_uuid': root, 'host': 'sriov',
+         'allocation': {root: {'VCPU': 2}, pf0: {'CUSTOM_PCI_8086_1520': 1}},
+         'free': {'CUSTOM_PCI_8086_1520': 1, 'VCPU': 32}},
+        {'root_uuid': root, 'host': 'sriov',
+         'allocation': {root: {'VCPU': 2}, pf1: {'CUSTOM_PCI_8086_1520': 1}},
+         'free': {'CUSTOM_PCI_8086_1520': 2, 'VCPU': 32}}]
+    # Both PFs entirely free: the tie goes to the older provider.  The plain
+    # host has no such device.
+    assert pf0 in cands[0]['allocation']
+    assert plain not in {c['root_uuid'] for c in cands}
+    assert len(mgr.get_allocation_candidates(CTX, resources=req,
+                                             limit=1)) == 1
+
+    # Using PF0's only VF leaves PF1 as the one candidate; the plain host
+    # still answers a request without the device.
+    mgr.report_allocations(CTX, host='sriov', root_uuid=root,
+                           generation=gens[root], full=True, allocations={
+                               new_uuid(): consumer({
+                                   root: {'VCPU': 1},
+                                   pf0: {'CUSTOM_PCI_8086_1520': 1}})})
+    cands = mgr.get_allocation_candidates(CTX, resources=req)
+    assert [c['allocation'] for c in cands] == [
+        {root: {'VCPU': 2}, pf1: {'CUSTOM_PCI_8086_1520': 1}}]
+    assert {c['root_uuid'] for c in mgr.get_allocation_candidates(
+        CTX, resources={'VCPU': 2})} == {plain, root}
+    assert mgr.get_allocation_candidates(
+        CTX, resources={'VCPU': 2, 'CUSTOM_PCI_8086_1520': 3}) == []
+
+
+def test_child_moved_to_another_tree_is_found_there(mgr):
+    """A provider re-parented under another root of the host takes its
+    inventory along (inventories.root_provider_id follows)."""
+    a, b, pf = new_uuid(), new_uuid(), new_uuid()
+    gens = mgr.report_provider_tree(CTX, host='h1', providers=[
+        compute_node(a, 'node-a'), compute_node(b, 'node-b'),
+        _pci_child(pf, a, 'pf', 1)])
+    req = {'VCPU': 1, 'CUSTOM_PCI_8086_1520': 1}
+    assert [c['root_uuid'] for c in mgr.get_allocation_candidates(
+        CTX, resources=req)] == [a]
+    mgr.report_provider_tree(CTX, host='h1', providers=[
+        compute_node(a, 'node-a', generation=gens[a]),
+        compute_node(b, 'node-b', generation=gens[b]),
+        _pci_child(pf, b, 'pf', 1, generation=gens[pf])])
+    assert [c['root_uuid'] for c in mgr.get_allocation_candidates(
+        CTX, resources=req)] == [b]
