@@ -12,9 +12,11 @@ Measures, on each backend:
   the start-up objects frozen as the service does) and, unless ``--no-rpc``,
   over RabbitMQ through one ``nova-rt-placement``.
 - report throughput: concurrent simulated hosts (threads) sending
-  provider-tree and full allocation reports, each of which changes something
-  ("changed"), then the periodic full resync where nothing changed
-  ("unchanged"): reports per second, p50/p99 latency, and the CPU per report
+  provider-tree and allocation reports as nova-rt-compute's reporter does
+  (``one_report``): after claims ("changed": the new inventory, or only the
+  consumers that changed), the periodic full resync where nothing changed
+  ("resync"), and full replaces that change one consumer ("replace", as after
+  a restart): reports per second, p50/p99 latency, and the CPU per report
   of the serving process and of the PostgreSQL server, in-process (4 threads)
   and over RPC to one placement process (8 threads).  Over RPC a trivial
   call (``get_allocations`` of an unknown consumer) is measured too: the
@@ -44,10 +46,13 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import sqlalchemy as sa  # noqa: E402
 
+import amqp_caller  # noqa: E402
 from nova_rt import gcutil  # noqa: E402
+from nova_rt import rpc  # noqa: E402
 from nova_rt.placement import db  # noqa: E402
 from nova_rt.placement import manager  # noqa: E402
 from nova_rt.placement import models  # noqa: E402
@@ -55,6 +60,7 @@ from tests.functional.placement import fixtures  # noqa: E402
 from tests.functional.placement import helpers  # noqa: E402
 
 CTX = {'request_id': 'req-bench'}
+REPORT_KINDS = ('changed', 'resync', 'replace')
 REQUEST = {'resources': {'VCPU': 2, 'MEMORY_MB': 2048, 'DISK_GB': 20},
            'required': ['COMPUTE_NODE']}
 
@@ -171,28 +177,54 @@ def _inventory(reserved):
             'DISK_GB': {'total': 2000}}
 
 
-def one_report(api, sim, change: bool = True) -> None:
-    """A tree report or a full allocation report; ``change``: each one
-    changes something, else the same as last time (the periodic resync)."""
-    with sim['lock']:
-        sim['n'] += 1
-        n = sim['n']
-        if n % 2:
-            reserved = n % 7 if change else 0
-            gens = api.report_provider_tree(CTX, host=sim['host'], providers=[{
+def _resources(sim):
+    return {'project_id': 'p', 'user_id': 'u', 'resources': {
+        sim['root']: {'VCPU': 2, 'MEMORY_MB': 2048, 'DISK_GB': 20}}}
+
+
+def next_report(sim, mode: str = 'changed') -> tuple[str, dict]:
+    """The next report of a simulated host, alternately of its provider tree
+    and of its allocations, as nova-rt-compute's reporter sends them:
+    ``(method, kwargs)``.
+
+    - ``changed``: what follows a claim: the tree with a new ``reserved``,
+      or the consumers that changed only (``full=false``: one instance
+      gone, one new);
+    - ``resync``: the periodic full resync where nothing changed;
+    - ``replace``: a full replace that changes one consumer (the reporter
+      sends one after a restart or a conflict).
+    """
+    sim['n'] += 1
+    n = sim['n']
+    if n % 2:
+        reserved = n % 7 if mode != 'resync' else 0
+        return 'report_provider_tree', {
+            'host': sim['host'], 'providers': [{
                 'uuid': sim['root'], 'name': sim['host'],
-                'generation': sim['gen'], 'inventories': _inventory(reserved)}])
-        else:
-            if change:
-                sim['consumers'][n % 10] = str(uuid.uuid4())
-            gens = api.report_allocations(
-                CTX, host=sim['host'], root_uuid=sim['root'],
-                generation=sim['gen'], full=True, allocations={
-                    c: {'project_id': 'p', 'user_id': 'u', 'resources': {
-                        sim['root']: {'VCPU': 2, 'MEMORY_MB': 2048,
-                                      'DISK_GB': 20}}}
-                    for c in sim['consumers']})
-        sim['gen'] = gens[sim['root']]
+                'generation': sim['gen'],
+                'inventories': _inventory(reserved)}]}
+    if mode == 'changed':
+        slot = n % len(sim['consumers'])
+        gone, new = sim['consumers'][slot], str(uuid.uuid4())
+        sim['consumers'][slot] = new
+        allocations = {gone: {'project_id': 'p', 'user_id': 'u',
+                              'resources': {}},
+                       new: _resources(sim)}
+    else:
+        if mode == 'replace':
+            sim['consumers'][n % 10] = str(uuid.uuid4())
+        allocations = {c: _resources(sim) for c in sim['consumers']}
+    return 'report_allocations', {
+        'host': sim['host'], 'root_uuid': sim['root'],
+        'generation': sim['gen'], 'full': mode != 'changed',
+        'allocations': allocations}
+
+
+def one_report(api, sim, mode: str = 'changed') -> None:
+    """Send ``next_report`` through ``api`` and keep the new generation."""
+    with sim['lock']:
+        method, kwargs = next_report(sim, mode)
+        sim['gen'] = getattr(api, method)(CTX, **kwargs)[sim['root']]
 
 
 def no_op(api, _sim) -> None:
@@ -236,30 +268,36 @@ def postgres_server_pid(url):
 
 def bench_reports(label, api, sims, seconds: float, threads: int,
                   server_pids=(), pg_pid=None, kind='changed'):
-    report = {'changed': one_report, 'unchanged': functools.partial(
-        one_report, change=False), 'trivial call': no_op}[kind]
-    if kind == 'unchanged':
+    report = (no_op if kind == 'trivial call'
+              else functools.partial(one_report, mode=kind))
+    if kind == 'resync':
         for sim in sims:
             # Once with nothing changed from the last report of each kind.
             report(api, sim)
             report(api, sim)
-    stop = time.monotonic() + seconds
-    cpu0 = (_cpu_seconds(server_pids) if server_pids
-            else time.process_time())
-    pg0 = _cpu_seconds([pg_pid]) if pg_pid else 0.0
     latencies = [[] for _ in range(threads)]
 
-    def worker(i):
+    def worker(i, stop):
         rng = random.Random(i)
         while time.monotonic() < stop:
             start = time.perf_counter()
             report(api, rng.choice(sims))
             latencies[i].append((time.perf_counter() - start) * 1000)
 
-    start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        list(pool.map(worker, range(threads)))
-    elapsed = time.perf_counter() - start
+        # One unmeasured second first: the first calls of a kind pay for
+        # compiling and preparing its statements.
+        stop = time.monotonic() + 1.0
+        list(pool.map(worker, range(threads), [stop] * threads))
+        for samples in latencies:
+            samples.clear()
+        cpu0 = (_cpu_seconds(server_pids) if server_pids
+                else time.process_time())
+        pg0 = _cpu_seconds([pg_pid]) if pg_pid else 0.0
+        start = time.perf_counter()
+        stop = time.monotonic() + seconds
+        list(pool.map(worker, range(threads), [stop] * threads))
+        elapsed = time.perf_counter() - start
     cpu = (_cpu_seconds(server_pids) if server_pids
            else time.process_time()) - cpu0
     pg_cpu = _cpu_seconds([pg_pid]) - pg0 if pg_pid else 0.0
@@ -275,6 +313,79 @@ def bench_reports(label, api, sims, seconds: float, threads: int,
           f'p99 {percentile(samples, 0.99):6.1f} ms ({done} in '
           f'{elapsed:.1f} s, {threads} threads, {len(sims)} hosts); CPU per '
           f'report: {where} {cpu / done * 1000:.2f} ms{pg}')
+
+
+def bench_reports_lean(placement, sims, seconds: float, in_flight: int,
+                       pg_pid=None, kind='changed'):
+    """Reports from the lean caller (``amqp_caller``): ``in_flight`` hosts
+    with a report under way at every moment, each host one at a time (as its
+    reporter), from one thread; the server is what saturates."""
+    caller = amqp_caller.Caller(placement.transport_url, placement.exchange,
+                                rpc.PLACEMENT_TOPIC, rpc.RPC_VERSION, CTX)
+    rng = random.Random(7)
+    idle = list(sims)
+    rng.shuffle(idle)
+    latencies, errors = [], []
+    state = {'stop': 0.0, 'measure': False}
+
+    def send(sim):
+        if kind == 'trivial call':
+            method, kwargs = 'get_allocations', {
+                'consumer_uuid': str(uuid.uuid4())}
+        else:
+            method, kwargs = next_report(sim, kind)
+        start = time.perf_counter()
+
+        def on_reply(result, error):
+            if error is not None:
+                errors.append(error)
+            elif kind != 'trivial call':
+                sim['gen'] = result[sim['root']]
+            if state['measure']:
+                latencies.append((time.perf_counter() - start) * 1000)
+            idle.append(sim)
+            if time.monotonic() < state['stop']:
+                send(idle.pop(rng.randrange(len(idle))))
+        caller.call(method, kwargs, on_reply)
+
+    def run(duration):
+        state['stop'] = time.monotonic() + duration
+        for _ in range(in_flight):
+            send(idle.pop(rng.randrange(len(idle))))
+        caller.wait()
+
+    try:
+        if kind == 'resync':
+            # Twice per host: the same as its last report of each kind.
+            for sim in sims:
+                for _ in range(2):
+                    method, kwargs = next_report(sim, kind)
+                    sim['gen'] = getattr(placement.api, method)(
+                        CTX, **kwargs)[sim['root']]
+        run(1.0)          # unmeasured: statements compiled and prepared
+        pids = [p.pid for p in placement.processes]
+        cpu0, own0 = _cpu_seconds(pids), time.process_time()
+        pg0 = _cpu_seconds([pg_pid]) if pg_pid else 0.0
+        state['measure'] = True
+        start = time.perf_counter()
+        run(seconds)
+        elapsed = time.perf_counter() - start
+        cpu, own = _cpu_seconds(pids) - cpu0, time.process_time() - own0
+        pg_cpu = _cpu_seconds([pg_pid]) - pg0 if pg_pid else 0.0
+    finally:
+        caller.close()
+    if errors:
+        raise RuntimeError(f'{len(errors)} reports failed, first: '
+                           f'{errors[0]}')
+    samples = sorted(latencies)
+    done = len(samples)
+    pg = f', PostgreSQL {pg_cpu / done * 1000:.2f} ms' if pg_pid else ''
+    print(f'  reports    {"rpc lean":10s} {kind:12s} {done / elapsed:6.0f}/s '
+          f'p50 {statistics.median(samples):6.1f} ms '
+          f'p99 {percentile(samples, 0.99):6.1f} ms ({done} in '
+          f'{elapsed:.1f} s, {in_flight} in flight, {len(sims)} hosts); CPU '
+          f'per report: placement process {cpu / done * 1000:.2f} ms{pg}, '
+          f'caller {own / done * 1000:.2f} ms')
 
 
 def run_backend(backend, url, args, workdir):
@@ -294,7 +405,7 @@ def run_backend(backend, url, args, workdir):
     pg_pid = postgres_server_pid(url)
     populate(url, 0)
     sims = add_hosts(mgr, args.hosts)
-    for kind in ('changed', 'unchanged'):
+    for kind in REPORT_KINDS:
         bench_reports('in-process', mgr, sims, args.seconds, 4, pg_pid=pg_pid,
                       kind=kind)
     if args.rpc:
@@ -302,10 +413,13 @@ def run_backend(backend, url, args, workdir):
         with fixtures.running_placement(url, workdir,
                                         extra_conf=args.extra_conf) as placement:
             sims = add_hosts(placement.api, args.hosts)
-            for kind in ('changed', 'unchanged', 'trivial call'):
+            for kind in (*REPORT_KINDS, 'trivial call'):
                 bench_reports('rpc', placement.api, sims, args.seconds, 8,
                               [p.pid for p in placement.processes],
                               pg_pid=pg_pid, kind=kind)
+            for kind in (*REPORT_KINDS, 'trivial call'):
+                bench_reports_lean(placement, sims, args.seconds, 16,
+                                   pg_pid=pg_pid, kind=kind)
 
 
 def main(argv=None):

@@ -80,7 +80,7 @@ def _usage(by_consumer: dict) -> dict:
 
 
 # Built once: constructing a statement cost more Python than executing it.
-_CAS_ROOT = (
+_CAS_ROOT = common.Direct(
     sa.update(RP).where(RP.uuid == sa.bindparam('b_uuid'),
                         RP.host == sa.bindparam('b_host'),
                         RP.parent_provider_id.is_(None),
@@ -90,13 +90,13 @@ _CAS_ROOT = (
     .returning(RP.id))
 _WHY_REFUSED = sa.select(RP.host, RP.parent_provider_id, RP.generation).where(
     RP.uuid == sa.bindparam('b_uuid'))
-_TREE = (sa.select(RP.uuid, RP.id, RP.generation, INV.id.label('inv_id'),
+_TREE = common.Direct(sa.select(RP.uuid, RP.id, RP.generation, INV.id.label('inv_id'),
                    INV.resource_class, INV.min_unit, INV.max_unit,
                    INV.step_size, INV.capacity, INV.used)
          .outerjoin(INV, INV.resource_provider_id == RP.id)
          .where(RP.root_provider_id == sa.bindparam('b_root_id')))
 # Joined through the provider so that it needs the root only, not the ids.
-_TREE_ALLOCATIONS = (
+_TREE_ALLOCATIONS = common.Direct(
     sa.select(CONSUMER.uuid, CONSUMER.id, ALLOC.resource_provider_id,
               ALLOC.resource_class, ALLOC.used)
     .join(CONSUMER, CONSUMER.id == ALLOC.consumer_id)
@@ -105,9 +105,12 @@ _TREE_ALLOCATIONS = (
 _DELETE_ALLOCATIONS = sa.delete(ALLOC).where(
     ALLOC.resource_provider_id.in_(sa.bindparam('b_rp_ids', expanding=True)),
     ALLOC.consumer_id.in_(sa.bindparam('b_consumer_ids', expanding=True)))
-_SET_USED = (sa.update(INV).where(INV.id == sa.bindparam('b_id'))
-             .values(used=sa.bindparam('b_used'))
-             .execution_options(synchronize_session=False))
+_SET_USED = common.Direct(
+    sa.update(INV).where(INV.id == sa.bindparam('b_id'))
+    .values(used=sa.bindparam('b_used')))
+_INSERT_ALLOCATION = common.Direct(sa.insert(ALLOC).values(
+    {c: sa.bindparam(c) for c in ('resource_provider_id', 'consumer_id',
+                                  'resource_class', 'used')}))
 _BUMP_CHILDREN = (
     sa.update(RP).where(RP.id.in_(sa.bindparam('b_ids', expanding=True)))
     .values(generation=RP.generation + 1)
@@ -137,11 +140,11 @@ def _lock_root(session, host, root_uuid, generation, now) -> int:
     One statement on the happy path; only a refused write pays for finding
     out why (unknown, someone else's, not a root, or stale).
     """
-    row = session.execute(_CAS_ROOT, {
+    rows = _CAS_ROOT.rows(session, {
         'b_uuid': root_uuid, 'b_host': host, 'b_generation': generation,
-        'b_now': now}).first()
-    if row is not None:
-        return row.id
+        'b_now': now})
+    if rows:
+        return rows[0].id
     found = session.execute(_WHY_REFUSED, {'b_uuid': root_uuid}).first()
     if found is None:
         raise exception.ResourceProviderNotFound(uuid=root_uuid)
@@ -166,7 +169,7 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
     root_id = _lock_root(session, host, root_uuid, generation, now)
 
     tree, generations, inventories = {}, {}, {}
-    for row in session.execute(_TREE, {'b_root_id': root_id}):
+    for row in _TREE.rows(session, {'b_root_id': root_id}):
         tree[row.uuid] = row.id
         generations[row.id] = row.generation
         if row.resource_class is not None:
@@ -179,8 +182,8 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
     # until commit.
     have: dict = {}
     consumer_ids: dict = {}
-    for c_uuid, c_id, rp_id, rc, n in session.execute(
-            _TREE_ALLOCATIONS, {'b_root_id': root_id}):
+    for c_uuid, c_id, rp_id, rc, n in _TREE_ALLOCATIONS.rows(
+            session, {'b_root_id': root_id}):
         have.setdefault(c_uuid, {})[(rp_id, rc)] = n
         consumer_ids[c_uuid] = c_id
 
@@ -213,7 +216,7 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
              for key, inv in inventories.items()
              if inv.used != new_usage.get(key, 0)]
     if drift:
-        session.execute(_SET_USED, drift)
+        _SET_USED.run(session, drift)
     return {uuid: generations[rp_id] for uuid, rp_id in tree.items()}
 
 
@@ -247,4 +250,4 @@ def _write(session, allocations, have, new_state, changed, tree_ids,
             session.execute(_DELETE_UNUSED_CONSUMERS,
                             {'b_ids': [consumer_ids[c] for c in leaving]})
     if rows:
-        session.execute(sa.insert(ALLOC), rows)
+        _INSERT_ALLOCATION.run(session, rows)

@@ -103,7 +103,7 @@ _TREE_FOR_UPDATE = (
     .where(sa.or_(RP.host == sa.bindparam('b_host'),
                   RP.uuid.in_(sa.bindparam('b_uuids', expanding=True))))
     .order_by(RP.id).with_for_update(of=RP))
-_BUMP = (
+_BUMP = common.Direct(
     sa.update(RP).where(RP.id == sa.bindparam('b_id'),
                         RP.generation == sa.bindparam('b_generation'))
     .values(generation=RP.generation + 1, name=sa.bindparam('b_name'),
@@ -121,7 +121,7 @@ _HEARTBEAT = (sa.update(RP)
               .where(RP.id.in_(sa.bindparam('b_ids', expanding=True)))
               .values(last_heartbeat=sa.bindparam('b_now'))
               .execution_options(synchronize_session=False))
-_UPDATE_INVENTORY = (
+_UPDATE_INVENTORY = common.Direct(
     sa.update(INV).where(INV.id == sa.bindparam('b_id'))
     .values({k: sa.bindparam(f'b_{k}') for k in (*_INV_FIELDS, 'capacity')})
     .execution_options(synchronize_session=False))
@@ -243,10 +243,10 @@ def report_provider_tree(session, host: str, providers: list,
 
 def _bump(session, rp, uuid, name, parent_id, root_id, heartbeat) -> None:
     """Compare-and-swap the generation (see ``common.bump_generation``)."""
-    result = session.execute(_BUMP, {
+    changed = _BUMP.run(session, {
         'b_id': rp.id, 'b_generation': rp.generation, 'b_name': name,
         'b_parent': parent_id, 'b_root': root_id, 'b_now': heartbeat})
-    if result.rowcount != 1:
+    if changed != 1:
         current = session.execute(
             sa.select(RP.generation).where(RP.id == rp.id)).scalar()
         raise exception.ResourceProviderGenerationConflict(
@@ -287,7 +287,7 @@ def _write_inventories(session, rp_id, root_id, uuid, have: dict,
                for rc, inv in want.items()
                if rc not in have]
     if updates:
-        session.execute(_UPDATE_INVENTORY, updates)
+        _UPDATE_INVENTORY.run(session, updates)
     if inserts:
         session.execute(sa.insert(INV), inserts)
 
