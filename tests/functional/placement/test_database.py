@@ -55,3 +55,41 @@ def test_calls_survive_the_server_dropping_pooled_connections():
         if engine is not None:
             engine.dispose()
         fixtures.drop_pg_database(url)
+
+
+def test_direct_statements_answer_as_sqlalchemy_does(db_url):
+    """common.Direct (psycopg straight on PostgreSQL, SQLAlchemy elsewhere):
+    same rows by name and position, literals SQLAlchemy bound itself
+    (``generation + 1``) included, rowcounts, executemany, and a transaction
+    that rolls back takes the direct writes with it."""
+    from nova_rt.placement import common
+    from nova_rt.placement import models
+    rp = models.ResourceProvider
+    bump = common.Direct(
+        sa.update(rp).where(rp.uuid == sa.bindparam('b_uuid'))
+        .values(generation=rp.generation + 1).returning(rp.id, rp.generation))
+    rename = common.Direct(sa.update(rp).where(rp.id == sa.bindparam('b_id'))
+                           .values(name=sa.bindparam('b_name')))
+    mgr = manager.PlacementManager(db.get_engine(db_url), _Conf)
+    a, _ = add_host(mgr, host='h1')
+    b, _ = add_host(mgr, host='h2')
+    engine = db.get_engine(db_url)
+    with engine.begin() as conn:
+        rows = bump.rows(conn, {'b_uuid': a})
+        assert [(r.generation, r[1]) for r in rows] == [(2, 2)]
+        assert bump.rows(conn, {'b_uuid': new_uuid()}) == []
+        ids = [rows[0].id, bump.rows(conn, {'b_uuid': b})[0].id]
+        assert rename.run(conn, {'b_id': ids[0], 'b_name': 'x'}) == 1
+        rename.run(conn, [{'b_id': i, 'b_name': 'y'} for i in ids])
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(rp.name, rp.generation)
+                            .order_by(rp.id)).all() == [('y', 2), ('y', 2)]
+    try:
+        with engine.begin() as conn:
+            rename.run(conn, {'b_id': ids[0], 'b_name': 'gone'})
+            raise RuntimeError('rolled back')
+    except RuntimeError:
+        pass
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(rp.name).where(rp.id == ids[0])
+                            ).scalar() == 'y'
