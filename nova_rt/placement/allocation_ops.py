@@ -102,36 +102,37 @@ _TREE_ALLOCATIONS = common.Direct(
     .join(CONSUMER, CONSUMER.id == ALLOC.consumer_id)
     .join(RP, RP.id == ALLOC.resource_provider_id)
     .where(RP.root_provider_id == sa.bindparam('b_root_id')))
-_DELETE_ALLOCATIONS = sa.delete(ALLOC).where(
+_DELETE_ALLOCATIONS = common.Direct(sa.delete(ALLOC).where(
     ALLOC.resource_provider_id.in_(sa.bindparam('b_rp_ids', expanding=True)),
-    ALLOC.consumer_id.in_(sa.bindparam('b_consumer_ids', expanding=True)))
+    ALLOC.consumer_id.in_(sa.bindparam('b_consumer_ids', expanding=True))))
 _SET_USED = common.Direct(
     sa.update(INV).where(INV.id == sa.bindparam('b_id'))
     .values(used=sa.bindparam('b_used')))
 _INSERT_ALLOCATION = common.Direct(sa.insert(ALLOC).values(
     {c: sa.bindparam(c) for c in ('resource_provider_id', 'consumer_id',
                                   'resource_class', 'used')}))
-_BUMP_CHILDREN = (
+_BUMP_CHILDREN = common.Direct(
     sa.update(RP).where(RP.id.in_(sa.bindparam('b_ids', expanding=True)))
     .values(generation=RP.generation + 1)
     .execution_options(synchronize_session=False))
-_DELETE_UNUSED_CONSUMERS = sa.delete(CONSUMER).where(
+_DELETE_UNUSED_CONSUMERS = common.Direct(sa.delete(CONSUMER).where(
     CONSUMER.id.in_(sa.bindparam('b_ids', expanding=True)),
-    ~sa.exists().where(ALLOC.consumer_id == CONSUMER.id)).execution_options(
-        synchronize_session=False)
+    ~sa.exists().where(ALLOC.consumer_id == CONSUMER.id)))
 
 
 @functools.cache
 def _consumer_upsert(dialect: str):
     """INSERT ... ON CONFLICT (uuid) DO UPDATE ... RETURNING uuid, id."""
     module = postgresql if dialect == 'postgresql' else sqlite
-    stmt = module.insert(CONSUMER)
-    return stmt.on_conflict_do_update(
+    stmt = module.insert(CONSUMER).values(
+        {c: sa.bindparam(c) for c in ('uuid', 'project_id', 'user_id',
+                                      'generation')})
+    return common.Direct(stmt.on_conflict_do_update(
         index_elements=['uuid'],
         set_={'generation': CONSUMER.generation + 1,
               'project_id': stmt.excluded.project_id,
               'user_id': stmt.excluded.user_id}).returning(
-                  CONSUMER.uuid, CONSUMER.id)
+                  CONSUMER.uuid, CONSUMER.id))
 
 
 def _lock_root(session, host, root_uuid, generation, now) -> int:
@@ -207,7 +208,7 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
                list(tree.values()), consumer_ids)
         children = touched - {root_id}
         if children:
-            session.execute(_BUMP_CHILDREN, {'b_ids': sorted(children)})
+            _BUMP_CHILDREN.run(session, {'b_ids': sorted(children)})
             for rp_id in children:
                 generations[rp_id] += 1
     # inventories.used is what the candidate query reads: set from the usage
@@ -228,11 +229,11 @@ def _write(session, allocations, have, new_state, changed, tree_ids,
     # the same consumer (a move) at the same moment.
     consumer_ids = {}
     if incoming:
-        consumer_ids = dict(session.execute(
-            _consumer_upsert(common.dialect_name(session)),
-            [{'uuid': c, 'project_id': allocations[c]['project_id'],
-              'user_id': allocations[c]['user_id'], 'generation': 0}
-             for c in incoming]).all())
+        consumer_ids = dict(_consumer_upsert(
+            common.dialect_name(session)).rows(session, [
+                {'uuid': c, 'project_id': allocations[c]['project_id'],
+                 'user_id': allocations[c]['user_id'], 'generation': 0}
+                for c in incoming]))
     leaving = [c for c in changed if c in have and c not in consumer_ids]
     consumer_ids.update((c, known_ids[c]) for c in leaving)
     old_ids = [consumer_ids[c] for c in changed if c in have]
@@ -244,10 +245,10 @@ def _write(session, allocations, have, new_state, changed, tree_ids,
     # so the allocations inserted afterwards never belong to them.)
     with common.pipelined(session):
         if old_ids:
-            session.execute(_DELETE_ALLOCATIONS, {'b_rp_ids': tree_ids,
-                                                  'b_consumer_ids': old_ids})
+            _DELETE_ALLOCATIONS.run(session, {'b_rp_ids': tree_ids,
+                                              'b_consumer_ids': old_ids})
         if leaving:
-            session.execute(_DELETE_UNUSED_CONSUMERS,
-                            {'b_ids': [consumer_ids[c] for c in leaving]})
+            _DELETE_UNUSED_CONSUMERS.run(
+                session, {'b_ids': [consumer_ids[c] for c in leaving]})
     if rows:
         _INSERT_ALLOCATION.run(session, rows)

@@ -56,17 +56,22 @@ def pipelined(session):
         yield
 
 
+# How SQLAlchemy leaves an expanding parameter for execution time.
+_EXPANDING_IN = re.compile(r'\bIN \(__\[POSTCOMPILE_(\w+)\]\)')
+
+
 class Direct:
     """A prebuilt Core statement that PostgreSQL runs straight on the psycopg
     cursor, compiled once.
 
     SQLAlchemy's execution context and result object cost about 55 µs per
     statement on top of psycopg's own 50 (bench/bench_placement.py): a third
-    of the placement process's CPU per report went there.  Only for the hot
-    statements with plain bound parameters: no expanding ``IN`` list, and
-    values that psycopg adapts as SQLAlchemy's PostgreSQL dialect does (ints,
-    strings, floats, naive datetimes).  Other backends (SQLite) go through
-    ``Connection.execute`` as usual, so both give the same rows.
+    of the placement process's CPU per report went there.  For the hot
+    statements whose values psycopg adapts as SQLAlchemy's PostgreSQL
+    dialect does (ints, strings, floats, naive datetimes); an expanding
+    ``IN`` list becomes ``= ANY(array)``, one statement whatever its length.
+    Other backends (SQLite) go through ``Connection.execute`` as usual, so
+    both give the same rows.
     """
 
     def __init__(self, stmt):
@@ -81,18 +86,31 @@ class Direct:
             # Literal values SQLAlchemy bound itself (``generation + 1``).
             defaults = {k: v for k, v in compiled.params.items()
                         if v is not None}
-            self._pg = (str(compiled), defaults)
+            sql = _EXPANDING_IN.sub(r'= ANY(%(\1)s)', str(compiled))
+            if '__[POSTCOMPILE' in sql:
+                raise TypeError(f'Direct cannot run {sql!r}')
+            self._pg = (sql, defaults)
         return self._pg
 
-    def rows(self, session, params: dict) -> list:
+    def rows(self, session, params) -> list:
         """The rows (attribute access as SQLAlchemy's) of a query or of a
-        ``RETURNING`` statement."""
+        ``RETURNING`` statement; for a list of dicts, of every execution."""
         if dialect_name(session) != 'postgresql':
             return session.execute(self.stmt, params).all()
         sql, defaults = self._pg_compiled(session.dialect)
         cursor = session.connection.dbapi_connection.cursor(
             row_factory=namedtuple_row)
-        return cursor.execute(sql, {**defaults, **params}).fetchall()
+        if not isinstance(params, list):
+            return cursor.execute(sql, {**defaults, **params}).fetchall()
+        if len(params) == 1:    # cheaper than the pipeline of executemany
+            return cursor.execute(sql, {**defaults, **params[0]}).fetchall()
+        cursor.executemany(sql, [{**defaults, **p} for p in params],
+                           returning=True)
+        rows = []
+        while True:
+            rows.extend(cursor.fetchall())
+            if not cursor.nextset():
+                return rows
 
     def run(self, session, params) -> int:
         """Execute for a dict, or once per dict of a list; the rows changed
@@ -101,9 +119,10 @@ class Direct:
             return session.execute(self.stmt, params).rowcount
         sql, defaults = self._pg_compiled(session.dialect)
         cursor = session.connection.dbapi_connection.cursor()
-        if isinstance(params, list):
+        if isinstance(params, list) and len(params) > 1:
             cursor.executemany(sql, [{**defaults, **p} for p in params])
         else:
+            params = params[0] if isinstance(params, list) else params
             cursor.execute(sql, {**defaults, **params})
         return cursor.rowcount
 

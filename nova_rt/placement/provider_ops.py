@@ -94,7 +94,7 @@ def _root_of(uuid: str, parents: dict) -> str:
 # concurrent reports cannot deadlock; the same statement finds listed uuids
 # that belong to someone else.  (SQLite ignores FOR UPDATE: BEGIN IMMEDIATE
 # has already serialised writers.)
-_TREE_FOR_UPDATE = (
+_TREE_FOR_UPDATE = common.Direct(
     sa.select(RP.id, RP.uuid, RP.name, RP.host, RP.generation,
               RP.parent_provider_id, RP.root_provider_id,
               INV.id.label('inv_id'), INV.resource_class, INV.used,
@@ -117,10 +117,9 @@ _LINK = (sa.update(RP).where(RP.id == sa.bindparam('b_id'))
          .values(parent_provider_id=sa.bindparam('b_parent'),
                  root_provider_id=sa.bindparam('b_root'))
          .execution_options(synchronize_session=False))
-_HEARTBEAT = (sa.update(RP)
-              .where(RP.id.in_(sa.bindparam('b_ids', expanding=True)))
-              .values(last_heartbeat=sa.bindparam('b_now'))
-              .execution_options(synchronize_session=False))
+_HEARTBEAT = common.Direct(
+    sa.update(RP).where(RP.id.in_(sa.bindparam('b_ids', expanding=True)))
+    .values(last_heartbeat=sa.bindparam('b_now')))
 _UPDATE_INVENTORY = common.Direct(
     sa.update(INV).where(INV.id == sa.bindparam('b_id'))
     .values({k: sa.bindparam(f'b_{k}') for k in (*_INV_FIELDS, 'capacity')})
@@ -143,7 +142,7 @@ def report_provider_tree(session, host: str, providers: list,
     parents = {p['uuid']: p.get('parent_uuid') for p in providers}
 
     owned, foreign, inventories = {}, None, {}
-    for row in session.execute(_TREE_FOR_UPDATE,
+    for row in _TREE_FOR_UPDATE.rows(session,
                                {'b_host': host, 'b_uuids': list(by_uuid)}):
         if row.host != host:
             foreign = row
@@ -233,7 +232,7 @@ def report_provider_tree(session, host: str, providers: list,
     beats = [ids[u] for u in by_uuid
              if parents[u] is None and u not in changed and u not in new]
     if beats:
-        session.execute(_HEARTBEAT, {'b_ids': beats, 'b_now': now})
+        _HEARTBEAT.run(session, {'b_ids': beats, 'b_now': now})
     LOG.debug('Provider tree of %s: changed %s', host, changed)
     result = {u: owned[u].generation for u in by_uuid if u in owned}
     result.update({u: result[u] + 1 for u in changed})

@@ -60,7 +60,8 @@ def test_calls_survive_the_server_dropping_pooled_connections():
 def test_direct_statements_answer_as_sqlalchemy_does(db_url):
     """common.Direct (psycopg straight on PostgreSQL, SQLAlchemy elsewhere):
     same rows by name and position, literals SQLAlchemy bound itself
-    (``generation + 1``) included, rowcounts, executemany, and a transaction
+    (``generation + 1``) included, IN lists, rowcounts, executemany with
+    and without RETURNING, and a transaction
     that rolls back takes the direct writes with it."""
     from nova_rt.placement import common
     from nova_rt.placement import models
@@ -70,6 +71,12 @@ def test_direct_statements_answer_as_sqlalchemy_does(db_url):
         .values(generation=rp.generation + 1).returning(rp.id, rp.generation))
     rename = common.Direct(sa.update(rp).where(rp.id == sa.bindparam('b_id'))
                            .values(name=sa.bindparam('b_name')))
+    add_traits = common.Direct(
+        sa.insert(models.Trait).values(name=sa.bindparam('b_name'))
+        .returning(models.Trait.id, models.Trait.name))
+    named = common.Direct(sa.select(rp.host).where(
+        rp.uuid.in_(sa.bindparam('b_uuids', expanding=True)))
+        .order_by(rp.host))
     mgr = manager.PlacementManager(db.get_engine(db_url), _Conf)
     a, _ = add_host(mgr, host='h1')
     b, _ = add_host(mgr, host='h2')
@@ -79,6 +86,16 @@ def test_direct_statements_answer_as_sqlalchemy_does(db_url):
         assert [(r.generation, r[1]) for r in rows] == [(2, 2)]
         assert bump.rows(conn, {'b_uuid': new_uuid()}) == []
         ids = [rows[0].id, bump.rows(conn, {'b_uuid': b})[0].id]
+        # An expanding IN list, of any length (PostgreSQL: = ANY(array)).
+        assert [r.host for r in named.rows(
+            conn, {'b_uuids': [a, new_uuid(), b]})] == ['h1', 'h2']
+        assert named.rows(conn, {'b_uuids': []}) == []
+        # A list: every execution's rows (executemany), or the one's.
+        assert sorted(r.name for r in add_traits.rows(
+            conn, [{'b_name': 'CUSTOM_A'}, {'b_name': 'CUSTOM_B'}])) == [
+                'CUSTOM_A', 'CUSTOM_B']
+        assert [r.name for r in add_traits.rows(
+            conn, [{'b_name': 'CUSTOM_C'}])] == ['CUSTOM_C']
         assert rename.run(conn, {'b_id': ids[0], 'b_name': 'x'}) == 1
         rename.run(conn, [{'b_id': i, 'b_name': 'y'} for i in ids])
     with engine.connect() as conn:
