@@ -3,8 +3,11 @@
 The root provider's generation (the one the reporter last saw) is
 compare-and-swapped first, which also serialises writers of one tree.  Only
 consumers whose allocations differ are rewritten; ``inventories.used`` of the
-tree is set, in the same transaction, from the allocations read under the
-root's row lock, wherever it differs (which also heals any drift).  An amount
+tree is set, in the same transaction and under the root's row lock, wherever
+it differs: a full report recomputes it from every allocation of the tree
+(which also heals any drift), an incremental one (``full=false``) reads only
+its own consumers' allocations and moves the stored usage by the difference.
+An amount
 of 0 means "none of that class" and is not stored (a volume-backed instance
 reports ``DISK_GB: 0``).
 
@@ -96,15 +99,23 @@ _TREE = common.Direct(sa.select(RP.uuid, RP.id, RP.generation, INV.id.label('inv
          .outerjoin(INV, INV.resource_provider_id == RP.id)
          .where(RP.root_provider_id == sa.bindparam('b_root_id')))
 # Joined through the provider so that it needs the root only, not the ids.
-_TREE_ALLOCATIONS = common.Direct(
+_ALLOCATIONS_IN_TREE = (
     sa.select(CONSUMER.uuid, CONSUMER.id, ALLOC.resource_provider_id,
               ALLOC.resource_class, ALLOC.used)
     .join(CONSUMER, CONSUMER.id == ALLOC.consumer_id)
     .join(RP, RP.id == ALLOC.resource_provider_id)
     .where(RP.root_provider_id == sa.bindparam('b_root_id')))
+_TREE_ALLOCATIONS = common.Direct(_ALLOCATIONS_IN_TREE)
+# Those of the reported consumers only, found by their uuids: every
+# allocation of a busy host churns, and reading them all at each report cost
+# more with every dead row until autovacuum came round.
+_REPORTED_ALLOCATIONS = common.Direct(_ALLOCATIONS_IN_TREE.where(
+    CONSUMER.uuid.in_(sa.bindparam('b_uuids', expanding=True))),
+    plan_each_time=True)
 _DELETE_ALLOCATIONS = common.Direct(sa.delete(ALLOC).where(
     ALLOC.resource_provider_id.in_(sa.bindparam('b_rp_ids', expanding=True)),
-    ALLOC.consumer_id.in_(sa.bindparam('b_consumer_ids', expanding=True))))
+    ALLOC.consumer_id.in_(sa.bindparam('b_consumer_ids', expanding=True))),
+    plan_each_time=True)
 _SET_USED = common.Direct(
     sa.update(INV).where(INV.id == sa.bindparam('b_id'))
     .values(used=sa.bindparam('b_used')))
@@ -117,7 +128,8 @@ _BUMP_CHILDREN = common.Direct(
     .execution_options(synchronize_session=False))
 _DELETE_UNUSED_CONSUMERS = common.Direct(sa.delete(CONSUMER).where(
     CONSUMER.id.in_(sa.bindparam('b_ids', expanding=True)),
-    ~sa.exists().where(ALLOC.consumer_id == CONSUMER.id)))
+    ~sa.exists().where(ALLOC.consumer_id == CONSUMER.id)),
+    plan_each_time=True)
 
 
 @functools.cache
@@ -180,16 +192,29 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
 
     # The root's row lock (taken by the compare-and-swap above) serialises
     # every writer of this tree's allocations, so what is read now stays true
-    # until commit.
+    # until commit.  A full report reads them all; an incremental one those
+    # of its consumers.
     have: dict = {}
     consumer_ids: dict = {}
-    for c_uuid, c_id, rp_id, rc, n in _TREE_ALLOCATIONS.rows(
-            session, {'b_root_id': root_id}):
+    found = (_TREE_ALLOCATIONS.rows(session, {'b_root_id': root_id}) if full
+             else _REPORTED_ALLOCATIONS.rows(session, {
+                 'b_root_id': root_id, 'b_uuids': sorted(allocations)}))
+    for c_uuid, c_id, rp_id, rc, n in found:
         have.setdefault(c_uuid, {})[(rp_id, rc)] = n
         consumer_ids[c_uuid] = c_id
 
     new_state = dict(want) if full else {**have, **want}
-    old_usage, new_usage = _usage(have), _usage(new_state)
+    if full:
+        # Recomputed from every allocation: this also heals any drift.
+        old_usage, new_usage = _usage(have), _usage(new_state)
+    else:
+        # The stored usage (kept current by every write, in the transaction
+        # that writes) with the reported consumers' old amounts swapped for
+        # their new ones.
+        old_usage = {key: inv.used for key, inv in inventories.items()}
+        before, after = _usage(have), _usage(want)
+        new_usage = {key: used - before.get(key, 0) + after.get(key, 0)
+                     for key, used in old_usage.items()}
     for key, used in sorted(new_usage.items()):
         inv = inventories[key]
         if used > inv.capacity and used > old_usage.get(key, 0):
@@ -212,7 +237,7 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
             for rp_id in children:
                 generations[rp_id] += 1
     # inventories.used is what the candidate query reads: set from the usage
-    # just computed wherever it differs, which also heals any drift.
+    # just computed wherever it differs.
     drift = [{'b_id': inv.inv_id, 'b_used': new_usage.get(key, 0)}
              for key, inv in inventories.items()
              if inv.used != new_usage.get(key, 0)]

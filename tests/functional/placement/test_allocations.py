@@ -170,3 +170,29 @@ def test_a_report_heals_drifted_usage(mgr, db_url):
     assert gens == {root: gen + 1}
     assert mgr.get_usages(CTX, uuid=root) == {'VCPU': 2, 'MEMORY_MB': 256,
                                               'DISK_GB': 0}
+
+
+def test_incremental_report_counts_the_consumers_it_does_not_name(mgr):
+    """full=false reads only its own consumers: the others' usage comes from
+    the stored total, for the capacity check as for the usage it writes."""
+    root, gen = add_host(mgr, vcpus=2)      # capacity 8, max_unit 2
+    a, b, c, d, e = (new_uuid() for _ in range(5))
+    gen = _report(mgr, root, gen, {x: consumer({root: {'VCPU': 2}})
+                                   for x in (a, b, c)})[root]
+    # 6 used by a, b, c: d may take 2; then e may not, unless c goes.
+    gen = _report(mgr, root, gen, {d: consumer({root: {'VCPU': 2}})},
+                  full=False)[root]
+    assert mgr.get_usages(CTX, uuid=root)['VCPU'] == 8
+    with pytest.raises(exception.AllocationCapacityExceeded):
+        _report(mgr, root, gen, {e: consumer({root: {'VCPU': 1}})},
+                full=False)
+    gen = _report(mgr, root, gen, {c: consumer({}),
+                                   e: consumer({root: {'VCPU': 2}})},
+                  full=False)[root]
+    assert mgr.get_usages(CTX, uuid=root)['VCPU'] == 8
+    assert mgr.get_allocations(CTX, consumer_uuid=a) == {root: {'VCPU': 2}}
+    assert mgr.get_allocations(CTX, consumer_uuid=c) == {}
+    # A full report of the same, after that, agrees with the stored usage.
+    _report(mgr, root, gen, {x: consumer({root: {'VCPU': 2}})
+                             for x in (a, b, d, e)})
+    assert mgr.get_usages(CTX, uuid=root)['VCPU'] == 8
