@@ -93,11 +93,12 @@ _CAS_ROOT = common.Direct(
     .returning(RP.id))
 _WHY_REFUSED = sa.select(RP.host, RP.parent_provider_id, RP.generation).where(
     RP.uuid == sa.bindparam('b_uuid'))
-_TREE = common.Direct(sa.select(RP.uuid, RP.id, RP.generation, INV.id.label('inv_id'),
-                   INV.resource_class, INV.min_unit, INV.max_unit,
-                   INV.step_size, INV.capacity, INV.used)
-         .outerjoin(INV, INV.resource_provider_id == RP.id)
-         .where(RP.root_provider_id == sa.bindparam('b_root_id')))
+_TREE = common.Direct(
+    sa.select(RP.uuid, RP.id, RP.generation, INV.id.label('inv_id'),
+              INV.resource_class, INV.min_unit, INV.max_unit,
+              INV.step_size, INV.capacity, INV.used)
+    .outerjoin(INV, INV.resource_provider_id == RP.id)
+    .where(RP.root_provider_id == sa.bindparam('b_root_id')))
 # Joined through the provider so that it needs the root only, not the ids.
 _ALLOCATIONS_IN_TREE = (
     sa.select(CONSUMER.uuid, CONSUMER.id, ALLOC.resource_provider_id,
