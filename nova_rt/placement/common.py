@@ -7,8 +7,10 @@ import datetime
 import functools
 import re
 
+import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nova_rt import exception
@@ -104,6 +106,36 @@ class Direct:
         ``RETURNING`` statement; for a list of dicts, of every execution."""
         if dialect_name(session) != 'postgresql':
             return session.execute(self.stmt, params).all()
+        with self._errors_as_sqlalchemy(session, params):
+            return self._pg_rows(session, params)
+
+    def run(self, session, params) -> int:
+        """Execute for a dict, or once per dict of a list; the rows changed
+        (of the last execution)."""
+        if dialect_name(session) != 'postgresql':
+            return session.execute(self.stmt, params).rowcount
+        with self._errors_as_sqlalchemy(session, params):
+            return self._pg_run(session, params)
+
+    @contextlib.contextmanager
+    def _errors_as_sqlalchemy(self, session, params):
+        """psycopg's errors as SQLAlchemy raises them, so that callers tell
+        a unique violation, a deadlock or a dropped connection apart as for
+        any other statement; a dropped connection is invalidated, as
+        SQLAlchemy does, so that the pool never hands it out again."""
+        try:
+            yield
+        except psycopg.Error as error:
+            dbapi = session.connection.dbapi_connection
+            lost = session.dialect.is_disconnect(error, dbapi, None)
+            if lost:
+                session.invalidate(error)
+            raise sa_exc.DBAPIError.instance(
+                str(self.stmt), params, error, psycopg.Error,
+                connection_invalidated=lost,
+                dialect=session.dialect) from error
+
+    def _pg_rows(self, session, params) -> list:
         sql, defaults, prepare = self._pg_compiled(session.dialect)
         cursor = session.connection.dbapi_connection.cursor(
             row_factory=namedtuple_row)
@@ -121,11 +153,7 @@ class Direct:
             if not cursor.nextset():
                 return rows
 
-    def run(self, session, params) -> int:
-        """Execute for a dict, or once per dict of a list; the rows changed
-        (of the last execution)."""
-        if dialect_name(session) != 'postgresql':
-            return session.execute(self.stmt, params).rowcount
+    def _pg_run(self, session, params) -> int:
         sql, defaults, prepare = self._pg_compiled(session.dialect)
         cursor = session.connection.dbapi_connection.cursor()
         if isinstance(params, list) and len(params) > 1:

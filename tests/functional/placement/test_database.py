@@ -1,6 +1,7 @@
 """The placement database connection: what happens when PostgreSQL drops it."""
 
 import psycopg
+import pytest
 import sqlalchemy as sa
 
 from nova_rt.placement import db
@@ -110,3 +111,8 @@ def test_direct_statements_answer_as_sqlalchemy_does(db_url):
     with engine.connect() as conn:
         assert conn.execute(sa.select(rp.name).where(rp.id == ids[0])
                             ).scalar() == 'y'
+    # The driver's errors as SQLAlchemy's: the manager turns a unique
+    # violation into a conflict and retries deadlocks and lost connections.
+    with pytest.raises(sa.exc.IntegrityError):
+        with engine.begin() as conn:
+            add_traits.rows(conn, {'b_name': 'CUSTOM_A'})
