@@ -54,8 +54,28 @@ def pipelined(session):
     if dialect_name(session) != 'postgresql':
         yield
         return
-    with session.connection.dbapi_connection.pipeline():
+    with driver_errors(session, '(pipelined statements)', None):
+        with session.connection.dbapi_connection.pipeline():
+            yield
+
+
+@contextlib.contextmanager
+def driver_errors(session, statement: str, params):
+    """psycopg's errors, from statements run on the driver itself, raised as
+    SQLAlchemy raises them, so that callers tell a unique violation, a
+    deadlock or a dropped connection apart as for any other statement; a
+    dropped connection is invalidated, as SQLAlchemy does, so that the pool
+    never hands it out again."""
+    try:
         yield
+    except psycopg.Error as error:
+        dbapi = session.connection.dbapi_connection
+        lost = session.dialect.is_disconnect(error, dbapi, None)
+        if lost:
+            session.invalidate(error)
+        raise sa_exc.DBAPIError.instance(
+            statement, params, error, psycopg.Error,
+            connection_invalidated=lost, dialect=session.dialect) from error
 
 
 # How SQLAlchemy leaves an expanding parameter for execution time.
@@ -106,7 +126,7 @@ class Direct:
         ``RETURNING`` statement; for a list of dicts, of every execution."""
         if dialect_name(session) != 'postgresql':
             return session.execute(self.stmt, params).all()
-        with self._errors_as_sqlalchemy(session, params):
+        with driver_errors(session, str(self.stmt), params):
             return self._pg_rows(session, params)
 
     def run(self, session, params) -> int:
@@ -114,26 +134,8 @@ class Direct:
         (of the last execution)."""
         if dialect_name(session) != 'postgresql':
             return session.execute(self.stmt, params).rowcount
-        with self._errors_as_sqlalchemy(session, params):
+        with driver_errors(session, str(self.stmt), params):
             return self._pg_run(session, params)
-
-    @contextlib.contextmanager
-    def _errors_as_sqlalchemy(self, session, params):
-        """psycopg's errors as SQLAlchemy raises them, so that callers tell
-        a unique violation, a deadlock or a dropped connection apart as for
-        any other statement; a dropped connection is invalidated, as
-        SQLAlchemy does, so that the pool never hands it out again."""
-        try:
-            yield
-        except psycopg.Error as error:
-            dbapi = session.connection.dbapi_connection
-            lost = session.dialect.is_disconnect(error, dbapi, None)
-            if lost:
-                session.invalidate(error)
-            raise sa_exc.DBAPIError.instance(
-                str(self.stmt), params, error, psycopg.Error,
-                connection_invalidated=lost,
-                dialect=session.dialect) from error
 
     def _pg_rows(self, session, params) -> list:
         sql, defaults, prepare = self._pg_compiled(session.dialect)

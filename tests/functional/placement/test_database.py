@@ -116,3 +116,22 @@ def test_direct_statements_answer_as_sqlalchemy_does(db_url):
     with pytest.raises(sa.exc.IntegrityError):
         with engine.begin() as conn:
             add_traits.rows(conn, {'b_name': 'CUSTOM_A'})
+
+
+def test_pipelined_errors_are_sqlalchemy_errors(db_url):
+    """An error PostgreSQL reports when a pipeline is synced (on leaving
+    ``pipelined``) is SQLAlchemy's, as any statement's."""
+    from nova_rt.placement import common
+    from nova_rt.placement import models
+    insert = common.Direct(
+        sa.insert(models.Trait).values(name=sa.bindparam('b_name')))
+    engine = db.get_engine(db_url)
+    with engine.begin() as conn:
+        insert.run(conn, {'b_name': 'CUSTOM_TWICE'})
+    with pytest.raises(sa.exc.IntegrityError):
+        with engine.begin() as conn:
+            with common.pipelined(conn):
+                insert.run(conn, {'b_name': 'CUSTOM_TWICE'})
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(
+            models.Trait)).scalar() == 1
