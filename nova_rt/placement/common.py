@@ -126,19 +126,21 @@ class Direct:
         ``RETURNING`` statement; for a list of dicts, of every execution."""
         if dialect_name(session) != 'postgresql':
             return session.execute(self.stmt, params).all()
-        with driver_errors(session, str(self.stmt), params):
-            return self._pg_rows(session, params)
+        compiled = self._pg_compiled(session.dialect)
+        with driver_errors(session, compiled[0], params):
+            return self._pg_rows(session, *compiled, params)
 
     def run(self, session, params) -> int:
         """Execute for a dict, or once per dict of a list; the rows changed
         (of the last execution)."""
         if dialect_name(session) != 'postgresql':
             return session.execute(self.stmt, params).rowcount
-        with driver_errors(session, str(self.stmt), params):
-            return self._pg_run(session, params)
+        compiled = self._pg_compiled(session.dialect)
+        with driver_errors(session, compiled[0], params):
+            return self._pg_run(session, *compiled, params)
 
-    def _pg_rows(self, session, params) -> list:
-        sql, defaults, prepare = self._pg_compiled(session.dialect)
+    @staticmethod
+    def _pg_rows(session, sql, defaults, prepare, params) -> list:
         cursor = session.connection.dbapi_connection.cursor(
             row_factory=namedtuple_row)
         if not isinstance(params, list):
@@ -155,8 +157,8 @@ class Direct:
             if not cursor.nextset():
                 return rows
 
-    def _pg_run(self, session, params) -> int:
-        sql, defaults, prepare = self._pg_compiled(session.dialect)
+    @staticmethod
+    def _pg_run(session, sql, defaults, prepare, params) -> int:
         cursor = session.connection.dbapi_connection.cursor()
         if isinstance(params, list) and len(params) > 1:
             cursor.executemany(sql, [{**defaults, **p} for p in params])
