@@ -59,12 +59,15 @@ def normalise_inventory(rc: str, raw: dict, field: str) -> dict:
     return inv
 
 
-def _validate_tree(providers: list) -> None:
+def _validate_tree(providers: list) -> dict:
+    """Check the reported tree; each provider's inventories normalised
+    (``uuid -> {rc: inventory}``)."""
     uuids = [p['uuid'] for p in providers]
     if len(set(uuids)) != len(uuids):
         raise exception.InvalidInput(reason='providers: a uuid is listed twice')
     listed = set(uuids)
     parents = {p['uuid']: p.get('parent_uuid') for p in providers}
+    inventories = {}
     for i, p in enumerate(providers):
         parent = p.get('parent_uuid')
         if parent is not None and parent not in listed:
@@ -72,8 +75,9 @@ def _validate_tree(providers: list) -> None:
                 reason=f'providers[{i}].parent_uuid: {parent} is not one of '
                        'the listed providers')
         common.check_traits(p.get('traits'), f'providers[{i}].traits')
-        for rc, raw in (p.get('inventories') or {}).items():
-            normalise_inventory(rc, raw, f'providers[{i}].inventories')
+        inventories[p['uuid']] = {
+            rc: normalise_inventory(rc, raw, f'providers[{i}].inventories')
+            for rc, raw in (p.get('inventories') or {}).items()}
         seen, node = set(), p['uuid']
         while node is not None:
             if node in seen:
@@ -81,6 +85,7 @@ def _validate_tree(providers: list) -> None:
                     reason=f'providers[{i}]: parent_uuid makes a cycle')
             seen.add(node)
             node = parents[node]
+    return inventories
 
 
 def _root_of(uuid: str, parents: dict) -> str:
@@ -137,7 +142,7 @@ def report_provider_tree(session, host: str, providers: list,
                          now=None) -> dict:
     """Create/update the host's providers; remove the unlisted ones."""
     now = now or common.utcnow()
-    _validate_tree(providers)
+    wanted_inventories = _validate_tree(providers)
     by_uuid = {p['uuid']: p for p in providers}
     parents = {p['uuid']: p.get('parent_uuid') for p in providers}
 
@@ -187,8 +192,7 @@ def report_provider_tree(session, host: str, providers: list,
     for uuid, p in by_uuid.items():
         parent_id = ids[parents[uuid]] if parents[uuid] else None
         root_id = ids[_root_of(uuid, parents)]
-        want_inv = {rc: normalise_inventory(rc, raw, 'inventories')
-                    for rc, raw in (p.get('inventories') or {}).items()}
+        want_inv = wanted_inventories[uuid]
         want_traits = p.get('traits')
         rp = owned.get(uuid)
         if rp is None:
