@@ -178,28 +178,26 @@ def insert_ignore(session, model, rows: list[dict], conflict_cols: list[str]):
     session.execute(stmt, rows)
 
 
+def _ensure(session, model, column: str, values) -> dict:
+    """``value -> id`` for rows of ``model`` keyed by unique ``column``,
+    creating the missing ones."""
+    values = sorted(set(values))
+    if not values:
+        return {}
+    insert_ignore(session, model, [{column: v} for v in values], [column])
+    key = getattr(model, column)
+    rows = session.execute(sa.select(key, model.id).where(key.in_(values)))
+    return dict(rows.all())
+
+
 def ensure_traits(session, names) -> dict[str, int]:
     """Trait name -> id, creating the missing ones (first use)."""
-    names = sorted(set(names))
-    if not names:
-        return {}
-    insert_ignore(session, models.Trait, [{'name': n} for n in names],
-                  ['name'])
-    rows = session.execute(sa.select(models.Trait.name, models.Trait.id)
-                           .where(models.Trait.name.in_(names)))
-    return dict(rows.all())
+    return _ensure(session, models.Trait, 'name', names)
 
 
 def ensure_aggregates(session, uuids) -> dict[str, int]:
-    uuids = sorted(set(uuids))
-    if not uuids:
-        return {}
-    insert_ignore(session, models.Aggregate, [{'uuid': u} for u in uuids],
-                  ['uuid'])
-    rows = session.execute(sa.select(models.Aggregate.uuid,
-                                     models.Aggregate.id)
-                           .where(models.Aggregate.uuid.in_(uuids)))
-    return dict(rows.all())
+    """Aggregate uuid -> id, creating the missing ones (first use)."""
+    return _ensure(session, models.Aggregate, 'uuid', uuids)
 
 
 def get_provider(session, uuid: str):

@@ -58,11 +58,12 @@ class PlacementService(service.Service):
         self.rpcserver = rpc.get_server(self.conf, transport, target,
                                         [endpoint])
         # (The server registered executor_thread_pool_size.)
-        self.rpcserver.start(override_pool_size=pool_size(self.conf))
+        workers = pool_size(self.conf)
+        self.rpcserver.start(override_pool_size=workers)
         frozen = gcutil.freeze_startup_objects()
         LOG.info('nova-rt-placement serving topic %s on database %s '
                  '(%d worker threads)', rpc.PLACEMENT_TOPIC,
-                 db.safe_url(url), pool_size(self.conf))
+                 db.safe_url(url), workers)
         LOG.debug('%d start-up objects exempted from garbage collection',
                   frozen)
 
