@@ -10,6 +10,7 @@ import re
 import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
+from psycopg.rows import tuple_row
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -96,15 +97,19 @@ class Direct:
     both give the same rows.
     """
 
-    def __init__(self, stmt, plan_each_time: bool = False):
+    def __init__(self, stmt, plan_each_time: bool = False,
+                 plain_rows: bool = False):
         """``plan_each_time``: never a prepared statement (psycopg prepares
         one run five times).  For an array over a table that churns:
         PostgreSQL's generic plan for ``= ANY($1)`` does not know the array
         is short, and a sequential scan it chose on a small table stayed
         while dead rows piled up (bench: the query by consumer uuids went
-        from 0.4 to 1.7 ms in 30 s of reports)."""
+        from 0.4 to 1.7 ms in 30 s of reports).  ``plain_rows``: rows are
+        plain tuples (index access only), for queries of thousands of rows
+        where building a named tuple per row shows."""
         self.stmt = stmt
         self.plan_each_time = plan_each_time
+        self.row_factory = tuple_row if plain_rows else namedtuple_row
         self._pg = None
 
     def _pg_compiled(self, dialect):
@@ -128,7 +133,8 @@ class Direct:
             return session.execute(self.stmt, params).all()
         compiled = self._pg_compiled(session.dialect)
         with driver_errors(session, compiled[0], params):
-            return self._pg_rows(session, *compiled, params)
+            return self._pg_rows(session, self.row_factory, *compiled,
+                                 params)
 
     def run(self, session, params) -> int:
         """Execute for a dict, or once per dict of a list; the rows changed
@@ -140,9 +146,10 @@ class Direct:
             return self._pg_run(session, *compiled, params)
 
     @staticmethod
-    def _pg_rows(session, sql, defaults, prepare, params) -> list:
+    def _pg_rows(session, row_factory, sql, defaults, prepare,
+                 params) -> list:
         cursor = session.connection.dbapi_connection.cursor(
-            row_factory=namedtuple_row)
+            row_factory=row_factory)
         if not isinstance(params, list):
             return cursor.execute(sql, {**defaults, **params},
                                   prepare=prepare).fetchall()

@@ -22,6 +22,8 @@ broken by provider age (oldest first) so that the order is stable.
 from __future__ import annotations
 
 import datetime
+import functools
+import operator
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -36,7 +38,7 @@ ALLOC = models.Allocation
 CONSUMER = models.Consumer
 PT = models.ProviderTrait
 PA = models.ProviderAggregate
-_NO_NESTLOOP = sa.text('SET LOCAL enable_nestloop = off')
+_NO_NESTLOOP = common.Direct(sa.text('SET LOCAL enable_nestloop = off'))
 
 
 def _cutoff(now, heartbeat_timeout: int):
@@ -55,12 +57,6 @@ def _has_all_traits(rp_id_col, names):
             PT.trait_id == sa.select(models.Trait.id)
             .where(models.Trait.name == name).scalar_subquery()))
         for name in sorted(set(names))))
-
-
-def _has_any_trait(rp_id_col, names):
-    return sa.exists().where(PT.resource_provider_id == rp_id_col,
-                             PT.trait_id == models.Trait.id,
-                             models.Trait.name.in_(names))
 
 
 def _member_of(rp_id_col, aggregates):
@@ -176,16 +172,13 @@ def get_allocations(session, consumer_uuid: str) -> dict:
     return result
 
 
-def get_allocation_candidates(session, resources: dict, heartbeat_timeout: int,
-                              order: str = 'spread', required=(), forbidden=(),
-                              member_of=(), limit=None, now=None) -> list:
-    now = now or common.utcnow()
-    common.check_traits(required, 'required')
-    common.check_traits(forbidden, 'forbidden')
-    if set(required or ()) & set(forbidden or ()):
-        raise exception.InvalidInput(
-            reason='a trait cannot be both required and forbidden')
-    classes = sorted(resources)
+@functools.lru_cache(maxsize=256)
+def _candidates_query(classes: tuple, n_required: int, forbidden: bool,
+                      member_of: bool, order: str,
+                      limited: bool) -> common.Direct:
+    """The candidates statement for one shape of request, built and compiled
+    once (building it took milliseconds per call); the amounts, traits,
+    aggregates, cut-off and limit are its parameters."""
     # Core aliases of the table: ORM ``aliased()`` cost milliseconds per call
     # just to build the statement.
     inv_table, rp = INV.__table__, RP.__table__
@@ -193,23 +186,36 @@ def get_allocation_candidates(session, resources: dict, heartbeat_timeout: int,
     frees = [inv.c.capacity - inv.c.used for inv in invs]
     # Each class from any provider of the tree (inventories carry their
     # root): the compute node's own classes come from the root, a PCI
-    # device's from its child provider.
-    stmt = sa.select(rp.c.id, rp.c.uuid, rp.c.host, *frees,
-                     *(inv.c.resource_provider_id for inv in invs))
-    for rc, inv, free in zip(classes, invs, frees):
-        n = resources[rc]
+    # device's from its child provider, whose id is given (NULL: the root).
+    stmt = sa.select(rp.c.uuid, rp.c.host, *frees, *(
+        sa.func.nullif(inv.c.resource_provider_id, rp.c.id) for inv in invs))
+    for i, (rc, inv, free) in enumerate(zip(classes, invs, frees)):
+        n = sa.bindparam(f'n{i}', type_=sa.Integer)
         stmt = stmt.join(inv, sa.and_(
             inv.c.root_provider_id == rp.c.id, inv.c.resource_class == rc,
             free >= n, inv.c.min_unit <= n, inv.c.max_unit >= n,
-            sa.literal(n) % inv.c.step_size == 0))
+            n % inv.c.step_size == 0))
     stmt = stmt.where(rp.c.parent_provider_id.is_(None),
-                      rp.c.last_heartbeat > _cutoff(now, heartbeat_timeout))
-    if required:
-        stmt = stmt.where(_has_all_traits(rp.c.id, list(required)))
+                      rp.c.last_heartbeat > sa.bindparam('cutoff'))
+    for i in range(n_required):
+        # One semi-join per trait, by the trait's id: over thousands of
+        # providers cheaper than grouping every provider's traits.
+        stmt = stmt.where(rp.c.id.in_(
+            sa.select(PT.resource_provider_id).where(
+                PT.trait_id == sa.select(models.Trait.id).where(
+                    models.Trait.name == sa.bindparam(f'required{i}'))
+                .scalar_subquery())))
     if forbidden:
-        stmt = stmt.where(~_has_any_trait(rp.c.id, list(forbidden)))
+        stmt = stmt.where(~sa.exists().where(
+            PT.resource_provider_id == rp.c.id,
+            PT.trait_id == models.Trait.id,
+            models.Trait.name.in_(sa.bindparam('forbidden', expanding=True))))
     if member_of:
-        stmt = stmt.where(_member_of(rp.c.id, list(member_of)))
+        stmt = stmt.where(sa.exists().where(
+            PA.resource_provider_id == rp.c.id,
+            PA.aggregate_id == models.Aggregate.id,
+            models.Aggregate.uuid.in_(
+                sa.bindparam('member_of', expanding=True))))
     # Both sides double precision: a float divided by an integer is done in
     # NUMERIC by PostgreSQL, several times slower over thousands of rows.
     emptiness = sum(
@@ -223,39 +229,86 @@ def get_allocation_candidates(session, resources: dict, heartbeat_timeout: int,
     stmt = stmt.order_by(emptiness.desc() if order == 'spread'
                          else emptiness.asc(), rp.c.id,
                          *(inv.c.resource_provider_id for inv in invs))
-    if limit:
-        stmt = stmt.limit(limit)
+    if limited:
+        stmt = stmt.limit(sa.bindparam('limit', type_=sa.Integer))
+    # Planned at each execution: the plan depends on how many providers the
+    # amounts let through, which a generic plan does not know.
+    return common.Direct(stmt, plan_each_time=True, plain_rows=True)
+
+
+def _free_of(classes: tuple):
+    """``row -> {class: free}`` for a candidates row (the free amounts
+    follow the uuid and host).  A dict display for the usual few classes:
+    ``dict(zip(classes, row[2:]))`` was half the cost of building 10,000
+    candidates."""
+    k = classes
+    if len(k) == 1:
+        return lambda row: {k[0]: row[2]}
+    if len(k) == 2:
+        return lambda row: {k[0]: row[2], k[1]: row[3]}
+    if len(k) == 3:
+        return lambda row: {k[0]: row[2], k[1]: row[3], k[2]: row[4]}
+    if len(k) == 4:
+        return lambda row: {k[0]: row[2], k[1]: row[3], k[2]: row[4],
+                            k[3]: row[5]}
+    return lambda row: dict(zip(k, row[2:2 + len(k)]))
+
+
+_CHILD_UUIDS = common.Direct(
+    sa.select(RP.id, RP.uuid).where(
+        RP.id.in_(sa.bindparam('ids', expanding=True))), plain_rows=True)
+
+
+def get_allocation_candidates(session, resources: dict, heartbeat_timeout: int,
+                              order: str = 'spread', required=(), forbidden=(),
+                              member_of=(), limit=None, now=None) -> list:
+    now = now or common.utcnow()
+    common.check_traits(required, 'required')
+    common.check_traits(forbidden, 'forbidden')
+    if set(required or ()) & set(forbidden or ()):
+        raise exception.InvalidInput(
+            reason='a trait cannot be both required and forbidden')
+    classes = tuple(sorted(resources))
+    required = sorted(set(required or ()))
+    query = _candidates_query(classes, len(required), bool(forbidden),
+                              bool(member_of), order, bool(limit))
+    params = {f'n{i}': resources[rc] for i, rc in enumerate(classes)}
+    params.update({f'required{i}': name for i, name in enumerate(required)})
+    params.update(cutoff=_cutoff(now, heartbeat_timeout),
+                  forbidden=list(forbidden or ()),
+                  member_of=list(member_of or ()), limit=limit)
     if common.dialect_name(session) == 'postgresql':
         # The planner under-estimates how many providers pass the combined
         # capacity filters and picks nested loops; over thousands of providers
         # hash joins are twice as fast (bench/bench_placement.py).  LOCAL:
         # this transaction only.
-        session.execute(_NO_NESTLOOP)
-    rows = session.execute(stmt).all()
+        _NO_NESTLOOP.run(session, {})
+    rows = query.rows(session, params)
+    if not rows:
+        return []
     width = len(classes)
-    # Child providers by uuid, in a second statement only when some class
-    # came from one.
-    children = {rp_id for row in rows for rp_id in row[3 + width:]
-                if rp_id != row[0]}
-    uuids = dict(session.execute(
-        sa.select(rp.c.id, rp.c.uuid).where(rp.c.id.in_(children))).all()
-    ) if children else {}
-    # Plain tuples and one dict per candidate: with 10,000 candidates the
-    # per-row Row access and comprehension were most of the call.
+    # Which child providers appear, if any, a column at a time (C loops).
+    children = set()
+    for column in range(2 + width, 2 + 2 * width):
+        children.update(map(operator.itemgetter(column), rows))
+    children.discard(None)
     if not children:
-        # (zip stops at the classes: the provider ids that follow are unused.)
-        return [{'root_uuid': uuid, 'host': host,
-                 'allocation': {uuid: resources.copy()},
-                 'free': dict(zip(classes, rest))}
-                for _id, uuid, host, *rest in rows]
+        # One dict per candidate: with 10,000 candidates anything more per
+        # row was most of the call.
+        free = _free_of(classes)
+        return [{'root_uuid': row[0], 'host': row[1],
+                 'allocation': {row[0]: resources.copy()}, 'free': free(row)}
+                for row in rows]
+    uuids = dict(_CHILD_UUIDS.rows(session, {'ids': sorted(children)}))
+    free = _free_of(classes)
     candidates = []
     for row in rows:
-        root_id, root_uuid, host = row[:3]
+        root_uuid, host = row[:2]
         allocation: dict = {}
-        for rc, rp_id in zip(classes, row[3 + width:]):
-            holder = root_uuid if rp_id == root_id else uuids[rp_id]
+        for rc, rp_id in zip(classes, row[2 + width:]):
+            holder = root_uuid if rp_id is None else uuids[rp_id]
             allocation.setdefault(holder, {})[rc] = resources[rc]
         candidates.append({'root_uuid': root_uuid, 'host': host,
                            'allocation': allocation,
-                           'free': dict(zip(classes, row[3:3 + width]))})
+                           'free': free(row)})
     return candidates

@@ -2,12 +2,14 @@
 
 import datetime
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
 from nova_rt import exception
 from nova_rt.placement import db
 from nova_rt.placement import models
+from nova_rt.placement import query_ops
 from tests.functional.placement.helpers import (
     CTX, add_host, compute_node, consumer, new_uuid)
 
@@ -109,7 +111,8 @@ def test_bad_request_is_invalid_input(mgr, resources):
         mgr.get_allocation_candidates(CTX, resources=resources)
 
 
-def test_one_statement_whatever_the_number_of_providers(mgr, db_url):
+def test_one_statement_whatever_the_number_of_providers(mgr, db_url,
+                                                        monkeypatch):
     for i in range(30):
         add_host(mgr, host=f'h{i}')
     engine = db.get_engine(db_url)
@@ -118,15 +121,27 @@ def test_one_statement_whatever_the_number_of_providers(mgr, db_url):
     def count(conn, cursor, statement, *args):
         if statement.lstrip().upper().startswith('SELECT'):
             statements.append(statement)
-    sa.event.listen(engine, 'before_cursor_execute', count)
+    if engine.dialect.name == 'postgresql':
+        # The query runs on psycopg's cursor itself (common.Direct).
+        execute = psycopg.Cursor.execute
+
+        def counted(cursor, query, *args, **kwargs):
+            count(None, cursor, str(query))
+            return execute(cursor, query, *args, **kwargs)
+        monkeypatch.setattr(psycopg.Cursor, 'execute', counted)
+    else:
+        sa.event.listen(engine, 'before_cursor_execute', count)
     try:
-        cands = mgr.get_allocation_candidates(
-            CTX, resources={'VCPU': 1, 'MEMORY_MB': 128, 'DISK_GB': 1},
-            forbidden=['CUSTOM_NONE'])
+        for _ in range(2):
+            statements.clear()
+            cands = mgr.get_allocation_candidates(
+                CTX, resources={'VCPU': 1, 'MEMORY_MB': 128, 'DISK_GB': 1},
+                forbidden=['CUSTOM_NONE'])
+            assert len(cands) == 30
+            assert len(statements) == 1   # SET LOCAL is not a query
     finally:
-        sa.event.remove(engine, 'before_cursor_execute', count)
-    assert len(cands) == 30
-    assert len(statements) == 1   # SET LOCAL is not a query
+        if engine.dialect.name != 'postgresql':
+            sa.event.remove(engine, 'before_cursor_execute', count)
 
 
 def test_every_required_trait_is_needed(mgr, three_hosts):
@@ -209,3 +224,41 @@ def test_child_moved_to_another_tree_is_found_there(mgr):
         _pci_child(pf, b, 'pf', 1, generation=gens[pf])])
     assert [c['root_uuid'] for c in mgr.get_allocation_candidates(
         CTX, resources=req)] == [b]
+
+
+def test_same_shape_of_request_with_other_values(mgr, three_hosts):
+    # The statement is built once per shape (classes, how many required
+    # traits, forbidden or member_of or not, limited or not); the amounts,
+    # trait names, aggregates and limit are parameters, never the values of
+    # the first request of that shape.
+    for name, trait in (('h1', 'CUSTOM_SSD'), ('h3', 'CUSTOM_NVME')):
+        root, gen = three_hosts[name]
+        mgr.set_traits(CTX, uuid=root, traits=[trait], generation=gen)
+    agg = new_uuid()
+    root, gen = three_hosts['h2']
+    mgr.set_aggregates(CTX, uuid=root, aggregates=[agg], generation=gen)
+
+    def hosts(**kwargs):
+        return _hosts(mgr.get_allocation_candidates(CTX, **kwargs))
+    for _ in range(2):
+        assert hosts(resources={'VCPU': 4}) == ['h2', 'h3', 'h1']
+        assert hosts(resources={'VCPU': 8}) == ['h2', 'h3']
+        assert hosts(resources={'VCPU': 4}, required=['CUSTOM_SSD']) == ['h1']
+        assert hosts(resources={'VCPU': 4},
+                     required=['CUSTOM_NVME']) == ['h3']
+        assert hosts(resources={'VCPU': 4},
+                     forbidden=['CUSTOM_SSD']) == ['h2', 'h3']
+        assert hosts(resources={'VCPU': 4},
+                     forbidden=['CUSTOM_NVME']) == ['h2', 'h1']
+        assert hosts(resources={'VCPU': 4}, member_of=[agg]) == ['h2']
+        assert hosts(resources={'VCPU': 4}, member_of=[new_uuid()]) == []
+        assert hosts(resources={'VCPU': 4}, limit=1) == ['h2']
+        assert hosts(resources={'VCPU': 4}, limit=2) == ['h2', 'h3']
+
+
+@pytest.mark.parametrize('width', range(1, 7))
+def test_free_amounts_of_a_row_whatever_the_number_of_classes(width):
+    classes = tuple(f'CUSTOM_C{i}' for i in range(width))
+    row = ('uuid', 'host', *range(10, 10 + width), *[None] * width)
+    assert query_ops._free_of(classes)(row) == {
+        rc: 10 + i for i, rc in enumerate(classes)}
