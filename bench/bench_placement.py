@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_placement.py [--backends sqlite,postgresql]
         [--providers 1000,10000] [--hosts 100] [--seconds 5] [--no-rpc]
-        [--sustained 6]
+        [--sustained 6] [--parts candidates,reports]
 
 Measures, on each backend:
 
@@ -429,7 +429,7 @@ def run_backend(backend, url, args, workdir):
     print(f'== {backend}')
     db.sync(url)
     mgr = manager.PlacementManager(db.get_engine(url), _Conf)
-    for n in args.providers:
+    for n in (args.providers if 'candidates' in args.parts else ()):
         t0 = time.perf_counter()
         populate(url, n)
         print(f' {n} providers (populated in {time.perf_counter() - t0:.1f} s)')
@@ -439,6 +439,8 @@ def run_backend(backend, url, args, workdir):
         if args.rpc:
             with fixtures.running_placement(url, workdir) as placement:
                 bench_candidates('rpc', placement.api)
+    if 'reports' not in args.parts:
+        return
     pg_pid = postgres_server_pid(url)
     populate(url, 0)
     sims = add_hosts(mgr, args.hosts)
@@ -480,6 +482,9 @@ def main(argv=None):
                         help='lines added to the [DEFAULT] section of the '
                              'placement process config, e.g. '
                              '"executor_thread_pool_size = 8"')
+    parser.add_argument('--parts', default='candidates,reports',
+                        type=lambda s: set(s.split(',')),
+                        help='what to measure: candidates, reports or both')
     args = parser.parse_args(argv)
     args.extra_conf = args.extra_conf.replace('\\n', '\n')
     print(f'{os.cpu_count()} CPUs, load average {_load()} at start; '
