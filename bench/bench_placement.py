@@ -29,6 +29,10 @@ Measures, on each backend:
   that oslo.messaging sets whatever the database does.  Last, ``--sustained``
   rounds of 5 s of incremental reports in a row: whether the rate holds
   while the tables churn (on PostgreSQL it depends on autovacuum_naptime).
+  And the trivial call once more, answered by an oslo.messaging server that
+  does nothing (``oslo_floor_server``: same transport, executor and
+  threads): what one server process can answer at all on this machine, and
+  its CPU per call, which the placement service's own work adds to.
 
 The machine (CPUs, load average before and after) is printed first: other
 work on it moves every figure.
@@ -47,6 +51,7 @@ import functools
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -59,6 +64,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sqlalchemy as sa  # noqa: E402
 
 import amqp_caller  # noqa: E402
+import oslo_floor_server  # noqa: E402
 from nova_rt import gcutil  # noqa: E402
 from nova_rt import rpc  # noqa: E402
 from nova_rt.placement import db  # noqa: E402
@@ -336,12 +342,14 @@ def bench_reports(label, api, sims, seconds: float, threads: int,
 
 
 def bench_reports_lean(placement, sims, seconds: float, in_flight: int,
-                       pg_pid=None, kind='changed', quiet=False) -> float:
+                       pg_pid=None, kind='changed', quiet=False,
+                       topic=rpc.PLACEMENT_TOPIC, server=None) -> float:
     """Reports from the lean caller (``amqp_caller``): ``in_flight`` hosts
     with a report under way at every moment, each host one at a time (as its
-    reporter), from one thread; the server is what saturates."""
+    reporter), from one thread; the server is what saturates.  ``topic`` and
+    ``server`` (a process): another server than the placement's."""
     caller = amqp_caller.Caller(placement.transport_url, placement.exchange,
-                                rpc.PLACEMENT_TOPIC, rpc.RPC_VERSION, CTX)
+                                topic, rpc.RPC_VERSION, CTX)
     rng = random.Random(7)
     idle = list(sims)
     rng.shuffle(idle)
@@ -383,7 +391,8 @@ def bench_reports_lean(placement, sims, seconds: float, in_flight: int,
                     sim['gen'] = getattr(placement.api, method)(
                         CTX, **kwargs)[sim['root']]
         run(1.0)          # unmeasured: statements compiled and prepared
-        pids = [p.pid for p in placement.processes]
+        pids = ([server.pid] if server else
+                [p.pid for p in placement.processes])
         cpu0, own0 = _cpu_seconds(pids), time.process_time()
         pg0 = _cpu_seconds([pg_pid]) if pg_pid else 0.0
         state['measure'] = True
@@ -402,11 +411,12 @@ def bench_reports_lean(placement, sims, seconds: float, in_flight: int,
     if quiet:
         return done / elapsed
     pg = f', PostgreSQL {pg_cpu / done * 1000:.2f} ms' if pg_pid else ''
+    who = 'empty server' if server else 'placement process'
     print(f'  reports    {"rpc lean":10s} {kind:12s} {done / elapsed:6.0f}/s '
           f'p50 {statistics.median(samples):6.1f} ms '
           f'p99 {percentile(samples, 0.99):6.1f} ms ({done} in '
           f'{elapsed:.1f} s, {in_flight} in flight, {len(sims)} hosts); CPU '
-          f'per report: placement process {cpu / done * 1000:.2f} ms{pg}, '
+          f'per report: {who} {cpu / done * 1000:.2f} ms{pg}, '
           f'caller {own / done * 1000:.2f} ms')
     return done / elapsed
 
@@ -465,6 +475,28 @@ def run_backend(backend, url, args, workdir):
                 bench_reports_lean(placement, sims, args.seconds, 16,
                                    pg_pid=pg_pid, kind=kind)
             bench_sustained(placement, sims, args.sustained, pg_pid)
+            bench_floor(placement, sims, args.seconds, workdir)
+
+
+def bench_floor(placement, sims, seconds, workdir):
+    """The trivial call again, answered by an oslo.messaging server that
+    does nothing (``oslo_floor_server``, same transport, executor and
+    threads): the most one server process gets through on this machine
+    whatever the placement service does."""
+    log_path = os.path.join(workdir, 'floor.log')
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen(
+            [sys.executable, os.path.join(os.path.dirname(__file__),
+                                          'oslo_floor_server.py'),
+             '--config-file', placement.config_file],
+            stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+    try:
+        fixtures.wait_serving(proc, log_path)
+        bench_reports_lean(placement, sims, seconds, 16, kind='trivial call',
+                           topic=oslo_floor_server.TOPIC, server=proc)
+    finally:
+        fixtures.stop_process(proc)
 
 
 def main(argv=None):
