@@ -59,6 +59,12 @@ def _has_all_traits(rp_id_col, names):
         for name in sorted(set(names))))
 
 
+def _has_any_trait(rp_id_col, names):
+    return sa.exists().where(PT.resource_provider_id == rp_id_col,
+                             PT.trait_id == models.Trait.id,
+                             models.Trait.name.in_(names))
+
+
 def _member_of(rp_id_col, aggregates):
     return sa.exists().where(PA.resource_provider_id == rp_id_col,
                              PA.aggregate_id == models.Aggregate.id,
@@ -206,16 +212,11 @@ def _candidates_query(classes: tuple, n_required: int, forbidden: bool,
                     models.Trait.name == sa.bindparam(f'required{i}'))
                 .scalar_subquery())))
     if forbidden:
-        stmt = stmt.where(~sa.exists().where(
-            PT.resource_provider_id == rp.c.id,
-            PT.trait_id == models.Trait.id,
-            models.Trait.name.in_(sa.bindparam('forbidden', expanding=True))))
+        stmt = stmt.where(~_has_any_trait(
+            rp.c.id, sa.bindparam('forbidden', expanding=True)))
     if member_of:
-        stmt = stmt.where(sa.exists().where(
-            PA.resource_provider_id == rp.c.id,
-            PA.aggregate_id == models.Aggregate.id,
-            models.Aggregate.uuid.in_(
-                sa.bindparam('member_of', expanding=True))))
+        stmt = stmt.where(_member_of(
+            rp.c.id, sa.bindparam('member_of', expanding=True)))
     # Both sides double precision: a float divided by an integer is done in
     # NUMERIC by PostgreSQL, several times slower over thousands of rows.
     emptiness = sum(
