@@ -50,13 +50,14 @@ def _iso(value):
 
 
 def _has_all_traits(rp_id_col, names):
+    """``names``: distinct trait names, or bind parameters that will be."""
     # One semi-join per trait, by the trait's id: over thousands of providers
     # cheaper than grouping every provider's traits and counting them.
     return sa.and_(*(rp_id_col.in_(
         sa.select(PT.resource_provider_id).where(
             PT.trait_id == sa.select(models.Trait.id)
             .where(models.Trait.name == name).scalar_subquery()))
-        for name in sorted(set(names))))
+        for name in names))
 
 
 def _has_any_trait(rp_id_col, names):
@@ -111,7 +112,7 @@ def list_resource_providers(session, heartbeat_timeout: int, name=None,
     if member_of:
         stmt = stmt.where(_member_of(RP.id, member_of))
     if required:
-        stmt = stmt.where(_has_all_traits(RP.id, required))
+        stmt = stmt.where(_has_all_traits(RP.id, sorted(set(required))))
     for rc, n in sorted((resources or {}).items()):
         stmt = stmt.where(_fits(RP.id, rc, n))
     cutoff = _cutoff(now, heartbeat_timeout)
@@ -203,14 +204,9 @@ def _candidates_query(classes: tuple, n_required: int, forbidden: bool,
             n % inv.c.step_size == 0))
     stmt = stmt.where(rp.c.parent_provider_id.is_(None),
                       rp.c.last_heartbeat > sa.bindparam('cutoff'))
-    for i in range(n_required):
-        # One semi-join per trait, by the trait's id: over thousands of
-        # providers cheaper than grouping every provider's traits.
-        stmt = stmt.where(rp.c.id.in_(
-            sa.select(PT.resource_provider_id).where(
-                PT.trait_id == sa.select(models.Trait.id).where(
-                    models.Trait.name == sa.bindparam(f'required{i}'))
-                .scalar_subquery())))
+    if n_required:
+        stmt = stmt.where(_has_all_traits(rp.c.id, [
+            sa.bindparam(f'required{i}') for i in range(n_required)]))
     if forbidden:
         stmt = stmt.where(~_has_any_trait(
             rp.c.id, sa.bindparam('forbidden', expanding=True)))
