@@ -28,7 +28,8 @@ Measures, on each backend:
   (``get_allocations`` of an unknown consumer) is measured too: the floor
   that oslo.messaging sets whatever the database does.  Last, ``--sustained``
   rounds of 5 s of incremental reports in a row: whether the rate holds
-  while the tables churn (on PostgreSQL it depends on autovacuum_naptime).
+  while the tables churn (on PostgreSQL it depends on vacuuming: the
+  placement process's own, ``[placement_database] vacuum_interval``).
   And the trivial call once more, answered by an oslo.messaging server that
   does nothing (``oslo_floor_server``: same transport, executor and
   threads): what one server process can answer at all on this machine, and

@@ -31,6 +31,16 @@ placement_database_opts = [
              'instead of running "nova-rt-manage db sync" first. As in '
              'OpenStack Placement, off by default: with several processes '
              'an operator runs the migration once.'),
+    cfg.IntOpt(
+        'vacuum_interval', default=10, min=0, max=3600,
+        help='PostgreSQL only: every this many seconds, vacuum and analyze '
+             'the tables that reports churn (allocations, consumers, '
+             'inventories, resource_providers) once their dead rows reach '
+             '1000 and a tenth of their live rows. Autovacuum visits a '
+             'database only once per autovacuum_naptime, and until a '
+             'vacuum every report pays for the dead rows. One placement '
+             'process at a time does it (advisory lock); 0 leaves it to '
+             'autovacuum alone.'),
 ]
 
 

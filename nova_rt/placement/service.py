@@ -17,6 +17,7 @@ from oslo_service import service
 from nova_rt import gcutil
 from nova_rt import rpc
 from nova_rt.placement import db
+from nova_rt.placement import housekeeping
 from nova_rt.placement import manager
 
 LOG = logging.getLogger(__name__)
@@ -45,12 +46,14 @@ class PlacementService(service.Service):
         self.conf = conf
         self.transport = transport
         self.rpcserver = None
+        self.housekeeper = None
 
     def start(self):
         super().start()
         transport = self.transport or rpc.get_transport(self.conf)
         url = self.conf.placement_database.connection
-        endpoint = manager.PlacementEndpoint(db.get_engine(url), self.conf)
+        engine = db.get_engine(url)
+        endpoint = manager.PlacementEndpoint(engine, self.conf)
         # Every process listens on the shared topic queue (competing
         # consumers); the server name only has to be unique per process.
         target = rpc.placement_target()(
@@ -60,6 +63,9 @@ class PlacementService(service.Service):
         # (The server registered executor_thread_pool_size.)
         workers = pool_size(self.conf)
         self.rpcserver.start(override_pool_size=workers)
+        self.housekeeper = housekeeping.Housekeeper(
+            engine, self.conf.placement_database.vacuum_interval)
+        self.housekeeper.start()
         frozen = gcutil.freeze_startup_objects()
         LOG.info('nova-rt-placement serving topic %s on database %s '
                  '(%d worker threads)', rpc.PLACEMENT_TOPIC,
@@ -72,6 +78,9 @@ class PlacementService(service.Service):
             self.rpcserver.stop()
             self.rpcserver.wait()
             self.rpcserver = None
+        if self.housekeeper is not None:
+            self.housekeeper.stop()
+            self.housekeeper = None
         super().stop(graceful)
         db.dispose_engines()
         LOG.info('nova-rt-placement stopped')
