@@ -106,6 +106,13 @@ class Checks(upgradecheck.UpgradeCommands):
             return Result(Code.FAILURE,
                           f'The placement database is at {current or "no schema"}, '
                           f'this release needs {head}: run nova-rt-manage db sync.')
+        if (self.conf.placement_database.vacuum_interval == 0
+                and not db.autovacuum_on(url)):
+            return Result(Code.WARNING,
+                          'PostgreSQL runs with autovacuum off and '
+                          '[placement_database] vacuum_interval is 0: nothing '
+                          'clears the rows that every report leaves dead, and '
+                          'reports slow down as they pile up.')
         return Result(Code.SUCCESS)
 
     def _check_claim_store(self) -> Result:

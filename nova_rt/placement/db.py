@@ -155,3 +155,12 @@ def current(url: str) -> str | None:
 
 def is_at_head(url: str) -> bool:
     return current(url) == head()
+
+
+def autovacuum_on(url: str) -> bool:
+    """Whether the server vacuums on its own (SQLite: nothing to vacuum)."""
+    engine = get_engine(url)
+    if engine.dialect.name != 'postgresql':
+        return True
+    with engine.connect() as conn:
+        return conn.execute(sa.text('SHOW autovacuum')).scalar() == 'on'

@@ -92,3 +92,40 @@ connection = sqlite:///{db}
                    stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     _code, report = _check(tmp_path, (tmp_path / 'nova-rt.conf').read_text())
     assert report['Placement database']['result'] == 0
+
+
+def test_postgresql_left_without_any_vacuum_is_a_warning(tmp_path):
+    # This machine's PostgreSQL may run with autovacuum off or on: the
+    # check must say what the server says.
+    import psycopg
+    from tests.functional.placement import fixtures
+    fixtures.require_pg()
+    with psycopg.connect(fixtures.PG_ADMIN) as conn:
+        autovacuum = conn.execute('SHOW autovacuum').fetchone()[0]
+    url = fixtures.fresh_pg_database()
+    try:
+        body = f'''[DEFAULT]
+transport_url = {RABBIT}
+state_path = {_state(tmp_path)}
+[libvirt]
+connection_uri = test:///default
+[placement_database]
+connection = {url}
+'''
+        (tmp_path / 'nova-rt.conf').write_text(body)
+        subprocess.run([str(STATUS.with_name('nova-rt-manage')), '--config-file',
+                        str(tmp_path / 'nova-rt.conf'), 'db', 'sync'],
+                       check=True, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=60)
+        _code, report = _check(tmp_path, body + 'vacuum_interval = 0\n')
+        check = report['Placement database']
+        if autovacuum == 'off':
+            assert check['result'] == 1, check
+            assert 'vacuum_interval' in check['details']
+        else:
+            assert check['result'] == 0, check
+        # The default interval: placement vacuums itself, nothing to say.
+        _code, report = _check(tmp_path, body)
+        assert report['Placement database']['result'] == 0
+    finally:
+        fixtures.drop_pg_database(url)
