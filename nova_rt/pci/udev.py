@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from typing import Callable, Optional
 
 import pyudev
@@ -138,9 +139,26 @@ def _warn(address: str, error: Exception) -> None:
     LOG.warning('PCI device %s is unusable and ignored: %s', address, error)
 
 
+# One udev context for every discovery: creating one looks libudev up with
+# ctypes.util.find_library, which forks ``ldconfig -p``, and a fork holds the
+# GIL while it copies the process: a claim served meanwhile waited (every
+# audit discovers).  libudev's context is not thread-safe, hence the lock.
+_shared_context: Optional[pyudev.Context] = None
+_shared_context_lock = threading.Lock()
+
+
 def discover(context: Optional[pyudev.Context] = None) -> list[PciDevice]:
     """Every PCI function udev knows, sorted by address; malformed ones are skipped."""
-    context = context or pyudev.Context()
+    global _shared_context
+    if context is not None:
+        return _discover(context)
+    with _shared_context_lock:
+        if _shared_context is None:
+            _shared_context = pyudev.Context()
+        return _discover(_shared_context)
+
+
+def _discover(context: pyudev.Context) -> list[PciDevice]:
     udev_devices = list(context.list_devices(subsystem='pci'))
     bus = {d.sys_name for d in udev_devices}
     devnames = _net_names(context)
