@@ -19,6 +19,7 @@ import oslo_messaging as messaging
 
 from nova_rt import exception
 from nova_rt import rpc
+from nova_rt.compute import gate as gate_mod
 from nova_rt.compute import notifications
 from nova_rt.compute import schemas
 
@@ -40,13 +41,21 @@ class ComputeManager:
 
     def __init__(self, tracker, on_change: Optional[Callable[[], None]] = None,
                  run_audit: Optional[Callable[[], dict]] = None,
-                 notifier: Optional[notifications.ComputeNotifier] = None):
+                 notifier: Optional[notifications.ComputeNotifier] = None,
+                 gate: Optional[gate_mod.CallGate] = None):
         self.tracker = tracker
+        self.gate = gate or gate_mod.CallGate()
         self._on_change = on_change
         self._run_audit = run_audit
         self.notifier = notifier or notifications.ComputeNotifier(None)
 
     def _call(self, method: str, context, **arguments):
+        if method == 'run_audit':
+            return self._serve(method, context, arguments)
+        with self.gate.serving():
+            return self._serve(method, context, arguments)
+
+    def _serve(self, method: str, context, arguments: dict):
         started = time.monotonic()
         try:
             schemas.validate(method, arguments)

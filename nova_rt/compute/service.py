@@ -36,6 +36,7 @@ from oslo_service import systemd
 
 from nova_rt import gcutil
 from nova_rt import rpc
+from nova_rt.compute import gate as gate_mod
 from nova_rt.compute import manager as manager_mod
 from nova_rt.compute import notifications
 from nova_rt.compute import reporter as reporter_mod
@@ -211,9 +212,14 @@ class ComputeService(oslo_service.ServiceBase):
         self._settle_ratios()
         self.audit()                 # first audit and first report
         self.notifier = notifications.ComputeNotifier.from_conf(conf, self.host)
+        calls = gate_mod.CallGate()
+        if conf.concurrency_backend != 'eventlet':
+            # (Under eventlet the listing runs in a native thread, which a
+            # green condition cannot wake; green threads take turns anyway.)
+            self._host_source.give_way = calls.give_way
         self.manager = manager_mod.ComputeManager(
             self.tracker, on_change=self.report_soon, run_audit=self.audit_now,
-            notifier=self.notifier)
+            notifier=self.notifier, gate=calls)
         self.rpc_server = rpc.get_server(
             conf, self._transport, rpc.compute_target(self.host), [self.manager])
         self.rpc_server.start()

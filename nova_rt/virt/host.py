@@ -25,6 +25,8 @@ from nova_rt.virt import domain_xml
 from nova_rt.virt import events
 
 LOG = logging.getLogger(__name__)
+# How many domains list_domains reads between two give_way() calls.
+_GIVE_WAY_EVERY = 4
 
 GiB = 1024 ** 3
 
@@ -95,6 +97,9 @@ class LibvirtHost:
         self._retry_at = 0.0
         self._last_error = ''
         self._event_callback = None
+        # Called between domains while listing them (compute/gate.py), so
+        # that the calls being served go first.
+        self.give_way: Optional[Callable[[], object]] = None
         self._event_ids: list = []
         self._stopped = False
         self._xml_cache: dict = {}              # uuid -> (xml, parsed fields)
@@ -262,7 +267,9 @@ class LibvirtHost:
             raise self._failed(exc, 'listing domains') from exc
         domains = []
         seen = {}
-        for dom, record in stats:
+        for index, (dom, record) in enumerate(stats):
+            if self.give_way is not None and index % _GIVE_WAY_EVERY == 0:
+                self.give_way()
             uuid = dom.UUIDString()
             try:
                 xml = dom.XMLDesc(0)
