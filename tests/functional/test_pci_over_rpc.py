@@ -121,7 +121,7 @@ def test_pci_claims_over_rpc(tmp_path):
                 allocs = placement.api.get_allocations(
                     {}, consumer_uuid=inst['uuid'])
                 return len(tree) == 2 and len(allocs) == 2 and (tree, allocs)
-            found = _wait(child_allocated)
+            found = pf.wait_until(child_allocated, interval=0.2)
             assert found, ('PCI child provider or its allocation never reported: '
                            f"{placement.api.list_resource_providers({}, in_tree=root['uuid'])} "
                            f"{placement.api.get_allocations({}, consumer_uuid=inst['uuid'])} "
@@ -149,13 +149,3 @@ def test_pci_claims_over_rpc(tmp_path):
             code = daemon.terminate()
         assert code == 0, daemon.log_text()[-3000:]
 
-
-def _wait(predicate, timeout=30):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    return predicate()

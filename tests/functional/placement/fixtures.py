@@ -85,6 +85,37 @@ def drop_pg_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS {name} WITH (FORCE)')
 
 
+@contextlib.contextmanager
+def own_pg_engine():
+    """A synced database of its own on PostgreSQL and a private engine on
+    it (not the process-wide one): for tests that disturb its connections
+    or judge its statistics.  Both are gone afterwards."""
+    from nova_rt.placement import db
+    require_pg()
+    url = fresh_pg_database()
+    engine = None
+    try:
+        db.sync(url)
+        engine = db.create_engine(url)
+        yield engine
+    finally:
+        if engine is not None:
+            engine.dispose()
+        drop_pg_database(url)
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.1):
+    """Poll ``predicate`` until it is true or ``timeout`` is up; its last
+    value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
 def _rabbitmqctl(*args) -> bool:
     try:
         subprocess.run(['rabbitmqctl', *args], check=True, timeout=60,

@@ -16,9 +16,8 @@ class _Conf:
         candidate_order = 'spread'
 
 
-def _drop_connections(url: str) -> int:
-    """Terminate every server connection to the database of ``url``."""
-    name = url.rsplit('/', 1)[1]
+def _drop_connections(name: str) -> int:
+    """Terminate every server connection to database ``name``."""
     with psycopg.connect(fixtures.PG_ADMIN, autocommit=True) as conn:
         return len(conn.execute(
             'SELECT pg_terminate_backend(pid) FROM pg_stat_activity '
@@ -31,12 +30,7 @@ def test_calls_survive_the_server_dropping_pooled_connections():
     # report): a dropped connection must cost a retry, not a failed call.
     # A database of its own: terminating the shared one's connections would
     # break the other tests' pooled engines.
-    fixtures.require_pg()
-    url = fixtures.fresh_pg_database()
-    engine = None
-    try:
-        db.sync(url)
-        engine = db.create_engine(url)
+    with fixtures.own_pg_engine() as engine:
         mgr = manager.PlacementManager(engine, _Conf)
         host = f'h-{new_uuid()[:8]}'
         root, gen = add_host(mgr, host=host)
@@ -44,7 +38,7 @@ def test_calls_survive_the_server_dropping_pooled_connections():
             # A pooled connection that the server will drop.
             assert conn.execute(sa.text('SELECT 1')).scalar() == 1
         assert engine.pool.checkedin() >= 1
-        assert _drop_connections(url) >= 1
+        assert _drop_connections(engine.url.database) >= 1
 
         c = new_uuid()
         gens = mgr.report_allocations(
@@ -52,10 +46,6 @@ def test_calls_survive_the_server_dropping_pooled_connections():
             allocations={c: consumer({root: {'VCPU': 1}})})
         assert gens == {root: gen + 1}
         assert mgr.get_allocations(CTX, consumer_uuid=c) == {root: {'VCPU': 1}}
-    finally:
-        if engine is not None:
-            engine.dispose()
-        fixtures.drop_pg_database(url)
 
 
 def test_direct_statements_answer_as_sqlalchemy_does(db_url):

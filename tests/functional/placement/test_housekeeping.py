@@ -25,17 +25,8 @@ class _Conf:
 def pg_engine():
     """A database of its own: the thresholds are judged on statistics that
     other tests' rows would move."""
-    fixtures.require_pg()
-    url = fixtures.fresh_pg_database()
-    engine = None
-    try:
-        db.sync(url)
-        engine = db.create_engine(url)
+    with fixtures.own_pg_engine() as engine:
         yield engine
-    finally:
-        if engine is not None:
-            engine.dispose()
-        fixtures.drop_pg_database(url)
 
 
 def _stats(engine) -> dict:
@@ -48,13 +39,7 @@ def _stats(engine) -> dict:
 
 
 def _wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError('not within the time allowed')
+    assert fixtures.wait_until(predicate, timeout), 'not within the time allowed'
 
 
 def _churn(engine, dead_allocations: int) -> None:
