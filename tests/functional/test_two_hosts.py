@@ -7,7 +7,6 @@ candidates (and comes back when it heartbeats again).
 
 import os
 import signal
-import time
 import uuid
 
 from tests.functional.compute import fixtures as cf
@@ -17,14 +16,8 @@ from tests.functional.virt import hostxml
 HEARTBEAT_TIMEOUT = 4
 
 
-def _wait(predicate, timeout=30, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
+def _wait(predicate, timeout=30):
+    return pf.wait_until(predicate, timeout, interval=0.2)
 
 
 def _instance(vcpus, memory_mb, disk_gb=1):
