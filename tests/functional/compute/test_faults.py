@@ -15,6 +15,7 @@ import pytest
 
 from nova_rt import exception
 from tests.functional.compute import fixtures
+from tests.functional.placement import fixtures as pf
 
 
 def new_uuid():
@@ -35,15 +36,6 @@ def placement_allocations(stack, consumers):
         if alloc:
             found[consumer] = list(alloc.values())[0]
     return found
-
-
-def wait_for(predicate, timeout=30, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def assert_converged(stack, acknowledged):
@@ -75,7 +67,8 @@ def test_sigkill_mid_run_loses_no_acknowledged_claim(tmp_path, compute_placement
         threads = [threading.Thread(target=claimer) for _ in range(4)]
         for t in threads:
             t.start()
-        assert wait_for(lambda: len(acknowledged) >= 20, timeout=60)
+        assert pf.wait_until(lambda: len(acknowledged) >= 20, timeout=60,
+                             interval=0.2)
         stack.compute.kill()                       # SIGKILL, mid-claims
         stop.set()
         for t in threads:
@@ -104,8 +97,10 @@ def test_rabbitmq_away_and_back(tmp_path, compute_placement):
             assert stack.compute.proc.poll() is None
             proxy.up()
             acknowledged = [i['uuid'] for i in before]
-            assert wait_for(lambda: set(placement_allocations(stack, acknowledged))
-                            == set(acknowledged), timeout=60), stack.compute.log_text()[-3000:]
+            assert pf.wait_until(
+                lambda: set(placement_allocations(stack, acknowledged))
+                == set(acknowledged), timeout=60, interval=0.2), \
+                stack.compute.log_text()[-3000:]
             # And it serves calls again.
             after = instance()
             stack.api.instance_claim(stack.ctx(), stack.host, instance=after)
@@ -182,7 +177,7 @@ def test_sighup_applies_mutable_options_and_sigterm_exits_zero(tmp_path, compute
             state = stack.api.get_host_state(stack.ctx(), stack.host)
             return (state['allocation_ratios']['VCPU'] == 2.5
                     and state['inventory']['MEMORY_MB']['reserved'] == 1024)
-        assert wait_for(applied, timeout=30), stack.compute.log_text()[-2000:]
+        assert pf.wait_until(applied, timeout=30, interval=0.2), stack.compute.log_text()[-2000:]
         assert reserved != 1024
         # A second SIGHUP must not kill the daemon.
         stack.compute.signal(signal.SIGHUP)
