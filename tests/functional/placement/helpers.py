@@ -5,6 +5,14 @@ import uuid
 CTX = {'request_id': 'req-test'}
 
 
+class Conf:
+    """The options a PlacementManager reads, at their defaults."""
+
+    class placement:
+        heartbeat_timeout = 60
+        candidate_order = 'spread'
+
+
 def new_uuid() -> str:
     return str(uuid.uuid4())
 

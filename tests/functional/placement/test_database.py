@@ -7,13 +7,8 @@ import sqlalchemy as sa
 from nova_rt.placement import db
 from nova_rt.placement import manager
 from tests.functional.placement import fixtures
-from tests.functional.placement.helpers import CTX, add_host, consumer, new_uuid
-
-
-class _Conf:
-    class placement:
-        heartbeat_timeout = 60
-        candidate_order = 'spread'
+from tests.functional.placement.helpers import (
+    CTX, Conf, add_host, consumer, new_uuid)
 
 
 def _drop_connections(name: str) -> int:
@@ -31,7 +26,7 @@ def test_calls_survive_the_server_dropping_pooled_connections():
     # A database of its own: terminating the shared one's connections would
     # break the other tests' pooled engines.
     with fixtures.own_pg_engine() as engine:
-        mgr = manager.PlacementManager(engine, _Conf)
+        mgr = manager.PlacementManager(engine, Conf)
         host = f'h-{new_uuid()[:8]}'
         root, gen = add_host(mgr, host=host)
         with engine.connect() as conn:
@@ -68,7 +63,7 @@ def test_direct_statements_answer_as_sqlalchemy_does(db_url):
     named = common.Direct(sa.select(rp.host).where(
         rp.uuid.in_(sa.bindparam('b_uuids', expanding=True)))
         .order_by(rp.host))
-    mgr = manager.PlacementManager(db.get_engine(db_url), _Conf)
+    mgr = manager.PlacementManager(db.get_engine(db_url), Conf)
     a, _ = add_host(mgr, host='h1')
     b, _ = add_host(mgr, host='h2')
     engine = db.get_engine(db_url)

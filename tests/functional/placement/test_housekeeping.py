@@ -12,13 +12,8 @@ from nova_rt.placement import db
 from nova_rt.placement import housekeeping
 from nova_rt.placement import manager
 from tests.functional.placement import fixtures
-from tests.functional.placement.helpers import CTX, add_host, consumer, new_uuid
-
-
-class _Conf:
-    class placement:
-        heartbeat_timeout = 60
-        candidate_order = 'spread'
+from tests.functional.placement.helpers import (
+    CTX, Conf, add_host, consumer, new_uuid)
 
 
 @pytest.fixture
@@ -45,7 +40,7 @@ def _wait_for(predicate, timeout=15.0):
 def _churn(engine, dead_allocations: int) -> None:
     """That many dead allocation rows (inserted then deleted, as reports
     do), and PostgreSQL's statistics told of them."""
-    mgr = manager.PlacementManager(engine, _Conf)
+    mgr = manager.PlacementManager(engine, Conf)
     host = f'h-{new_uuid()[:8]}'
     root, gen = add_host(mgr, host=host, vcpus=dead_allocations)
     for _ in range(dead_allocations // 100):
