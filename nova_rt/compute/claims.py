@@ -96,7 +96,6 @@ class InstanceRecord:
     instance: objects.Instance
     claim: Optional[Claim] = None
     pci_requests: tuple = ()        # PciRequestClaim
-    missing_audits: int = 0
 
     @property
     def uuid(self) -> str:
@@ -109,16 +108,13 @@ class InstanceRecord:
     def to_dict(self) -> dict:
         return {'instance': self.instance.to_dict(),
                 'claim': self.claim.to_dict() if self.claim else None,
-                'pci_requests': [r.to_dict() for r in self.pci_requests],
-                'missing_audits': self.missing_audits}
+                'pci_requests': [r.to_dict() for r in self.pci_requests]}
 
     @classmethod
     def from_dict(cls, data: dict) -> 'InstanceRecord':
         return cls(instance=objects.Instance.from_dict(data['instance']),
                    claim=Claim.from_dict(data['claim']) if data.get('claim') else None,
-                   pci_requests=tuple(PciRequestClaim.from_dict(r)
-                                      for r in data.get('pci_requests') or ()),
-                   missing_audits=data.get('missing_audits', 0))
+                   pci_requests=_pci_requests(data))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,8 +123,10 @@ class MigrationRecord:
 
     ``claim`` is what the migration holds here on top of its instance's own
     claim: the incoming flavor before ``finish_move``; after a same-host
-    resize has finished, the old flavor kept for a revert.  ``seq`` orders
-    migrations so that only the newest of an instance counts.
+    resize has finished, the old flavor kept for a revert; at the source of a
+    cross-host move that finished at its destination (``outbound``), the old
+    flavor the instance left behind, with its attached PCI devices
+    (``pci_requests``).  ``seq`` orders the migrations of the ledger.
     """
     migration: objects.Migration
     instance: objects.Instance
@@ -136,6 +134,8 @@ class MigrationRecord:
     claim: Optional[Claim] = None
     finished: bool = False
     ended_at: Optional[float] = None
+    outbound: bool = False
+    pci_requests: tuple = ()        # PciRequestClaim
 
     @property
     def uuid(self) -> str:
@@ -145,13 +145,19 @@ class MigrationRecord:
     def in_progress(self) -> bool:
         return objects.migration_in_progress(self.migration.status)
 
+    @property
+    def ended(self) -> bool:
+        return self.ended_at is not None
+
     def to_dict(self) -> dict:
         return {'migration': self.migration.to_dict(),
                 'instance': self.instance.to_dict(),
                 'seq': self.seq,
                 'claim': self.claim.to_dict() if self.claim else None,
                 'finished': self.finished,
-                'ended_at': self.ended_at}
+                'ended_at': self.ended_at,
+                'outbound': self.outbound,
+                'pci_requests': [r.to_dict() for r in self.pci_requests]}
 
     @classmethod
     def from_dict(cls, data: dict) -> 'MigrationRecord':
@@ -160,4 +166,11 @@ class MigrationRecord:
                    seq=data['seq'],
                    claim=Claim.from_dict(data['claim']) if data.get('claim') else None,
                    finished=data.get('finished', False),
-                   ended_at=data.get('ended_at'))
+                   ended_at=data.get('ended_at'),
+                   outbound=data.get('outbound', False),
+                   pci_requests=_pci_requests(data))
+
+
+def _pci_requests(data: dict) -> tuple:
+    return tuple(PciRequestClaim.from_dict(r)
+                 for r in data.get('pci_requests') or ())

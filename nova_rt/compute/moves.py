@@ -1,318 +1,300 @@
-"""Move claims of the resource tracker: resize, cold and live migration,
-evacuation, and how each ends (confirm, revert, abort, finish).
+"""The move verbs: resize, cold and live migration, evacuation, and how each
+ends (confirm, revert, abort, finish), as pure transitions.
 
-Counted as Nova counts them: only the newest migration of an instance holds
-anything; an incoming move holds the new flavor until ``finish_move`` gives
-it to the instance; a finished same-host resize keeps the old flavor for a
-revert until it is confirmed.  Mixed into ``tracker.ResourceTracker``, whose
-lock every public method here takes.
+Counted as Nova counts them: an incoming move holds the new flavor under the
+migration until ``finish_move`` gives it to the instance; a finished
+same-host resize keeps the old flavor under the migration for a revert until
+it is confirmed; the source of a cross-host move that finished at its
+destination (``update_migration(status='finished', migration=...)`` there)
+holds the old flavor under the migration alone, the instance gone.  An
+instance has one move in progress here at a time: a second one is refused
+while the first is active, and supersedes it only once it is in ``error``.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import logging
 from typing import Optional
 
 from nova_rt import exception
 from nova_rt import objects
-from nova_rt.compute import claims as claims_mod
+from nova_rt.compute import fitting
 from nova_rt.compute import usage
-
-LOG = logging.getLogger(__name__)
-
-MigrationRecord = claims_mod.MigrationRecord
-InstanceRecord = claims_mod.InstanceRecord
-
+from nova_rt.compute.ledger import Change, Ledger
+from nova_rt.compute.transitions import (
+    Context, InstanceRecord, MigrationRecord, end, wire)
 
 #: The flavor of a migration confirmed here without one (never counted).
 _NO_FLAVOR = objects.Flavor(name='unknown', vcpus=1, memory_mb=1, root_gb=0,
                             ephemeral_gb=0, swap=0)
 
 
-class MoveClaimsMixin:
-    """The migration methods of the compute RPC API."""
+# -- claims ----------------------------------------------------------------------
 
-    def _check_dest(self, mig: objects.Migration) -> None:
-        if mig.dest_node != self.config.node:
-            raise exception.NodeNotFound(nodename=mig.dest_node,
-                                         node=self.config.node)
-        if mig.dest_compute != self.config.host:
-            raise exception.InvalidInput(
-                reason=f'migration.dest_compute {mig.dest_compute!r} is not '
-                       f'this host ({self.config.host!r})')
+def resize_claim(ledger: Ledger, view, ctx: Context, instance: objects.Instance,
+                 migration: objects.Migration) -> Change:
+    flavor = migration.new_flavor or migration.old_flavor or instance.flavor
+    return _move_claim(ledger, view, ctx, instance, migration, flavor)
 
-    def _existing_move_claim(self, mig: objects.Migration,
-                             flavor: objects.Flavor) -> Optional[dict]:
-        rec = self._migrations.get(mig.uuid)
-        if rec is None:
-            return None
-        if rec.ended_at is not None:
-            raise exception.ClaimConflict(
-                reason=f'migration {mig.uuid} already ended here with status '
-                       f'{rec.migration.status!r}')
-        claimed = rec.claim.flavor if rec.claim else None
-        if rec.migration.instance_uuid != mig.instance_uuid or (
-                claimed is not None and not usage.same_flavor(claimed, flavor)):
-            raise exception.ClaimConflict(
-                reason=f'migration {mig.uuid} is already tracked here with '
-                       f'another instance or flavor')
-        claim = rec.claim
-        if claim is None:   # finished: the claim is the instance's now
-            inst = self._instances.get(mig.instance_uuid)
-            claim = inst.claim if inst else None
-        return claim.to_wire(self.config.host, self.config.node) if claim else None
 
-    def _move_claim(self, instance: dict, migration: dict, flavor_of,
-                    status: Optional[str] = None, page_size_kb=None) -> dict:
-        inst = objects.Instance.from_dict(instance)
-        mig = objects.Migration.from_dict(migration)
-        if mig.instance_uuid != inst.uuid:
-            raise exception.InvalidInput(
-                reason=f'migration.instance_uuid {mig.instance_uuid} is not '
-                       f'instance.uuid {inst.uuid}')
-        if not objects.migration_in_progress(mig.status):
-            raise exception.InvalidInput(
-                reason=f'migration.status {mig.status!r} is not in progress')
-        flavor = flavor_of(inst, mig)
-        with self._lock:
-            self._check_dest(mig)
-            existing = self._existing_move_claim(mig, flavor)
-            if existing is not None:
-                return existing
-            # Only the newest migration of an instance counts (as Nova):
-            # older ones still in progress give up what they hold.
-            superseded = [r for r in self._migrations.values()
-                          if r.migration.instance_uuid == inst.uuid
-                          and r.in_progress and r.claim is not None]
-            freed = collections.Counter()
-            for old in superseded:
-                usage.add_resources(freed, old.claim.resources)
-            claim = self._new_claim(inst, flavor, migration_uuid=mig.uuid,
-                                    page_size_kb=page_size_kb,
-                                    extra_used=dict(freed))
-            if status:
-                mig = dataclasses.replace(mig, status=status)
-            self._seq += 1
-            new = MigrationRecord(migration=mig, instance=inst, seq=self._seq,
-                                  claim=claim)
-            replaced = [dataclasses.replace(r, claim=None) for r in superseded]
-            self._commit(migrations=[new] + replaced)
-            for old in superseded:
-                self._release(old.uuid, old, old.claim)
-            self._hold(mig.uuid, new, claim)
-            LOG.info('Claimed %s for %s %s of instance %s', claim.describe(),
-                     mig.migration_type, mig.uuid, inst.uuid)
-            return claim.to_wire(self.config.host, self.config.node)
+def rebuild_claim(ledger: Ledger, view, ctx: Context, instance: objects.Instance,
+                  migration: objects.Migration) -> Change:
+    return _move_claim(ledger, view, ctx, instance, migration, instance.flavor,
+                       status='pre-migrating')
 
-    def resize_claim(self, instance: dict, migration: dict) -> dict:
-        def new_flavor(inst, mig):
-            return mig.new_flavor or mig.old_flavor or inst.flavor
-        return self._move_claim(instance, migration, new_flavor)
 
-    def rebuild_claim(self, instance: dict, migration: dict) -> dict:
-        return self._move_claim(instance, migration,
-                                lambda inst, mig: inst.flavor,
-                                status='pre-migrating')
+def live_migration_claim(ledger: Ledger, view, ctx: Context,
+                         instance: objects.Instance,
+                         migration: objects.Migration,
+                         page_size_kb: Optional[int] = None) -> Change:
+    """``page_size_kb``: the source's guest page size, which the destination
+    must back the guest's memory with (see ``payloads``)."""
+    return _move_claim(ledger, view, ctx, instance, migration, instance.flavor,
+                       page_size_kb=page_size_kb)
 
-    def live_migration_claim(self, instance: dict, migration: dict) -> dict:
-        # The destination must back guest memory with the pages the source
-        # uses: when the caller passes the source's NUMA topology (an extra
-        # instance field, ignored otherwise) its page size is required here.
-        page_size_kb = None
-        source_topology = instance.get('numa_topology') or {}
-        sizes = {c.get('pagesize_kb') for c in source_topology.get('cells', [])
-                 if isinstance(c, dict)}
-        sizes.discard(None)
-        if len(sizes) == 1:
-            page_size_kb = sizes.pop()
-        return self._move_claim(instance, migration,
-                                lambda inst, mig: inst.flavor,
-                                page_size_kb=page_size_kb)
 
-    def _tracked_migration(self, migration_uuid: str) -> MigrationRecord:
-        rec = self._migrations.get(migration_uuid)
-        if rec is None:
-            raise exception.MigrationNotFound(migration_uuid=migration_uuid)
-        return rec
+def _move_claim(ledger, view, ctx, inst, mig, flavor, status=None,
+                page_size_kb=None) -> Change:
+    if mig.instance_uuid != inst.uuid:
+        raise exception.InvalidInput(
+            reason=f'migration.instance_uuid {mig.instance_uuid} is not '
+                   f'instance.uuid {inst.uuid}')
+    if not objects.migration_in_progress(mig.status):
+        raise exception.InvalidInput(
+            reason=f'migration.status {mig.status!r} is not in progress')
+    _check_dest(view, mig)
+    existing = _existing_move_claim(ledger, view, mig, flavor)
+    if existing is not None:
+        return Change(result=existing)
+    others = [r for r in ledger.moves_of(inst.uuid) if r.uuid != mig.uuid]
+    active = [r for r in others if r.migration.status != 'error']
+    if active:
+        # Two moves of one instance cannot both hold here: only one would
+        # count, and the other caller would hold a claim that reserves nothing.
+        raise exception.ClaimConflict(
+            reason=f'instance {inst.uuid} already has migration '
+                   f'{active[0].uuid} in progress here (status '
+                   f'{active[0].migration.status!r}); abort or end that one '
+                   f'first')
+    # As Nova: an older migration in error gives up what it holds to the new one.
+    freed = collections.Counter()
+    for old in others:
+        if old.claim is not None:
+            freed.update(old.claim.resources)
+    claim = fitting.fit_claim(view, inst, flavor, claim_id=ctx.new_id(),
+                              migration_uuid=mig.uuid,
+                              page_size_kb=page_size_kb, freed=freed)
+    if status:
+        mig = dataclasses.replace(mig, status=status)
+    new = MigrationRecord(migration=mig, instance=inst, seq=ledger.seq + 1,
+                          claim=claim)
+    superseded = tuple(dataclasses.replace(r, claim=None, pci_requests=())
+                       for r in others if r.claim is not None or r.pci_requests)
+    return Change(put_migrations=(new,) + superseded, result=wire(view, claim),
+                  log=f'Claimed {claim.describe()} for {mig.migration_type} '
+                      f'{mig.uuid} of instance {inst.uuid}')
 
-    def _end(self, rec: MigrationRecord, status: str, **changes) -> MigrationRecord:
-        mig = dataclasses.replace(rec.migration, status=status)
-        ended_at = None if objects.migration_in_progress(status) else self.clock()
-        return dataclasses.replace(rec, migration=mig, ended_at=ended_at,
-                                   **changes)
 
-    def update_migration(self, migration_uuid: str, status: str) -> None:
-        with self._lock:
-            rec = self._tracked_migration(migration_uuid)
-            if rec.ended_at is not None:
-                return None     # ended: remembered, nothing more changes
-            if objects.migration_in_progress(status):
-                self._commit(migrations=[self._end(rec, status)])
-                return None
-            new = self._end(rec, status, claim=None)
-            self._commit(migrations=[new])
-            if rec.claim is not None:
-                self._release(rec.uuid, rec, rec.claim)
-            LOG.info('Migration %s is %s; its claim here is freed',
-                     migration_uuid, status)
+def _check_dest(view, mig: objects.Migration) -> None:
+    if mig.dest_node != view.config.node:
+        raise exception.NodeNotFound(nodename=mig.dest_node,
+                                     node=view.config.node)
+    if mig.dest_compute != view.config.host:
+        raise exception.InvalidInput(
+            reason=f'migration.dest_compute {mig.dest_compute!r} is not '
+                   f'this host ({view.config.host!r})')
+
+
+def _existing_move_claim(ledger, view, mig, flavor) -> Optional[dict]:
+    rec = ledger.migrations.get(mig.uuid)
+    if rec is None:
         return None
+    if rec.ended:
+        raise exception.ClaimConflict(
+            reason=f'migration {mig.uuid} already ended here with status '
+                   f'{rec.migration.status!r}')
+    claimed = rec.claim.flavor if rec.claim else None
+    if rec.outbound or rec.migration.instance_uuid != mig.instance_uuid or (
+            claimed is not None and not usage.same_flavor(claimed, flavor)):
+        raise exception.ClaimConflict(
+            reason=f'migration {mig.uuid} is already tracked here with '
+                   f'another instance, flavor or direction')
+    claim = rec.claim
+    if claim is None:   # finished: the claim is the instance's now
+        inst = ledger.instances.get(mig.instance_uuid)
+        claim = inst.claim if inst else None
+    return wire(view, claim) if claim else None
 
-    def drop_move_claim_at_source(self, migration: dict) -> None:
-        mig = objects.Migration.from_dict(migration)
-        with self._lock:
-            rec = self._migrations.get(mig.uuid)
-            if rec is not None and rec.ended_at is not None:
-                return None
-            same_host = (mig.source_compute == mig.dest_compute
-                         == self.config.host)
-            inst_rec = self._instances.get(mig.instance_uuid)
-            if same_host and rec is not None:
-                self._confirm_same_host(rec, inst_rec)
-            else:
-                self._confirm_cross_host(mig, rec, inst_rec)
-            LOG.info('Confirmed migration %s at the source', mig.uuid)
-        return None
 
-    def _confirm_same_host(self, rec, inst_rec) -> None:
+# -- status and ends -------------------------------------------------------------
+
+def _tracked(ledger: Ledger, migration_uuid: str) -> MigrationRecord:
+    rec = ledger.migrations.get(migration_uuid)
+    if rec is None:
+        raise exception.MigrationNotFound(migration_uuid=migration_uuid)
+    return rec
+
+
+def update_migration(ledger: Ledger, view, ctx: Context, migration_uuid: str,
+                     status: str,
+                     migration: Optional[objects.Migration] = None) -> Change:
+    rec = ledger.migrations.get(migration_uuid)
+    if rec is None:
+        if migration is not None and status == 'finished':
+            return _depart(ledger, view, ctx, migration_uuid, migration)
+        raise exception.MigrationNotFound(migration_uuid=migration_uuid)
+    if rec.ended:
+        return Change()     # ended: remembered, nothing more changes
+    if rec.outbound and status == 'reverted':
+        return _undo_move(ledger, view, ctx, rec, status)
+    new = end(rec, status, ctx.now)
+    log = None if new.in_progress else (
+        f'Migration {migration_uuid} is {status}; its claim here is freed')
+    return Change(put_migrations=(new,), log=log)
+
+
+def _depart(ledger, view, ctx, migration_uuid, mig) -> Change:
+    """The source hears that a cross-host move finished at its destination:
+    the instance has left, its old flavor stays held under the migration
+    until confirm (freed) or revert (the instance back)."""
+    host = view.config.host
+    if mig.uuid != migration_uuid:
+        raise exception.InvalidInput(
+            reason=f'migration.uuid {mig.uuid} is not migration_uuid '
+                   f'{migration_uuid}')
+    if mig.source_compute != host or mig.dest_compute == host:
+        raise exception.MigrationNotFound(migration_uuid=migration_uuid)
+    inst_rec = ledger.instances.get(mig.instance_uuid)
+    if inst_rec is None:
+        raise exception.MigrationNotFound(migration_uuid=migration_uuid)
+    mig = dataclasses.replace(mig, status='finished')
+    new = MigrationRecord(migration=mig, instance=inst_rec.instance,
+                          seq=ledger.seq + 1, claim=inst_rec.claim,
+                          outbound=True, pci_requests=inst_rec.pci_requests)
+    return Change(put_migrations=(new,), drop_instances=(inst_rec.uuid,),
+                  log=f'Instance {inst_rec.uuid} left for {mig.dest_compute}; '
+                      f'its old flavor stays held under migration {mig.uuid} '
+                      f'until confirm or revert')
+
+
+def drop_move_claim_at_source(ledger: Ledger, view, ctx: Context,
+                              migration: objects.Migration) -> Change:
+    mig = migration
+    rec = ledger.migrations.get(mig.uuid)
+    if rec is not None and rec.ended:
+        return Change()
+    host = view.config.host
+    inst_rec = ledger.instances.get(mig.instance_uuid)
+    log = f'Confirmed migration {mig.uuid} at the source'
+    if mig.source_compute == mig.dest_compute == host and rec is not None:
         if rec.finished or inst_rec is None:
             # The instance runs on the new flavor; the old one is let go.
-            new = self._end(rec, 'confirmed', claim=None)
-            self._commit(migrations=[new])
-            if rec.claim is not None:
-                self._release(rec.uuid, rec, rec.claim)
-            return
+            return Change(put_migrations=(end(rec, 'confirmed', ctx.now),),
+                          log=log)
         # Confirmed before finish_move: the new flavor becomes the instance's.
-        self._instance_takes_migration_claim(rec, inst_rec, 'confirmed',
-                                             finished=True)
+        return _instance_takes_migration_claim(ctx, rec, inst_rec, 'confirmed',
+                                               log=log, finished=True)
+    if rec is None:
+        rec = MigrationRecord(
+            migration=mig, seq=ledger.seq + 1,
+            instance=inst_rec.instance if inst_rec else objects.Instance(
+                uuid=mig.instance_uuid, project_id='', user_id='',
+                flavor=mig.old_flavor or mig.new_flavor or _NO_FLAVOR))
+    drop = (inst_rec.uuid,) if inst_rec is not None else ()
+    return Change(put_migrations=(end(rec, 'confirmed', ctx.now),),
+                  drop_instances=drop, log=log)
 
-    def _instance_takes_migration_claim(self, rec, inst_rec, status,
-                                        **migration_changes) -> None:
-        """The instance gives up its claim and holds the migration's instead.
 
-        A same-host move that ends: confirmed before it finished (the new
-        flavor stays) or reverted after it finished (the old flavor, kept by
-        the migration for that, comes back).
-        """
-        inst = dataclasses.replace(inst_rec.instance,
-                                   flavor=rec.claim.flavor if rec.claim
-                                   else inst_rec.instance.flavor)
-        new_inst = dataclasses.replace(inst_rec, instance=inst, claim=rec.claim)
-        new_mig = self._end(rec, status, claim=None, **migration_changes)
-        self._commit(instances=[new_inst], migrations=[new_mig])
-        if inst_rec.claim is not None:
-            self._release(inst_rec.uuid, inst_rec, inst_rec.claim)
-        if rec.claim is not None:
-            self._account(rec.uuid, rec, rec.claim, -1)
-            self._account(inst_rec.uuid, new_inst, rec.claim, +1)
+def drop_move_claim_at_dest(ledger: Ledger, view, ctx: Context,
+                            migration_uuid: str) -> Change:
+    rec = _tracked(ledger, migration_uuid)
+    if rec.ended:
+        return Change()
+    return _undo_move(ledger, view, ctx, rec, 'reverted')
 
-    def _confirm_cross_host(self, mig, rec, inst_rec) -> None:
-        if rec is None:
-            self._seq += 1
-            rec = MigrationRecord(
-                migration=mig, seq=self._seq,
-                instance=inst_rec.instance if inst_rec else objects.Instance(
-                    uuid=mig.instance_uuid, project_id='', user_id='',
-                    flavor=mig.old_flavor or mig.new_flavor or _NO_FLAVOR))
-        new_mig = self._end(rec, 'confirmed', claim=None)
-        drop = [inst_rec.uuid] if inst_rec is not None else []
-        self._commit(migrations=[new_mig], drop_instances=drop)
-        if rec.claim is not None and rec.in_progress:
-            self._release(rec.uuid, rec, rec.claim)
-        if inst_rec is not None:
-            self._release_instance(inst_rec)
 
-    def drop_move_claim_at_dest(self, migration_uuid: str) -> None:
-        with self._lock:
-            rec = self._tracked_migration(migration_uuid)
-            if rec.ended_at is not None:
-                return None
-            self._undo_move(rec, 'reverted')
-            LOG.info('Reverted migration %s at the destination', migration_uuid)
-        return None
+def abort_move_claim(ledger: Ledger, view, ctx: Context,
+                     migration_uuid: str) -> Change:
+    rec = ledger.migrations.get(migration_uuid)
+    if rec is None or rec.ended:
+        return Change()     # never claimed here, or already dropped
+    return _undo_move(ledger, view, ctx, rec, 'failed')
 
-    def abort_move_claim(self, migration_uuid: str) -> None:
-        with self._lock:
-            rec = self._migrations.get(migration_uuid)
-            if rec is None or rec.ended_at is not None:
-                return None     # never claimed here, or already dropped
-            self._undo_move(rec, 'failed')
-            LOG.info('Aborted the move claim of migration %s', migration_uuid)
-        return None
 
-    def _undo_move(self, rec: MigrationRecord, status: str) -> None:
-        """Give back what the move brought to this host."""
-        inst_rec = self._instances.get(rec.migration.instance_uuid)
-        same_host = rec.migration.source_compute == self.config.host
-        if not rec.finished or inst_rec is None:
-            new = self._end(rec, status, claim=None)
-            self._commit(migrations=[new])
-            if rec.claim is not None:
-                self._release(rec.uuid, rec, rec.claim)
-        elif same_host:
-            # Finished same-host resize: back to the old flavor the
-            # migration kept; the new one goes.
-            self._instance_takes_migration_claim(rec, inst_rec, status)
-        else:
-            # Finished cross-host move: the instance leaves this host.
-            new_mig = self._end(rec, status, claim=None)
-            self._commit(migrations=[new_mig], drop_instances=[inst_rec.uuid])
-            self._release_instance(inst_rec)
+def _undo_move(ledger, view, ctx, rec: MigrationRecord, status: str) -> Change:
+    """Give back what the move brought to this host (or, at the source of a
+    departed instance, give the instance back what it left)."""
+    log = f'Migration {rec.uuid} {status} here; what it brought is given back'
+    if rec.outbound:
+        # It ran here before it left: back, it runs (its devices allocated).
+        inst = rec.instance
+        if inst.vm_state == 'building':
+            inst = dataclasses.replace(inst, vm_state='active')
+        back = InstanceRecord(instance=inst, claim=rec.claim,
+                              pci_requests=rec.pci_requests)
+        return Change(put_instances=(back,),
+                      put_migrations=(end(rec, status, ctx.now),),
+                      log=f'Migration {rec.uuid} {status}: instance '
+                          f'{rec.instance.uuid} is back on its old flavor')
+    inst_rec = ledger.instances.get(rec.migration.instance_uuid)
+    if not rec.finished or inst_rec is None:
+        return Change(put_migrations=(end(rec, status, ctx.now),), log=log)
+    if rec.migration.source_compute == view.config.host:
+        # Finished same-host resize: back to the old flavor the migration
+        # kept; the new one goes.
+        return _instance_takes_migration_claim(ctx, rec, inst_rec, status,
+                                               log=log)
+    # Finished cross-host move: the instance leaves this host.
+    return Change(put_migrations=(end(rec, status, ctx.now),),
+                  drop_instances=(inst_rec.uuid,), log=log)
 
-    def finish_move(self, migration_uuid: str) -> None:
-        with self._lock:
-            rec = self._tracked_migration(migration_uuid)
-            if rec.finished or rec.ended_at is not None:
-                return None
-            mig = rec.migration
-            inst_rec = self._instances.get(mig.instance_uuid)
-            claim = rec.claim
-            flavor = claim.flavor if claim else rec.instance.flavor
-            status = {'evacuation': 'done',
-                      'live-migration': 'completed'}.get(mig.migration_type,
-                                                         'finished')
-            vm_state = 'resized' if mig.migration_type in (
-                'resize', 'migration') else rec.instance.vm_state
-            if vm_state == 'building':
-                vm_state = 'active'
-            same_host = mig.source_compute == self.config.host
-            if same_host and inst_rec is not None:
-                # The instance takes the new claim; the migration keeps the
-                # old one for a revert until confirm.
-                inst = dataclasses.replace(inst_rec.instance, flavor=flavor,
-                                           vm_state=vm_state, task_state=None)
-                new_inst = dataclasses.replace(inst_rec, instance=inst,
-                                               claim=claim)
-                new_mig = self._end(rec, status, claim=inst_rec.claim,
-                                    finished=True)
-                self._commit(instances=[new_inst], migrations=[new_mig])
-                # Take both claims off their old consumers before giving
-                # them to the new ones (a consumer holds one allocation).
-                if inst_rec.claim is not None:
-                    self._account(inst_rec.uuid, inst_rec, inst_rec.claim, -1)
-                if claim is not None:
-                    self._account(rec.uuid, rec, claim, -1)
-                    self._account(inst.uuid, new_inst, claim, +1)
-                if inst_rec.claim is not None:
-                    if new_mig.in_progress:
-                        self._account(rec.uuid, new_mig, inst_rec.claim, +1)
-                    else:
-                        self._pci.free(claim_key=inst_rec.claim.claim_id)
-            else:
-                inst = dataclasses.replace(rec.instance, flavor=flavor,
-                                           vm_state=vm_state, task_state=None)
-                new_inst = InstanceRecord(instance=inst, claim=claim)
-                new_mig = self._end(rec, status, claim=None, finished=True)
-                self._commit(instances=[new_inst], migrations=[new_mig])
-                if inst_rec is not None:
-                    self._release_instance(inst_rec)
-                if claim is not None:
-                    self._account(rec.uuid, rec, claim, -1)
-                    self._account(inst.uuid, new_inst, claim, +1)
-            if claim is not None:
-                self._pci.mark_allocated(claim.claim_id)
-            LOG.info('Finished %s %s: instance %s lives here on flavor %r',
-                     mig.migration_type, migration_uuid, mig.instance_uuid,
-                     flavor.name)
-        return None
+
+def _instance_takes_migration_claim(ctx, rec, inst_rec, status, log=None,
+                                    **migration_changes) -> Change:
+    """The instance gives up its claim and holds the migration's instead.
+
+    A same-host move that ends: confirmed before it finished (the new
+    flavor stays) or reverted after it finished (the old flavor, kept by
+    the migration for that, comes back).
+    """
+    flavor = rec.claim.flavor if rec.claim else inst_rec.instance.flavor
+    inst = dataclasses.replace(inst_rec.instance, flavor=flavor)
+    new_inst = dataclasses.replace(inst_rec, instance=inst, claim=rec.claim)
+    new_mig = end(rec, status, ctx.now, **migration_changes)
+    return Change(put_instances=(new_inst,), put_migrations=(new_mig,), log=log)
+
+
+def finish_move(ledger: Ledger, view, ctx: Context, migration_uuid: str) -> Change:
+    rec = _tracked(ledger, migration_uuid)
+    if rec.finished or rec.ended:
+        return Change()
+    if rec.outbound:
+        raise exception.InvalidInput(
+            reason=f'migration {migration_uuid} left this host: finish_move '
+                   f'is for its destination')
+    mig = rec.migration
+    inst_rec = ledger.instances.get(mig.instance_uuid)
+    claim = rec.claim
+    flavor = claim.flavor if claim else rec.instance.flavor
+    status = {'evacuation': 'done',
+              'live-migration': 'completed'}.get(mig.migration_type, 'finished')
+    vm_state = 'resized' if mig.migration_type in (
+        'resize', 'migration') else rec.instance.vm_state
+    if vm_state == 'building':
+        vm_state = 'active'
+    log = (f'Finished {mig.migration_type} {migration_uuid}: instance '
+           f'{mig.instance_uuid} lives here on flavor {flavor.name!r}')
+    if mig.source_compute == view.config.host and inst_rec is not None:
+        # The instance takes the new claim; the migration keeps the old one
+        # for a revert until confirm.
+        inst = dataclasses.replace(inst_rec.instance, flavor=flavor,
+                                   vm_state=vm_state, task_state=None)
+        new_inst = dataclasses.replace(inst_rec, instance=inst, claim=claim)
+        new_mig = end(rec, status, ctx.now, claim=inst_rec.claim, finished=True)
+    else:
+        inst = dataclasses.replace(rec.instance, flavor=flavor,
+                                   vm_state=vm_state, task_state=None)
+        new_inst = InstanceRecord(instance=inst, claim=claim)
+        new_mig = end(rec, status, ctx.now, claim=None, finished=True)
+    return Change(put_instances=(new_inst,), put_migrations=(new_mig,), log=log)

@@ -19,11 +19,14 @@ import time
 import uuid as uuidlib
 from typing import Callable, Mapping, Optional
 
+from nova_rt.compute import ratios as ratios_mod
+
 LOG = logging.getLogger(__name__)
 
 ROOT_UUID_KEY = 'root_provider_uuid'
 RATIOS_KEY = 'allocation_ratios'
-RATIO_CLASSES = ('VCPU', 'MEMORY_MB', 'DISK_GB')
+#: project_id and user_id of the consumers of what the host itself uses.
+HOST_USAGE_OWNER = 'nova-rt-host'
 #: Standard traits every compute node carries.
 NODE_TRAITS = ('COMPUTE_NODE',)
 
@@ -50,24 +53,9 @@ def pci_provider_uuid(root_uuid: str, name: str) -> str:
     return str(uuidlib.uuid5(uuidlib.UUID(root_uuid), name))
 
 
-def effective_ratios(configured: Mapping[str, Optional[float]],
-                     initial: Mapping[str, float],
-                     placement_ratios: Optional[Mapping[str, float]]) -> dict:
-    """Nova's allocation-ratio rule, per resource class.
-
-    An option that is set wins; unset, a new provider (``placement_ratios``
-    None) gets the ``initial_*`` value and an existing one keeps what
-    placement has, so that an operator's change through placement survives.
-    """
-    ratios = {}
-    for rc in RATIO_CLASSES:
-        if configured.get(rc) is not None:
-            ratios[rc] = float(configured[rc])
-        elif placement_ratios and placement_ratios.get(rc) is not None:
-            ratios[rc] = float(placement_ratios[rc])
-        else:
-            ratios[rc] = float(initial[rc])
-    return ratios
+def host_usage_consumer(root_uuid: str, index: int) -> str:
+    """The consumer of the ``index``-th share of what the host itself uses."""
+    return str(uuidlib.uuid5(uuidlib.UUID(root_uuid), f'host-usage-{index}'))
 
 
 def _utcnow_iso() -> str:
@@ -125,7 +113,7 @@ class PlacementReporter:
         kept (they are in the local store), so claims go on unchanged.
         """
         placement_ratios = None
-        if any(configured.get(rc) is None for rc in RATIO_CLASSES):
+        if any(configured.get(rc) is None for rc in ratios_mod.CLASSES):
             try:
                 provider = self.placement.get_resource_provider(
                     self._context(), uuid=self.root_uuid)
@@ -142,8 +130,8 @@ class PlacementReporter:
                 placement_ratios = {
                     rc: inv.get('allocation_ratio')
                     for rc, inv in (provider.get('inventories') or {}).items()
-                    if rc in RATIO_CLASSES} or None
-        ratios = effective_ratios(configured, initial, placement_ratios)
+                    if rc in ratios_mod.CLASSES} or None
+        ratios = ratios_mod.effective(configured, initial, placement_ratios)
         if self.store.get_meta(RATIOS_KEY) != ratios:
             self.store.set_meta(RATIOS_KEY, ratios)
         return ratios
@@ -194,6 +182,12 @@ class PlacementReporter:
             allocations[consumer] = {'project_id': alloc.get('project_id'),
                                      'user_id': alloc.get('user_id'),
                                      'resources': by_provider}
+        # What the host itself uses (domains no claim explains), as usage of
+        # consumers of its own: the units the tracker counts it in.
+        for index, resources in enumerate(view.get('host_usage') or ()):
+            allocations[host_usage_consumer(self.root_uuid, index)] = {
+                'project_id': HOST_USAGE_OWNER, 'user_id': HOST_USAGE_OWNER,
+                'resources': {self.root_uuid: dict(resources)}}
         return allocations
 
     # -- sending --------------------------------------------------------------

@@ -39,6 +39,7 @@ from nova_rt import rpc
 from nova_rt.compute import gate as gate_mod
 from nova_rt.compute import manager as manager_mod
 from nova_rt.compute import notifications
+from nova_rt.compute import ratios as ratios_mod
 from nova_rt.compute import reporter as reporter_mod
 from nova_rt.compute import rpcapi as compute_rpcapi
 from nova_rt.compute import store as store_mod
@@ -61,18 +62,6 @@ FLUSH_TIMEOUT = 5.0
 #: claim's p99 at 2-3x its value without audits (bench_rpc.py); at 0.2 ms it
 #: stays within 1.3x.
 SWITCH_INTERVAL = 0.0002
-
-
-def configured_ratios(conf) -> dict:
-    return {'VCPU': conf.cpu_allocation_ratio,
-            'MEMORY_MB': conf.ram_allocation_ratio,
-            'DISK_GB': conf.disk_allocation_ratio}
-
-
-def initial_ratios(conf) -> dict:
-    return {'VCPU': conf.initial_cpu_allocation_ratio,
-            'MEMORY_MB': conf.initial_ram_allocation_ratio,
-            'DISK_GB': conf.initial_disk_allocation_ratio}
 
 
 class _OffHub:
@@ -257,8 +246,8 @@ class ComputeService(oslo_service.ServiceBase):
 
     def _settle_ratios(self) -> None:
         self._ratios_at = time.monotonic()
-        ratios = self.reporter.resolve_ratios(configured_ratios(self.conf),
-                                              initial_ratios(self.conf))
+        ratios = self.reporter.resolve_ratios(ratios_mod.configured(self.conf),
+                                              ratios_mod.initial(self.conf))
         self.tracker.set_allocation_ratios(ratios)
 
     def _spawn(self, target, name):
@@ -373,8 +362,8 @@ class ComputeService(oslo_service.ServiceBase):
         conf = self.conf
         self.reporter.full_refresh_interval = \
             conf.compute.resource_provider_association_refresh
-        ratios = self.reporter.resolve_ratios(configured_ratios(conf),
-                                              initial_ratios(conf))
+        ratios = self.reporter.resolve_ratios(ratios_mod.configured(conf),
+                                              ratios_mod.initial(conf))
         try:
             config = tracker_mod.TrackerConfig.from_conf(conf, ratios)
         except Exception as exc:

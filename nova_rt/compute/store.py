@@ -49,7 +49,7 @@ class Changes:
 
     def __init__(self):
         self.instances = {}     # uuid -> InstanceRecord, or None (delete)
-        self.migrations = {}    # uuid -> MigrationRecord
+        self.migrations = {}    # uuid -> MigrationRecord, or None (delete)
         self.meta = {}          # key -> JSON-able value
 
     def put_instance(self, record) -> None:
@@ -60,6 +60,9 @@ class Changes:
 
     def put_migration(self, record) -> None:
         self.migrations[record.uuid] = record
+
+    def delete_migration(self, uuid: str) -> None:
+        self.migrations[uuid] = None
 
     def set_meta(self, key: str, value) -> None:
         self.meta[key] = value
@@ -125,7 +128,10 @@ class ClaimStore:
                      for uuid, rec in changes.instances.items()]
         mig_rows = [(uuid, rec.migration.instance_uuid, rec.seq, rec.ended_at,
                      json.dumps(rec.to_dict()))
-                    for uuid, rec in changes.migrations.items()]
+                    for uuid, rec in changes.migrations.items()
+                    if rec is not None]
+        mig_gone = [(uuid,) for uuid, rec in changes.migrations.items()
+                    if rec is None]
         with self._lock, self._transaction():
             for uuid, data in inst_rows:
                 if data is None:
@@ -135,7 +141,8 @@ class ClaimStore:
                     self._db.execute(
                         'INSERT OR REPLACE INTO instances (uuid, data) '
                         'VALUES (?, ?)', (uuid, data))
-            # Ended migrations are kept (remembered), never deleted here.
+            self._db.executemany('DELETE FROM migrations WHERE uuid=?',
+                                 mig_gone)
             self._db.executemany(
                 'INSERT OR REPLACE INTO migrations (uuid, instance_uuid, seq, '
                 'ended_at, data) VALUES (?, ?, ?, ?, ?)', mig_rows)

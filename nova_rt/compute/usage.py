@@ -54,8 +54,19 @@ class Inventory:
 
     @property
     def capacity(self) -> int:
-        """Placement's formula: ``int((total - reserved) * allocation_ratio)``."""
-        return int((self.total - self.reserved) * self.allocation_ratio)
+        """Placement's formula: ``int((total - reserved) * allocation_ratio)``,
+        over the inventory as placement receives it (:meth:`reported`)."""
+        reported = self.reported()
+        return int((reported.total - reported.reserved)
+                   * reported.allocation_ratio)
+
+    def reported(self) -> 'Inventory':
+        """The inventory placement is sent: ``reserved`` capped at ``total``,
+        since Placement refuses more (the host's figures keep the full
+        amount, and go negative as in Nova)."""
+        if self.reserved <= self.total:
+            return self
+        return dataclasses.replace(self, reserved=self.total)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -95,7 +106,13 @@ def compute_inventory(host: objects.HostInfo, vcpu_count: int,
 
 def shortfalls(requested: Mapping[str, int], used: Mapping[str, int],
                inventory: Mapping[str, Inventory]) -> list:
-    """Reasons why ``requested`` does not fit on top of ``used``; empty if it fits."""
+    """Reasons why ``requested`` does not fit on top of ``used``; empty if it fits.
+
+    The same rules as placement's for one allocation (capacity, and at most
+    ``max_unit`` at once), so that what the tracker admits placement has
+    room for: ``used`` must count what the host itself uses in the units
+    placement is sent (see ``view.host_usage_allocations``).
+    """
     reasons = []
     for rc in sorted(requested):
         amount = requested[rc]
@@ -105,6 +122,10 @@ def shortfalls(requested: Mapping[str, int], used: Mapping[str, int],
         if inv is None:
             reasons.append(f"{rc}: requested {amount}, this host has no "
                            f"{rc} inventory")
+            continue
+        if amount > inv.max_unit:
+            reasons.append(f"{rc}: requested {amount}, at most "
+                           f"{inv.max_unit} in one allocation")
             continue
         free = inv.capacity - used.get(rc, 0)
         if amount > free:

@@ -103,32 +103,66 @@ def pci_resource_class(dev: dict) -> str:
     return f"CUSTOM_PCI_{dev['vendor_id']}_{dev['product_id']}".upper()
 
 
+def host_usage_allocations(inventory: dict, claims_used: dict,
+                           host_used: dict) -> list:
+    """What the host itself uses (unmanaged domains), as allocations.
+
+    Placement is sent this as usage, in the units the tracker counts it in
+    (allocation units, like a guest's), never folded into ``reserved``
+    (host units, which placement multiplies by the allocation ratio).  Each
+    share is at most ``max_unit`` of a class, and all of them together at
+    most what the claims leave of the capacity, so that placement accepts
+    the report; the tracker then admits a claim exactly when placement has
+    room for it (the tracker's free figure is negative where placement's is
+    0).
+    """
+    room = {}
+    for rc, amount in host_used.items():
+        inv = inventory.get(rc)
+        if inv is None or amount <= 0:
+            continue
+        left = min(amount, max(0, inv.capacity - claims_used.get(rc, 0)))
+        if left > 0:
+            room[rc] = (left, max(1, inv.max_unit))
+    shares = []
+    while room:
+        share = {rc: min(left, unit) for rc, (left, unit) in room.items()}
+        shares.append(share)
+        room = {rc: (left - share[rc], unit)
+                for rc, (left, unit) in room.items() if left > share[rc]}
+    return shares
+
+
 def placement_view(config, host, inventory: dict, allocations: dict,
-                   unmanaged_used: dict, pci_devices: list) -> dict:
+                   claims_used: dict, host_used: dict, pci_devices: list) -> dict:
     """The provider tree and allocations the reporter sends to placement.
 
-    Running domains that no claim explains are added to the reserved amount,
-    so that the scheduler, like the tracker, sees the host as busy as it is.
+    ``allocations`` are the consumers of ``accounting.Usage.allocations()``;
+    ``host_used`` is what running domains that no claim explains take, sent
+    as usage (:func:`host_usage_allocations`) so that the scheduler, like the
+    tracker, sees the host as busy as it is.
     """
-    inventories = {}
-    for rc, inv in inventory.items():
-        data = inv.to_dict()
-        extra = unmanaged_used.get(rc, 0)
-        if extra:
-            data['reserved'] = min(inv.total, inv.reserved + extra)
-        inventories[rc] = data
+    inventories = {rc: inv.reported().to_dict() for rc, inv in inventory.items()}
     pci_providers = _pci_providers(config.node, pci_devices)
-    child = _pci_allocations(config.node, pci_devices)
+    # The tracker's own device data (with the spec's tags, which name the
+    # resource class), of the devices that are held and on the bus.
+    held = {d['address']: d for d in pci_devices
+            if d.get('status') in ('claimed', 'allocated')}
     allocs = {}
     for consumer, alloc in allocations.items():
         entry = {'project_id': alloc['project_id'], 'user_id': alloc['user_id'],
                  'resources': dict(alloc['resources'])}
-        if consumer in child:
-            entry['child_resources'] = child[consumer]
+        child = _pci_allocations(config.node, [
+            held[d['address']] for d in alloc.get('pci_devices') or ()
+            if d['address'] in held])
+        if child:
+            entry['child_resources'] = child
         allocs[consumer] = entry
     return {'node': config.node, 'inventories': inventories,
             'traits': capability_traits(host), 'pci_providers': pci_providers,
-            'allocations': allocs}
+            'allocations': allocs,
+            'host_usage': host_usage_allocations(inventory, claims_used,
+                                                 host_used)}
 
 
 def _pci_group(node: str, dev: dict) -> str:
@@ -164,14 +198,11 @@ def _pci_providers(node: str, pci_devices: list) -> list:
             for g in sorted(groups.values(), key=lambda g: g['name'])]
 
 
-def _pci_allocations(node: str, pci_devices: list) -> dict:
+def _pci_allocations(node: str, devices) -> dict:
+    """Child provider name -> {rc: n} for the devices one consumer holds."""
     result = {}
-    for dev in pci_devices:
-        owner = dev.get('instance_uuid')
-        if not owner or dev.get('status') not in ('claimed', 'allocated'):
-            continue
-        per_provider = result.setdefault(owner, {}).setdefault(
-            _pci_group(node, dev), {})
+    for dev in devices:
+        per_provider = result.setdefault(_pci_group(node, dev), {})
         rc = pci_resource_class(dev)
         per_provider[rc] = per_provider.get(rc, 0) + 1
     return result

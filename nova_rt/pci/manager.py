@@ -43,6 +43,9 @@ class PciDeviceTracker:
         dev = self._devices.get(address)
         return dev.copy() if dev else None
 
+    def count(self) -> int:
+        return len(self._devices)
+
     def devices(self) -> list[dict]:
         return [self._devices[a].to_dict() for a in sorted(self._devices)]
 

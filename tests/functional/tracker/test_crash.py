@@ -77,9 +77,9 @@ def test_sigkill_loses_no_acknowledged_claim(tmp_path):
                 assert uuid not in present, f'aborted {uuid} came back: {history}'
         # at most the one call in flight may have landed without an ACK
         assert len(present - {u for u, s in told.items() if s == 'claimed'}) <= 1
+        stored = {m['migration']['uuid']: m for m in rt.store.load()[1]}
         for mig_uuid in finished:
-            rec = rt._migrations.get(mig_uuid)
-            assert rec is not None and rec.finished
+            assert stored[mig_uuid]['finished'], mig_uuid
         _check_consistent(rt)
         rt.store.close()
         start = max(int(u.rsplit('-', 1)[1]) for u in told) + 1

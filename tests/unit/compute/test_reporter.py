@@ -8,6 +8,7 @@ tests run the same reporter against the real placement service.
 import pytest
 
 from nova_rt import exception
+from nova_rt.compute import ratios as ratios_mod
 from nova_rt.compute import reporter as reporter_mod
 
 
@@ -268,7 +269,7 @@ def test_pci_child_providers_only_when_enabled(placement, store, clock):
 ])
 def test_allocation_ratio_rule(configured, placement_has, expected):
     initial = {'VCPU': 4.0, 'MEMORY_MB': 1.5, 'DISK_GB': 1.0}
-    assert reporter_mod.effective_ratios(configured, initial, placement_has) == expected
+    assert ratios_mod.effective(configured, initial, placement_has) == expected
 
 
 def test_resolve_ratios_reads_placement_for_unset_options(reporter, placement, store):

@@ -1,0 +1,127 @@
+"""The tracker's ledger: every record of this node, frozen.
+
+The ledger is the tracker's whole state about instances and migrations
+(DESIGN.md principle 7).  It is never changed in place: a transition returns
+a :class:`Change`, and ``ledger.apply(change)`` is a new ledger.  A reference
+to a ledger is therefore a consistent snapshot that can be read without the
+tracker's lock.  What the records hold on the host is derived from them
+(``accounting``); nothing else is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from typing import Iterator, Mapping, Optional
+
+from nova_rt.compute import claims
+
+InstanceRecord = claims.InstanceRecord
+MigrationRecord = claims.MigrationRecord
+
+_EMPTY: Mapping = types.MappingProxyType({})
+
+#: How long an ended migration is remembered, so that repeating the call
+#: that ended it succeeds and changes nothing.
+ENDED_TTL = 7 * 86400
+#: How many ended migrations are remembered at most, whatever their age: a
+#: node that ends thousands of moves a day keeps a bounded memory and store.
+ENDED_MAX = 5000
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """What one transition does: records written and dropped.
+
+    ``result`` is what the RPC call returns; ``log`` is a line for the
+    operator (``None`` for no line), written once the change is durable.
+    """
+    put_instances: tuple = ()       # InstanceRecord
+    put_migrations: tuple = ()      # MigrationRecord
+    drop_instances: tuple = ()      # uuids
+    drop_migrations: tuple = ()     # uuids
+    result: object = None
+    log: Optional[str] = None
+
+    def __bool__(self) -> bool:
+        return bool(self.put_instances or self.put_migrations
+                    or self.drop_instances or self.drop_migrations)
+
+    def touched(self) -> tuple:
+        """(instance uuids, migration uuids) this change writes or drops."""
+        return ({r.uuid for r in self.put_instances} | set(self.drop_instances),
+                {r.uuid for r in self.put_migrations} | set(self.drop_migrations))
+
+    def also(self, other: 'Change') -> 'Change':
+        """This change followed by ``other`` (its result and log win when set)."""
+        return Change(
+            put_instances=self.put_instances + other.put_instances,
+            put_migrations=self.put_migrations + other.put_migrations,
+            drop_instances=self.drop_instances + other.drop_instances,
+            drop_migrations=self.drop_migrations + other.drop_migrations,
+            result=other.result if other.result is not None else self.result,
+            log=other.log or self.log)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ledger:
+    instances: Mapping[str, InstanceRecord] = dataclasses.field(
+        default_factory=lambda: _EMPTY)
+    migrations: Mapping[str, MigrationRecord] = dataclasses.field(
+        default_factory=lambda: _EMPTY)
+    #: The last migration sequence number given out.
+    seq: int = 0
+
+    @classmethod
+    def from_records(cls, instances, migrations) -> 'Ledger':
+        migrations = sorted(migrations, key=lambda r: r.seq)
+        return cls(
+            instances=types.MappingProxyType({r.uuid: r for r in instances}),
+            migrations=types.MappingProxyType({r.uuid: r for r in migrations}),
+            seq=max((r.seq for r in migrations), default=0))
+
+    def apply(self, change: Change) -> 'Ledger':
+        instances, migrations = self.instances, self.migrations
+        if change.put_instances or change.drop_instances:
+            instances = dict(instances)
+            for uuid in change.drop_instances:
+                instances.pop(uuid, None)
+            for rec in change.put_instances:
+                instances[rec.uuid] = rec
+            instances = types.MappingProxyType(instances)
+        if change.put_migrations or change.drop_migrations:
+            migrations = dict(migrations)
+            for uuid in change.drop_migrations:
+                migrations.pop(uuid, None)
+            for rec in change.put_migrations:
+                migrations[rec.uuid] = rec
+            migrations = types.MappingProxyType(migrations)
+        seq = max([self.seq] + [r.seq for r in change.put_migrations])
+        return Ledger(instances=instances, migrations=migrations, seq=seq)
+
+    # -- reads ----------------------------------------------------------------
+
+    def moves_of(self, instance_uuid: str) -> list:
+        """The migrations of an instance still in progress here, oldest first."""
+        return [r for r in self.migrations.values()
+                if r.migration.instance_uuid == instance_uuid and r.in_progress]
+
+    def in_progress(self) -> Iterator[MigrationRecord]:
+        return (r for r in self.migrations.values() if r.in_progress)
+
+    def moving_instances(self) -> set:
+        return {r.migration.instance_uuid for r in self.in_progress()}
+
+
+def prune_ended(ledger: Ledger, now: float, ttl: float = ENDED_TTL,
+                keep: int = ENDED_MAX) -> Change:
+    """Forget ended migrations older than ``ttl``, and all but the newest
+    ``keep`` of them.  Called with a little slack (see the tracker) so that
+    the sort runs once per many ended moves, not on every one."""
+    ended = sorted((r for r in ledger.migrations.values() if r.ended),
+                   key=lambda r: r.ended_at)
+    drop = [r.uuid for r in ended if r.ended_at < now - ttl]
+    survivors = len(ended) - len(drop)
+    if survivors > keep:
+        drop.extend(r.uuid for r in ended[len(drop):len(drop) + survivors - keep])
+    return Change(drop_migrations=tuple(drop))
