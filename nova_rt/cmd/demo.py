@@ -193,11 +193,12 @@ def _start(stack, testbed: str) -> float:
 
 def _show_pci(testbed: str) -> None:
     """The PCI bus of this machine (real udev), then the demo's SR-IOV tree."""
+    from nova_rt.pci import report as pci_report
     from nova_rt.pci import udev
     _say('# The PCI bus of this machine, read through udev:')
     _say('$ python -m nova_rt.pci')
     try:
-        _say(udev.summary(udev.discover()))
+        _say(pci_report.summary(udev.discover()))
     except Exception as exc:   # a machine without udev still runs the demo
         _say(f'(udev could not be read here: {exc})')
     _say()

@@ -52,10 +52,6 @@ class PciDeviceTracker:
     def owned(self, claim_key: str) -> list[PciDevice]:
         return [d.copy() for d in self._sorted() if d.claim_key == claim_key]
 
-    def owned_by_instance(self, instance_uuid: str) -> list[PciDevice]:
-        return [d.copy() for d in self._sorted()
-                if d.instance_uuid == instance_uuid]
-
     def claim_keys(self) -> dict[str, str]:
         return dict(self._claims)
 
@@ -373,38 +369,12 @@ class PciDeviceTracker:
         self._refresh_all()
         return refused
 
-    def move_claim(self, old_key: str, new_key: str) -> None:
-        if old_key == new_key or old_key not in self._claims:
-            return
-        old_holder = self._claim_holder(old_key)
-        new_holder = self._claim_holder(new_key)
-        if new_holder is not None and old_holder is not None \
-                and new_holder != old_holder:
-            raise exception.ClaimConflict(
-                reason=f'PCI claim {new_key} belongs to instance {new_holder}')
-        for dev in self._devices.values():
-            if dev.claim_key == old_key:
-                dev.claim_key = new_key
-        status = self._claims.pop(old_key)
-        self._claims.setdefault(new_key, status)
-
     # -------------------------------------------------------- serialisation
 
     def to_dict(self) -> dict:
         return {'version': SERIAL_VERSION, 'devices': self.devices(),
                 'seen': [self._seen[a].to_dict() for a in sorted(self._seen)],
                 'claims': dict(self._claims)}
-
-    @classmethod
-    def from_dict(cls, data: dict,
-                  specs: list[pcispec.DeviceSpec]) -> 'PciDeviceTracker':
-        tracker = cls(specs)
-        tracker._seen = {d['address']: PciDevice.from_dict(d)
-                         for d in data.get('seen', [])}
-        tracker._devices = {d['address']: PciDevice.from_dict(d)
-                            for d in data.get('devices', [])}
-        tracker._claims = dict(data.get('claims', {}))
-        return tracker
 
 
 def _numa_filter(candidates: list[PciDevice], policy: str,

@@ -18,7 +18,6 @@ import pyudev
 
 from nova_rt.pci import device as pcidev
 from nova_rt.pci.device import PciDevice
-from nova_rt.pci.report import format_pools, format_tree, summary  # noqa: F401
 
 LOG = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from nova_rt.pci import manager, spec, udev
+from nova_rt.pci import report as pci_report
 
 from tests.fixtures.pci import records
 from tests.functional.pci.conftest import SRIOV_HOST
@@ -83,7 +84,7 @@ def test_tracker_pools_from_udev(sriov_testbed):
 
 
 def test_tree_printout(sriov_testbed):
-    tree = udev.format_tree(udev.discover())
+    tree = pci_report.format_tree(udev.discover())
     lines = tree.splitlines()
     assert lines[0] == 'PCI devices: 21 (2 PF, 10 VF, 9 other)'
     pf_line = next(i for i, line in enumerate(lines) if line.startswith(records.PF1))

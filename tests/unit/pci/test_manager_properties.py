@@ -1,5 +1,7 @@
 """Random interleavings of claims, frees and hotplug never double-book or lose a device."""
 
+import collections
+
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -103,9 +105,22 @@ class PciStateMachine(RuleBasedStateMachine):
 
     @rule()
     def restart(self):
-        data = self.tracker.to_dict()
-        self.tracker = manager.PciDeviceTracker.from_dict(data, SPECS)
-        assert self.tracker.to_dict() == data
+        # As the compute daemon starts: discover the bus, then restore each
+        # stored claim's devices.
+        held = collections.defaultdict(list)
+        for dev in self.tracker.devices():
+            if dev['claim_key']:
+                held[dev['claim_key']].append(dev)
+        claims = self.tracker.claim_keys()
+        before = {d['address']: d for d in self.tracker.devices()}
+        self.tracker = manager.PciDeviceTracker(SPECS)
+        self.tracker.set_devices([UNIVERSE[a] for a in sorted(self.on_bus)])
+        for key, devices in held.items():
+            assert self.tracker.restore(self.claims[key], key, devices,
+                                        claims[key]) == []
+        after = {d['address']: d for d in self.tracker.devices()}
+        assert {a: (d['status'], d['claim_key']) for a, d in after.items()} == \
+            {a: (d['status'], d['claim_key']) for a, d in before.items()}
 
     @invariant()
     def nothing_lost_nor_shared(self):
