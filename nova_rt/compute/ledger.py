@@ -113,11 +113,13 @@ class Ledger:
         return {r.migration.instance_uuid for r in self.in_progress()}
 
 
-def prune_ended(ledger: Ledger, now: float, ttl: float = ENDED_TTL,
-                keep: int = ENDED_MAX) -> Change:
+def prune_ended(ledger: Ledger, now: float, ttl: Optional[float] = None,
+                keep: Optional[int] = None) -> Change:
     """Forget ended migrations older than ``ttl``, and all but the newest
     ``keep`` of them.  Called with a little slack (see the tracker) so that
     the sort runs once per many ended moves, not on every one."""
+    ttl = ENDED_TTL if ttl is None else ttl
+    keep = ENDED_MAX if keep is None else keep
     ended = sorted((r for r in ledger.migrations.values() if r.ended),
                    key=lambda r: r.ended_at)
     drop = [r.uuid for r in ended if r.ended_at < now - ttl]
