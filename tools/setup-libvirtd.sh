@@ -1,5 +1,6 @@
 #!/bin/bash
-# Bring up a real libvirtd with QEMU for the opt-in tests (NOVA_RT_LIBVIRTD=1).
+# Bring up a real libvirtd with QEMU for the tests marked libvirtd
+# (tools/run-tests.sh runs this when libvirtd is not running and it may).
 #
 # For CI and developer machines without systemd: the daemons are started in
 # the background (-d) rather than as units. Idempotent: every step checks
@@ -25,16 +26,17 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     # No init system to start services in: keep the package scripts from trying.
-    policy_created=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
         chmod 755 /usr/sbin/policy-rc.d
-        policy_created=1
+        # Removed however apt ends: left behind, it would stop every later
+        # package on this machine from starting its service.
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     fi
+    # A machine's package lists may be older than the archive (a fresh image,
+    # a point release since): install would then ask for files that are gone.
+    DEBIAN_FRONTEND=noninteractive apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-    if [ "$policy_created" -eq 1 ]; then
-        rm -f /usr/sbin/policy-rc.d
-    fi
 fi
 
 mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/qemu /var/run/libvirt
