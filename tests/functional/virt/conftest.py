@@ -2,6 +2,8 @@ import os
 
 import pytest
 
+from tests.functional.virt import libvirtd
+
 
 def pytest_configure(config):
     config.addinivalue_line(
@@ -17,3 +19,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if 'libvirtd' in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def libvirt_domains():
+    """Factory ``start(vcpus=1, memory_mib=32)`` of running domains on
+    qemu:///system, all destroyed and undefined when the test ends."""
+    import libvirt
+    conn = libvirt.open(libvirtd.URI)
+    started = []
+
+    def start(vcpus: int = 1, memory_mib: int = 32):
+        dom = libvirtd.start_domain(conn, vcpus, memory_mib)
+        started.append(dom)
+        return dom
+
+    try:
+        yield start
+    finally:
+        try:
+            for dom in started:
+                libvirtd.remove_domain(dom)
+        finally:
+            conn.close()
