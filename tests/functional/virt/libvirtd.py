@@ -1,6 +1,7 @@
 """A real libvirtd with QEMU for the tests marked ``libvirtd``.
 
-- ``URI``: ``qemu:///system``.
+- ``URI``, ``unavailable_reason()``: ``qemu:///system``, and why it cannot be
+  used here (``None`` when it answers).
 - ``domain_xml(name, dom_uuid, vcpus, memory_mib)``: a diskless guest that
   idles in the firmware, which is all "running" needs.
 - ``start_domain(conn, vcpus, memory_mib)`` / ``remove_domain(dom)``: define
@@ -15,9 +16,29 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import Optional
 
 URI = 'qemu:///system'
 NAME_PREFIX = 'nova-rt-test-'
+
+
+def unavailable_reason() -> Optional[str]:
+    """Why no real libvirtd can be used here; ``None`` when one answers."""
+    try:
+        import libvirt
+    except ImportError as exc:
+        return f'libvirt-python is not installed ({exc})'
+    try:
+        conn = libvirt.open(URI)
+    except libvirt.libvirtError as exc:
+        return f'no libvirtd answers on {URI} ({exc.get_error_message()})'
+    try:
+        # A libvirtd without its QEMU driver answers but cannot run a guest.
+        if conn.getType() != 'QEMU':
+            return f'{URI} is {conn.getType()}, not QEMU'
+    finally:
+        conn.close()
+    return None
 
 
 def domain_xml(name: str, dom_uuid: str, vcpus: int = 1,
