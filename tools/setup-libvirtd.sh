@@ -5,6 +5,10 @@
 # For CI and developer machines without systemd: the daemons are started in
 # the background (-d) rather than as units. Idempotent: every step checks
 # first, so running it twice changes nothing. Needs root.
+#
+# Exit status: 0 libvirtd answers on qemu:///system; 2 this machine cannot
+# have it (not root, or the package archive unreachable), which callers may
+# take as "skip the real-libvirtd tests"; anything else is a failure.
 set -euo pipefail
 
 QEMU_CONF=/etc/libvirt/qemu.conf
@@ -14,7 +18,7 @@ log() { echo "setup-libvirtd: $*"; }
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "setup-libvirtd: must run as root" >&2
-    exit 1
+    exit 2
 fi
 
 missing=()
@@ -35,7 +39,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
     # A machine's package lists may be older than the archive (a fresh image,
     # a point release since): install would then ask for files that are gone.
-    DEBIAN_FRONTEND=noninteractive apt-get update
+    # --error-on=any: plain apt-get update exits 0 when it fetched nothing.
+    if ! DEBIAN_FRONTEND=noninteractive apt-get update --error-on=any; then
+        echo "setup-libvirtd: apt-get update failed: package archive unreachable" >&2
+        exit 2
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
