@@ -113,8 +113,8 @@ def placement_figures(provider: dict) -> dict:
 
 
 def assert_agree(stack: Stack, state: dict) -> dict:
-    """Placement took the host's full report and counts as the tracker does;
-    the figures."""
+    """Placement took the host's full report and counts as the tracker does.
+    Returns the figures both agree on."""
     tracker = tracker_figures(state)
     placement = placement_figures(stack.provider())
     assert not stack.refusals(), (
@@ -127,9 +127,10 @@ def assert_agree(stack: Stack, state: dict) -> dict:
 def probes(free: dict, max_unit: int) -> list:
     """``(vcpus, memory_mb)`` either side of the boundary: exactly what is
     free, and one more of each class (with 1 of the other, the least a flavor
-    asks for).  Never more vCPUs than placement's ``max_unit``: a flavor
-    larger than the host is the scheduler's to refuse, not the capacity
-    rule's, and is no question of units."""
+    asks for).  Never more vCPUs than placement's ``max_unit`` (the host's
+    CPU count): that limit is no question of units, and the tracker does not
+    apply it (such a claim is admitted, and placement then refuses the host's
+    whole report with ``InvalidAllocation``)."""
     vcpus, memory_mb = free['VCPU']['free'], free['MEMORY_MB']['free']
     amounts = {(vcpus, memory_mb), (vcpus + 1, 1), (1, memory_mb + 1)}
     return sorted((v, m) for v, m in amounts
