@@ -1,9 +1,14 @@
 #!/bin/bash
-# Bring up a real libvirtd with QEMU for the opt-in tests (NOVA_RT_LIBVIRTD=1).
+# Bring up a real libvirtd with QEMU for the tests marked libvirtd
+# (tools/run-tests.sh runs this when libvirtd is not running and it may).
 #
 # For CI and developer machines without systemd: the daemons are started in
 # the background (-d) rather than as units. Idempotent: every step checks
 # first, so running it twice changes nothing. Needs root.
+#
+# Exit status: 0 libvirtd answers on qemu:///system; 2 this machine cannot
+# have it (not root, or the package archive unreachable), which callers may
+# take as "skip the real-libvirtd tests"; anything else is a failure.
 set -euo pipefail
 
 QEMU_CONF=/etc/libvirt/qemu.conf
@@ -13,7 +18,7 @@ log() { echo "setup-libvirtd: $*"; }
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "setup-libvirtd: must run as root" >&2
-    exit 1
+    exit 2
 fi
 
 missing=()
@@ -25,16 +30,21 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     # No init system to start services in: keep the package scripts from trying.
-    policy_created=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
         chmod 755 /usr/sbin/policy-rc.d
-        policy_created=1
+        # Removed however apt ends: left behind, it would stop every later
+        # package on this machine from starting its service.
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    # A machine's package lists may be older than the archive (a fresh image,
+    # a point release since): install would then ask for files that are gone.
+    # --error-on=any: plain apt-get update exits 0 when it fetched nothing.
+    if ! DEBIAN_FRONTEND=noninteractive apt-get update --error-on=any; then
+        echo "setup-libvirtd: apt-get update failed: package archive unreachable" >&2
+        exit 2
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-    if [ "$policy_created" -eq 1 ]; then
-        rm -f /usr/sbin/policy-rc.d
-    fi
 fi
 
 mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/qemu /var/run/libvirt

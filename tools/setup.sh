@@ -32,7 +32,9 @@ quietly() {
 # --- Debian packages --------------------------------------------------------
 
 # Prints the packages of bindep.txt to install here: every line except those
-# only for other platforms or only for the opt-in [libvirtd] profile.
+# only for other platforms or only for the [libvirtd] profile, which
+# tools/setup-libvirtd.sh installs (run-tests.sh runs it; quickstart.sh and
+# a production host need no QEMU).
 bindep_packages() {
     local line name profiles p platforms others
     while IFS= read -r line || [ -n "$line" ]; do

@@ -1,34 +1,21 @@
-"""Opt-in: a real libvirtd with QEMU (tools/setup-libvirtd.sh, NOVA_RT_LIBVIRTD=1)."""
+"""A real libvirtd with QEMU (tools/setup-libvirtd.sh): the adapter against it."""
 
-import os
 import threading
 import uuid
 
 import pytest
 
 from nova_rt.virt.host import LibvirtHost
+from tests.functional.virt import libvirtd
 
 pytestmark = pytest.mark.libvirtd
 
-URI = 'qemu:///system'
-
-
-def _domain_xml(name: str, dom_uuid: str) -> str:
-    # KVM when this machine has it, else TCG: a diskless guest idles in the
-    # firmware either way, which is all "running" needs.
-    virt_type = 'kvm' if os.access('/dev/kvm', os.R_OK | os.W_OK) else 'qemu'
-    return f"""<domain type='{virt_type}'>
-      <name>{name}</name><uuid>{dom_uuid}</uuid>
-      <memory unit='MiB'>32</memory><vcpu>1</vcpu>
-      <os><type arch='x86_64' machine='pc'>hvm</type></os>
-      <devices><graphics type='vnc' autoport='yes' listen='127.0.0.1'/>
-        <memballoon model='none'/></devices>
-    </domain>"""
+URI = libvirtd.URI
 
 
 def test_diskless_domain_seen_running_through_the_adapter():
     dom_uuid = str(uuid.uuid4())
-    name = f'nova-rt-test-{dom_uuid[:8]}'
+    name = f'{libvirtd.NAME_PREFIX}{dom_uuid[:8]}'
     received, started, stopped = [], threading.Event(), threading.Event()
 
     def callback(event):
@@ -40,7 +27,7 @@ def test_diskless_domain_seen_running_through_the_adapter():
     host = LibvirtHost(URI, instances_path='/var/lib/nova_rt/instances')
     host.start_events(callback)
     conn = host.connection
-    dom = conn.defineXML(_domain_xml(name, dom_uuid))
+    dom = conn.defineXML(libvirtd.domain_xml(name, dom_uuid))
     try:
         dom.create()
         assert started.wait(10), received
