@@ -81,23 +81,12 @@ class Ledger:
             seq=max((r.seq for r in migrations), default=0))
 
     def apply(self, change: Change) -> 'Ledger':
-        instances, migrations = self.instances, self.migrations
-        if change.put_instances or change.drop_instances:
-            instances = dict(instances)
-            for uuid in change.drop_instances:
-                instances.pop(uuid, None)
-            for rec in change.put_instances:
-                instances[rec.uuid] = rec
-            instances = types.MappingProxyType(instances)
-        if change.put_migrations or change.drop_migrations:
-            migrations = dict(migrations)
-            for uuid in change.drop_migrations:
-                migrations.pop(uuid, None)
-            for rec in change.put_migrations:
-                migrations[rec.uuid] = rec
-            migrations = types.MappingProxyType(migrations)
-        seq = max([self.seq] + [r.seq for r in change.put_migrations])
-        return Ledger(instances=instances, migrations=migrations, seq=seq)
+        return Ledger(
+            instances=_patched(self.instances, change.drop_instances,
+                               change.put_instances),
+            migrations=_patched(self.migrations, change.drop_migrations,
+                                change.put_migrations),
+            seq=max([self.seq] + [r.seq for r in change.put_migrations]))
 
     # -- reads ----------------------------------------------------------------
 
@@ -111,6 +100,19 @@ class Ledger:
 
     def moving_instances(self) -> set:
         return {r.migration.instance_uuid for r in self.in_progress()}
+
+
+def _patched(records: Mapping, drops, puts) -> Mapping:
+    """``records`` without ``drops`` and with ``puts``; itself if untouched,
+    so that an unchanged half of the ledger is shared, not copied."""
+    if not drops and not puts:
+        return records
+    patched = dict(records)
+    for uuid in drops:
+        patched.pop(uuid, None)
+    for rec in puts:
+        patched[rec.uuid] = rec
+    return types.MappingProxyType(patched)
 
 
 def prune_ended(ledger: Ledger, now: float, ttl: Optional[float] = None,

@@ -23,7 +23,7 @@ from nova_rt.compute import fitting
 from nova_rt.compute import usage
 from nova_rt.compute.ledger import Change, Ledger
 from nova_rt.compute.transitions import (
-    Context, InstanceRecord, MigrationRecord, end, wire)
+    Context, InstanceRecord, MigrationRecord, end, tracked, wire)
 
 #: The flavor of a migration confirmed here without one (never counted).
 _NO_FLAVOR = objects.Flavor(name='unknown', vcpus=1, memory_mb=1, root_gb=0,
@@ -130,10 +130,8 @@ def _existing_move_claim(ledger, view, mig, flavor) -> Optional[dict]:
 # -- status and ends -------------------------------------------------------------
 
 def _tracked(ledger: Ledger, migration_uuid: str) -> MigrationRecord:
-    rec = ledger.migrations.get(migration_uuid)
-    if rec is None:
-        raise exception.MigrationNotFound(migration_uuid=migration_uuid)
-    return rec
+    return tracked(ledger.migrations, migration_uuid,
+                   exception.MigrationNotFound, 'migration_uuid')
 
 
 def update_migration(ledger: Ledger, view, ctx: Context, migration_uuid: str,

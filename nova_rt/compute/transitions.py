@@ -111,9 +111,15 @@ def update_instance(ledger: Ledger, view, ctx: Context, instance_uuid: str,
 
 
 def _tracked_instance(ledger: Ledger, instance_uuid: str) -> InstanceRecord:
-    rec = ledger.instances.get(instance_uuid)
+    return tracked(ledger.instances, instance_uuid, exception.InstanceNotFound,
+                   'instance_uuid')
+
+
+def tracked(records, uuid: str, not_found, argument: str):
+    """The record of ``uuid``, or the contract's not-found error."""
+    rec = records.get(uuid)
     if rec is None:
-        raise exception.InstanceNotFound(instance_uuid=instance_uuid)
+        raise not_found(**{argument: uuid})
     return rec
 
 

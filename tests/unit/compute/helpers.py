@@ -100,3 +100,11 @@ def held_resources(rt):
     for alloc in view['allocations'].values():
         held.update(alloc['resources'])
     return +held
+
+
+def running_instance(rt, flavor=FLAVOR_1):
+    """An instance claimed here and running (vm_state active)."""
+    inst = instance(flavor)
+    rt.instance_claim(instance=inst)
+    rt.update_instance(instance_uuid=inst['uuid'], vm_state='active')
+    return inst

@@ -15,17 +15,10 @@ def rt():
     return h.make_tracker()
 
 
-def _running(rt, flavor=FLAVOR_1):
-    inst = h.instance(flavor)
-    rt.instance_claim(instance=inst)
-    rt.update_instance(instance_uuid=inst['uuid'], vm_state='active')
-    return inst
-
-
 # -- item 9: no acknowledged claim that holds nothing ---------------------------
 
 def test_a_second_active_move_of_an_instance_is_refused_and_names_the_first(rt):
-    inst = _running(rt)
+    inst = h.running_instance(rt)
     first = h.migration(inst, FLAVOR_1)
     rt.resize_claim(instance=inst, migration=first)
     before = rt.get_host_state()
@@ -46,7 +39,7 @@ def test_a_second_active_move_of_an_instance_is_refused_and_names_the_first(rt):
 
 
 def test_a_move_after_one_in_error_supersedes_it(rt):
-    inst = _running(rt)
+    inst = h.running_instance(rt)
     failed = h.migration(inst, FLAVOR_2, source='src')
     rt.resize_claim(instance=inst, migration=failed)
     rt.update_migration(migration_uuid=failed['uuid'], status='error')
@@ -64,7 +57,7 @@ def test_a_move_after_one_in_error_supersedes_it(rt):
 # -- item 11: the source of a cross-host move ----------------------------------
 
 def _departed(rt):
-    inst = _running(rt, FLAVOR_2)
+    inst = h.running_instance(rt, FLAVOR_2)
     mig = h.migration(inst, FLAVOR_1, source=h.HOST, dest='dest-host',
                       migration_type='resize', status='finished')
     rt.update_migration(migration_uuid=mig['uuid'], status='finished',
@@ -112,7 +105,7 @@ def test_revert_or_abort_at_the_source_brings_the_instance_back(rt, undo):
 
 
 def test_an_untracked_migration_without_its_payload_is_still_not_found(rt):
-    _running(rt)
+    h.running_instance(rt)
     with pytest.raises(exception.MigrationNotFound):
         rt.update_migration(migration_uuid=h.migration(
             h.instance(), source=h.HOST, dest='d')['uuid'], status='finished')

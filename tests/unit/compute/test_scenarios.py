@@ -164,15 +164,8 @@ def test_nodename_must_be_ours(rt):
 
 # --- moves -------------------------------------------------------------------
 
-def _claimed(rt, flavor=FLAVOR_1):
-    inst = h.instance(flavor)
-    rt.instance_claim(instance=inst)
-    rt.update_instance(instance_uuid=inst['uuid'], vm_state='active')
-    return inst
-
-
 def test_same_host_resize_holds_both_then_confirm(rt):
-    inst = _claimed(rt)
+    inst = h.running_instance(rt)
     mig = h.migration(inst, FLAVOR_2)
     claim = rt.resize_claim(instance=inst, migration=mig)
     assert claim['migration_uuid'] == mig['uuid']
@@ -185,7 +178,7 @@ def test_same_host_resize_holds_both_then_confirm(rt):
 
 
 def test_same_host_resize_then_revert(rt):
-    inst = _claimed(rt)
+    inst = h.running_instance(rt)
     mig = h.migration(inst, FLAVOR_2)
     rt.resize_claim(instance=inst, migration=mig)
     rt.finish_move(migration_uuid=mig['uuid'])
@@ -197,7 +190,7 @@ def test_same_host_resize_then_revert(rt):
 
 
 def test_same_host_revert_before_finish(rt):
-    inst = _claimed(rt)
+    inst = h.running_instance(rt)
     mig = h.migration(inst, FLAVOR_2)
     rt.resize_claim(instance=inst, migration=mig)
     rt.drop_move_claim_at_dest(migration_uuid=mig['uuid'])
@@ -238,7 +231,7 @@ def test_incoming_resize_finish_then_revert_leaves_nothing(rt):
 
 
 def test_outgoing_confirm_forgets_the_instance(rt):
-    inst = _claimed(rt, FLAVOR_2)
+    inst = h.running_instance(rt, FLAVOR_2)
     mig = h.migration(inst, FLAVOR_1, source=h.HOST, dest='dest-host')
     # the source never saw the migration before the confirm
     rt.drop_move_claim_at_source(migration=mig)
@@ -323,7 +316,7 @@ def test_unknown_migration(rt):
 def test_state_survives_a_restart(tmp_path):
     path = str(tmp_path / 'compute.sqlite')
     rt = h.make_tracker(path)
-    inst = _claimed(rt)
+    inst = h.running_instance(rt)
     mig = h.migration(inst, FLAVOR_2)
     rt.resize_claim(instance=inst, migration=mig)
     before = rt.get_host_state()
@@ -369,7 +362,7 @@ def test_first_start_without_libvirt_is_hypervisor_unavailable(tmp_path):
 
 
 def test_deleting_an_instance_mid_resize_frees_both_flavors(rt):
-    inst = _claimed(rt)
+    inst = h.running_instance(rt)
     mig = h.migration(inst, FLAVOR_2)
     rt.resize_claim(instance=inst, migration=mig)
     rt.update_instance(instance_uuid=inst['uuid'], vm_state='deleted')
@@ -427,7 +420,7 @@ def test_unmanaged_domains_count_as_used():
 
 def test_audit_summary_and_missing_domains():
     rt = h.make_tracker()
-    inst = _claimed(rt)
+    inst = h.running_instance(rt)
     first = rt.run_audit()
     assert first['instances'] == 1 and first['missing_domains'] == 0
     second = rt.run_audit()
@@ -451,7 +444,7 @@ def test_idle_audit_changes_nothing_for_placement():
 
 def test_placement_view_consumers():
     rt = h.make_tracker()
-    inst = _claimed(rt)
+    inst = h.running_instance(rt)
     mig = h.migration(inst, FLAVOR_2)
     rt.resize_claim(instance=inst, migration=mig)
     _, view = rt.placement_view()
