@@ -257,8 +257,12 @@ class ComputeService(oslo_service.ServiceBase):
 
     # ------------------------------------------------------------ audit and report
 
-    def audit(self) -> dict:
-        """One audit and the report that follows; the RPC run_audit too."""
+    def audit(self, periodic: bool = True) -> dict:
+        """One audit and the report that follows; the RPC run_audit too.
+
+        ``periodic`` is False for an audit that only lifecycle or udev
+        events brought forward (see ``ResourceTracker.run_audit``).
+        """
         with self._audit_lock:
             if self._reload_wanted:
                 self._apply_reload()
@@ -266,7 +270,7 @@ class ComputeService(oslo_service.ServiceBase):
                 # Placement's ratio may have been changed by an operator;
                 # Nova re-reads it on each full refresh.
                 self._settle_ratios()
-            summary = self.tracker.run_audit()
+            summary = self.tracker.run_audit(periodic=periodic)
             summary['reported'] = self.report()
             self.audits += 1
             self.last_audit = summary
@@ -324,8 +328,10 @@ class ComputeService(oslo_service.ServiceBase):
                 # Callers waiting now get this audit; later ones the next.
                 with self._waiters_lock:
                     waiters, self._audit_waiters = self._audit_waiters, []
+                # The RPC run_audit is "the periodic audit now" (contract).
+                periodic = now >= next_audit or bool(waiters)
                 try:
-                    summary = self.audit()
+                    summary = self.audit(periodic=periodic)
                 except Exception as exc:
                     # One bad audit must not end auditing for good.
                     LOG.exception('audit failed; next one in %ss',

@@ -238,8 +238,12 @@ class ResourceTracker:
         self._hypervisor_connected = True
         return host, domains
 
-    def run_audit(self) -> dict:
-        """Reconcile with libvirt and udev; return the contract's summary."""
+    def run_audit(self, periodic: bool = True) -> dict:
+        """Reconcile with libvirt and udev; return the contract's summary.
+
+        ``periodic``: False for an audit brought forward by events, which
+        does not count towards a domain being missing.
+        """
         started = time.monotonic()
         host, domains = self._gather_host()
         discovered = self._gather_pci()
@@ -251,7 +255,8 @@ class ResourceTracker:
             if self._pending_config is not None:
                 self._apply_config(self._pending_config)
             snapshot, missing_before = self._ledger, dict(self._missing)
-        judged = (reconcile.reconcile(snapshot, domains, missing_before)
+        judged = (reconcile.reconcile(snapshot, domains, missing_before,
+                                      periodic)
                   if domains is not None else None)
         changed = False
         with self._lock:
@@ -270,7 +275,7 @@ class ResourceTracker:
                 if self._ledger is not snapshot:
                     # Calls made since the snapshot explain their domains too.
                     judged = reconcile.reconcile(self._ledger, domains,
-                                                 missing_before)
+                                                 missing_before, periodic)
                 unmanaged, self._missing = judged
                 host_used = usage.unmanaged_usage(unmanaged)
                 changed = changed or host_used != self._host_used
@@ -280,8 +285,8 @@ class ResourceTracker:
             prune = ledger_mod.prune_ended(self._ledger, self.clock())
             if prune:
                 self._apply(prune)
-            missing = sorted(u for u, n in self._missing.items()
-                             if n >= self.config.missing_domain_audits)
+            missing = reconcile.missing_domains(
+                self._ledger, self._missing, self.config.missing_domain_audits)
             summary = {
                 'duration_s': round(time.monotonic() - started, 6),
                 'instances': len(self._ledger.instances),
@@ -293,8 +298,7 @@ class ResourceTracker:
                 'reported': False,
             }
             self._last_audit = {'at': _iso(self.clock()),
-                                'duration_s': summary['duration_s'],
-                                'missing_domains': missing}
+                                'duration_s': summary['duration_s']}
         if host is not None and changed:
             self.store.set_meta('host_info', host.to_dict())
         if missing:
@@ -363,6 +367,9 @@ class ResourceTracker:
                     pages_used=dict(v.pages_used))
                     for k, v in self._usage.cell_usage.items()},
                 unmanaged=list(self._unmanaged),
+                missing=reconcile.missing_domains(
+                    self._ledger, self._missing,
+                    self.config.missing_domain_audits),
                 pci_pools=self._pci.pools(),
                 pci_devices=self._pci.devices(),
                 last_audit=dict(self._last_audit) if self._last_audit else None)

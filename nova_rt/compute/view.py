@@ -32,6 +32,7 @@ class Snapshot:
     cells: list
     cell_usage: dict
     unmanaged: list
+    missing: list
     pci_pools: list
     pci_devices: list
     last_audit: Optional[dict]
@@ -75,7 +76,7 @@ def host_state(snap: Snapshot) -> dict:
         'unmanaged_domains': [{'uuid': d.uuid, 'name': d.name,
                                'vcpus': d.vcpus, 'memory_mb': d.memory_mb}
                               for d in snap.unmanaged],
-        'missing_domains': list((snap.last_audit or {}).get('missing_domains', [])),
+        'missing_domains': list(snap.missing),
         'last_audit': ({'at': snap.last_audit['at'],
                         'duration_s': snap.last_audit['duration_s']}
                        if snap.last_audit else None),

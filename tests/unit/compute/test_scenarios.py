@@ -470,3 +470,23 @@ def test_new_ratios_apply_at_the_next_audit():
     rt.run_audit()
     rt.instance_claim(instance=h.instance(FLAVOR_1))
     assert rt.get_host_state()['allocation_ratios']['VCPU'] == 2.0
+
+
+def test_only_periodic_audits_count_a_domain_missing():
+    rt = h.make_tracker()
+    inst = h.running_instance(rt)
+    for _ in range(5):       # a burst of event-driven audits
+        assert rt.run_audit(periodic=False)['missing_domains'] == 0
+    rt.run_audit()
+    assert rt.run_audit()['missing_domains'] == 1
+    assert rt.get_host_state()['missing_domains'] == [inst['uuid']]
+
+
+def test_an_aborted_claim_is_not_missing_at_the_next_read():
+    rt = h.make_tracker()
+    inst = h.running_instance(rt)
+    rt.run_audit()
+    rt.run_audit()
+    assert rt.get_host_state()['missing_domains'] == [inst['uuid']]
+    rt.abort_instance_claim(instance_uuid=inst['uuid'])
+    assert rt.get_host_state()['missing_domains'] == []
