@@ -23,12 +23,7 @@ from nova_rt.compute import fitting
 from nova_rt.compute import usage
 from nova_rt.compute.ledger import Change, Ledger
 from nova_rt.compute.transitions import (
-    Context, InstanceRecord, MigrationRecord, end, tracked, wire)
-
-#: The flavor of a migration confirmed here without one (never counted).
-_NO_FLAVOR = objects.Flavor(name='unknown', vcpus=1, memory_mb=1, root_gb=0,
-                            ephemeral_gb=0, swap=0)
-
+    NO_FLAVOR, Context, InstanceRecord, MigrationRecord, end, tracked, wire)
 
 # -- claims ----------------------------------------------------------------------
 
@@ -198,7 +193,7 @@ def drop_move_claim_at_source(ledger: Ledger, view, ctx: Context,
             migration=mig, seq=ledger.seq + 1,
             instance=inst_rec.instance if inst_rec else objects.Instance(
                 uuid=mig.instance_uuid, project_id='', user_id='',
-                flavor=mig.old_flavor or mig.new_flavor or _NO_FLAVOR))
+                flavor=mig.old_flavor or mig.new_flavor or NO_FLAVOR))
     drop = (inst_rec.uuid,) if inst_rec is not None else ()
     return Change(put_migrations=(end(rec, 'confirmed', ctx.now),),
                   drop_instances=drop, log=log)

@@ -34,12 +34,22 @@ def wire(view, claim: claims.Claim) -> dict:
     return claim.to_wire(view.config.host, view.config.node)
 
 
+#: The flavor of a record that needs none: a migration confirmed here that
+#: never was, or one that ended (never counted again).
+NO_FLAVOR = objects.Flavor(name='unknown', vcpus=1, memory_mb=1, root_gb=0,
+                           ephemeral_gb=0, swap=0)
+
+
 def end(rec: MigrationRecord, status: str, now: float, **changes) -> MigrationRecord:
     """``rec`` with ``status``; a migration that ends holds nothing more."""
     mig = dataclasses.replace(rec.migration, status=status)
     ended_at = None if objects.migration_in_progress(status) else now
     if ended_at is not None:
-        changes.update(claim=None, pci_requests=())
+        # Remembered only to answer a repeated call: what says which
+        # migration it was stays, its flavors go (thousands are kept).
+        mig = dataclasses.replace(mig, old_flavor=None, new_flavor=None)
+        changes.update(claim=None, pci_requests=(), instance=dataclasses.replace(
+            rec.instance, flavor=NO_FLAVOR))
     return dataclasses.replace(rec, migration=mig, ended_at=ended_at, **changes)
 
 
