@@ -311,6 +311,15 @@ class ResourceTracker:
         """A new host or new options: the node again, usage recounted."""
         self._node = node_mod.NodeState.of(host, self.config)
         self._usage.rebuild(self._ledger, self._node.cells)
+        over = [f'{rc} reserved {inv.reserved} of {inv.total}'
+                for rc, inv in sorted(self._node.inventory.items())
+                if inv.reserved > inv.total]
+        if over:
+            # Not a start-up error (the contract: free figures go negative,
+            # claims are refused), but nothing will fit here.
+            LOG.error('Reserved amounts larger than the host: %s; no claim '
+                      'of those classes fits, and placement is sent reserved '
+                      '= total', ', '.join(over))
 
     def pci_event(self, action: str, device, address: str) -> None:
         """udev hotplug: apply now, and ask for an early audit."""

@@ -133,3 +133,38 @@ def test_placement_does_not_need_the_compute_pci_options(tmp_path):
                            '[placement]\ncandidate_order = pack\n')
     nova_conf.validate(conf, service='placement')
     assert conf.placement.candidate_order == 'pack'
+
+
+@pytest.mark.parametrize('option', ['cpu_allocation_ratio', 'ram_allocation_ratio',
+                                    'initial_disk_allocation_ratio'])
+@pytest.mark.parametrize('value', ['nan', 'inf'])
+def test_a_ratio_that_is_not_finite_is_refused(tmp_path, option, value):
+    message = _error(tmp_path, f'[DEFAULT]\n{option} = {value}\n')
+    assert f'[DEFAULT] {option}:' in message and 'finite' in message
+
+
+def test_a_libvirt_uri_that_is_not_one_is_refused(tmp_path):
+    message = _error(tmp_path, f'[DEFAULT]\nstate_path = {tmp_path}\n'
+                               '[libvirt]\nconnection_uri = not-a-uri\n')
+    assert '[libvirt] connection_uri:' in message
+
+
+@pytest.mark.parametrize('option', ['state_path', 'instances_path'])
+def test_a_directory_that_cannot_be_made_is_refused(tmp_path, option):
+    body = f'[DEFAULT]\nstate_path = {tmp_path}\n{option} = /proc/nonexistent/y\n'
+    message = _error(tmp_path, body)
+    assert f'[DEFAULT] {option}:' in message and '/proc/nonexistent/y' in message
+
+
+def test_a_garbled_transport_url_is_refused_without_its_secret(tmp_path):
+    message = _error(tmp_path, f'[DEFAULT]\nstate_path = {tmp_path}\n'
+                               'transport_url = rabbit://u:s3cr3t@h:notaport/\n')
+    assert '[DEFAULT] transport_url:' in message and 's3cr3t' not in message
+
+
+@pytest.mark.parametrize('url', ['nosuchdb://x/y', 'not a url'])
+def test_a_database_url_of_no_known_dialect_is_refused(tmp_path, url):
+    message = _error(tmp_path, f'[DEFAULT]\nstate_path = {tmp_path}\n'
+                               f'[placement_database]\nconnection = {url}\n',
+                     service='placement')
+    assert '[placement_database] connection:' in message
