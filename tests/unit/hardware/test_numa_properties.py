@@ -104,9 +104,9 @@ def nova_search(request, cells, usage, cpu_ratio, ram_ratio, pci_check):
     """Nova's order, spelled out: every permutation, each guest cell in turn."""
     for permutation in itertools.permutations(sorted(cells, key=lambda c: c.id),
                                               request.numa_nodes):
-        if all(not isinstance(numa._fit_cell(request, cell, usage[cell.id], cpu_ratio,
-                                             ram_ratio), str)
-               for cell in permutation):
+        if all(not isinstance(numa._fit_cell(request, guest, 0, cell, usage[cell.id],
+                                             cpu_ratio, ram_ratio), str)
+               for guest, cell in zip(request.cells, permutation)):
             if pci_check(frozenset(c.id for c in permutation)):
                 return [c.id for c in permutation]
     return None
