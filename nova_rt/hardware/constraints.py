@@ -119,10 +119,12 @@ class NumaRequest:
         if self.dedicated_mask is not None:
             mask = frozenset(self.dedicated_mask)
             object.__setattr__(self, 'dedicated_mask', mask)
-            if self.dedicated or not mask or not mask < frozenset(range(self.vcpus)):
+            # All of them is a mixed guest too: Nova's hw:cpu_realtime
+            # without a mask, with hw:emulator_threads_policy.
+            if self.dedicated or not mask or not mask <= frozenset(range(self.vcpus)):
                 raise _invalid(f"NUMA request: dedicated_mask {sorted(mask)} "
-                               f"must pin some but not all of {self.vcpus} "
-                               f"vCPUs, and only with a mixed policy")
+                               f"must pin some of {self.vcpus} vCPUs, and only "
+                               f"with a mixed policy")
         if self.thread_policy is not None and (
                 self.thread_policy not in THREAD_POLICIES or not self.pinned):
             raise _invalid(f"NUMA request: thread_policy {self.thread_policy!r} "

@@ -67,6 +67,12 @@ def test_mixed_with_a_realtime_mask_pins_the_realtime_vcpus():
                                        'hw:cpu_realtime': 'true'})
     assert request(**{'hw:cpu_policy': 'dedicated', 'hw:cpu_realtime': 'true',
                       'hw:emulator_threads_policy': 'share'}).dedicated
+    # As Nova: mixed and realtime without a mask pins every vCPU, as mixed.
+    every = request(**{'hw:cpu_policy': 'mixed', 'hw:cpu_realtime': 'yes',
+                       'hw:emulator_threads_policy': 'isolate'})
+    assert every.cpu_policy == 'mixed' and every.dedicated_mask == {0, 1, 2, 3}
+    assert resources(**{'hw:cpu_policy': 'mixed', 'hw:cpu_realtime': 'yes',
+                        'hw:emulator_threads_policy': 'isolate'})['PCPU'] == 5
 
 
 # --- thread and emulator policies ---------------------------------------------------
@@ -268,7 +274,8 @@ def test_image_conflicts_name_both_keys(specs, image, names):
 
 def test_image_chooses_within_what_the_flavor_allows():
     assert request({'hw_mem_page_size': '2MB'}, **{'hw:mem_page_size': 'large'}).page_size == 2048
-    assert request({'hw_mem_page_size': 'small'}, **{'hw:mem_page_size': 'any'}).page_size == 'small'
+    assert request({'hw_mem_page_size': 'small'},
+                   **{'hw:mem_page_size': 'any'}).page_size == 'small'
     assert request({'hw_cpu_policy': 'dedicated'}, **{'hw:cpu_policy': 'dedicated'}).dedicated
     # As Nova: a flavor's prefer is kept, whatever the image says.
     assert request({'hw_cpu_thread_policy': 'isolate'},
@@ -277,7 +284,8 @@ def test_image_chooses_within_what_the_flavor_allows():
     assert request({'hw_cpu_thread_policy': 'isolate'},
                    **{'hw:cpu_policy': 'dedicated'}).thread_policy == 'isolate'
     assert request({'hw_cpu_policy': 'shared'}, **{'hw:cpu_policy': 'dedicated'}).dedicated
-    assert constraints.pci_numa_policy(flavor(), {'hw_pci_numa_affinity_policy': 'socket'}) == 'socket'
+    assert constraints.pci_numa_policy(
+        flavor(), {'hw_pci_numa_affinity_policy': 'socket'}) == 'socket'
     assert constraints.pci_extra_specs(flavor(), {'hw_pci_numa_affinity_policy': 'required'}) == {
         'hw:pci_numa_affinity_policy': 'required'}
 
@@ -293,7 +301,9 @@ def test_request_backstop_checks():
     with pytest.raises(exception.InvalidInput, match='together'):
         NumaRequest(vcpus=2, memory_mb=512, numa_nodes=1, node_cpus=({0, 1},))
     with pytest.raises(exception.InvalidInput, match='dedicated_mask'):
-        NumaRequest(vcpus=2, memory_mb=512, numa_nodes=1, dedicated_mask={0, 1})
+        NumaRequest(vcpus=2, memory_mb=512, numa_nodes=1, dedicated_mask={0, 2})
+    with pytest.raises(exception.InvalidInput, match='dedicated_mask'):
+        NumaRequest(vcpus=2, memory_mb=512, numa_nodes=1, dedicated=True, dedicated_mask={0})
     with pytest.raises(exception.InvalidInput, match='thread_policy'):
         NumaRequest(vcpus=2, memory_mb=512, numa_nodes=1, thread_policy='isolate')
     with pytest.raises(exception.InvalidInput, match='emulator'):

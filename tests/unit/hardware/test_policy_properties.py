@@ -146,7 +146,8 @@ def test_every_policy_keeps_the_invariants_and_unwinds(host, guests, data):
             placed.append((request, topology))
             check_invariants(libvirt_cells, cells, usage, placed)
     event(f"guests placed: {min(len(placed), 6)}")
-    event(f"policies placed: {sorted({(r.cpu_policy, r.thread_policy) for r, _ in placed}, key=str)}")
+    policies = {(r.cpu_policy, r.thread_policy) for r, _ in placed}
+    event(f"policies placed: {sorted(policies, key=str)}")
     for _, topology in data.draw(st.permutations(placed)):
         numa.add_usage(usage, topology, sign=-1)
     assert usage == numa.empty_usage(cells), 'removing every guest must give everything back'
