@@ -49,6 +49,7 @@ from nova_rt import exception  # noqa: E402
 from nova_rt import objects  # noqa: E402
 from nova_rt.compute import usage as usage_mod  # noqa: E402
 from nova_rt.hardware import numa  # noqa: E402
+from tests.unit.hardware import hosts  # noqa: E402
 
 nova_objects.register_all()
 
@@ -61,19 +62,17 @@ def random_host(rng: random.Random):
     """(libvirt cells, tracker cells, usage) of a random host in a random state."""
     threads = rng.choice([1, 1, 2, 2, 4])
     one_thread_dedicated = threads > 1 and rng.random() < 0.2
-    libvirt_cells, shared, dedicated = [], set(), set()
-    cpu = 0
-    for cell_id in range(rng.choice([1, 2, 2, 3, 4])):
-        siblings = []
-        for _ in range(rng.randint(2, 6)):
-            core = list(range(cpu, cpu + threads))
-            cpu += threads
-            siblings.append(frozenset(core))
-            if one_thread_dedicated:
-                dedicated.add(core[0])
-            else:
-                role = rng.random()
-                (dedicated if role < 0.6 else shared if role < 0.95 else set()).update(core)
+
+    def role_of(cell_id, core):
+        if one_thread_dedicated:
+            return 'first'
+        role = rng.random()
+        return 'dedicated' if role < 0.6 else 'shared' if role < 0.95 else None
+
+    cores = [rng.randint(2, 6) for _ in range(rng.choice([1, 2, 2, 3, 4]))]
+    siblings, shared, dedicated = hosts.smt_cpus(cores, threads, role_of)
+    libvirt_cells = []
+    for cell_id, cell_siblings in enumerate(siblings):
         memory_mb = rng.choice([1024, 2048, 4096, 8192])
         huge_1g = rng.choice([0, 0, 1, 2]) if memory_mb >= 4096 else 0
         huge_2m = rng.choice([0, 0, 128, 512])
@@ -85,9 +84,7 @@ def random_host(rng: random.Random):
             pools.append(objects.MemPagePool(1048576, huge_1g))
         if rng.random() < 0.1:
             pools = []          # a host that reports no page pools
-        libvirt_cells.append(objects.HostNumaCell(
-            id=cell_id, cpus=frozenset(c for s in siblings for c in s),
-            memory_mb=memory_mb, siblings=tuple(siblings), mempages=tuple(pools)))
+        libvirt_cells.append(hosts.libvirt_cell(cell_id, cell_siblings, memory_mb, pools))
     cells = numa.host_cells(libvirt_cells, shared, dedicated)
     usage = {}
     for cell in cells:

@@ -9,13 +9,12 @@ placement gets agree with the pinning, and removing everything gives
 everything back.
 """
 
-import copy
-
 from hypothesis import event, given, settings, strategies as st
 
 from nova_rt.hardware import numa
 from nova_rt.hardware.constraints import NumaRequest
-from nova_rt.objects import HostNumaCell, MemPagePool
+from nova_rt.objects import MemPagePool
+from tests.unit.hardware import hosts as hosts_mod
 
 
 @st.composite
@@ -25,24 +24,20 @@ def hosts(draw):
     the first thread is dedicated."""
     threads = draw(st.sampled_from([1, 2, 2, 4]))
     one_thread_per_core = threads > 1 and draw(st.booleans())
-    libvirt_cells, shared, dedicated = [], set(), set()
-    next_cpu = 0
-    for cell_id in range(draw(st.integers(1, 3))):
-        siblings = []
-        for _ in range(draw(st.integers(1, 4))):
-            core = list(range(next_cpu, next_cpu + threads))
-            next_cpu += threads
-            siblings.append(frozenset(core))
-            if one_thread_per_core:
-                dedicated.add(core[0])
-            else:
-                (dedicated if draw(st.integers(0, 3)) else shared).update(core)
+
+    def role_of(cell_id, core):
+        if one_thread_per_core:
+            return 'first'
+        return 'dedicated' if draw(st.integers(0, 3)) else 'shared'
+
+    cores = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    siblings, shared, dedicated = hosts_mod.smt_cpus(cores, threads, role_of)
+    libvirt_cells = []
+    for cell_id, cell_siblings in enumerate(siblings):
         memory_mb = draw(st.sampled_from([2048, 4096]))
         huge = draw(st.integers(0, 256))
         pools = (MemPagePool(4, (memory_mb - huge * 2) * 256), MemPagePool(2048, huge))
-        libvirt_cells.append(HostNumaCell(
-            id=cell_id, cpus=frozenset(c for s in siblings for c in s),
-            memory_mb=memory_mb, siblings=tuple(siblings), mempages=pools))
+        libvirt_cells.append(hosts_mod.libvirt_cell(cell_id, cell_siblings, memory_mb, pools))
     cells = numa.host_cells(libvirt_cells, shared, dedicated)
     return libvirt_cells, draw(st.permutations(cells))
 
@@ -125,26 +120,20 @@ def test_every_policy_keeps_the_invariants_and_unwinds(host, guests, data):
     libvirt_cells, cells = host
     smt = numa.host_has_smt(libvirt_cells)
     usage = numa.empty_usage(cells)
-    placed = []
-    for request in guests:
-        for _ in range(6):
-            before = copy.deepcopy(usage)
-            try:
-                topology = numa.fit_instance(request, cells, usage, 2.0, 1.0,
-                                             host_smt=smt)
-            except numa.NumaFitError:
-                assert usage == before
-                break
-            assert usage == before, 'fit_instance must not change usage'
-            assert not (request.thread_policy == 'isolate' and smt), \
-                'isolate placed on a host with SMT'
-            assert not (request.thread_policy == 'require' and not smt), \
-                'require placed on a host without SMT'
-            assert [sorted(gc['cpuset']) for gc in topology['cells']] == [
-                list(g.cpus) for g in request.cells]
-            numa.add_usage(usage, topology)
-            placed.append((request, topology))
-            check_invariants(libvirt_cells, cells, usage, placed)
+
+    def fit(request):
+        topology = numa.fit_instance(request, cells, usage, 2.0, 1.0, host_smt=smt)
+        assert not (request.thread_policy == 'isolate' and smt), \
+            'isolate placed on a host with SMT'
+        assert not (request.thread_policy == 'require' and not smt), \
+            'require placed on a host without SMT'
+        assert [sorted(gc['cpuset']) for gc in topology['cells']] == [
+            list(g.cpus) for g in request.cells]
+        return topology
+
+    placed = hosts_mod.place_until_full(
+        guests, fit, usage, 6,
+        lambda placed: check_invariants(libvirt_cells, cells, usage, placed))
     event(f"guests placed: {min(len(placed), 6)}")
     policies = {(r.cpu_policy, r.thread_policy) for r, _ in placed}
     event(f"policies placed: {sorted(policies, key=str)}")
