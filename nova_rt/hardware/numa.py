@@ -27,7 +27,7 @@ from nova_rt import objects
 from nova_rt.hardware import constraints
 from nova_rt.hardware import pages
 from nova_rt.hardware import pinning
-from nova_rt.hardware.constraints import GuestCell, NumaRequest  # noqa: F401
+from nova_rt.hardware.request import GuestCell, NumaRequest  # noqa: F401
 
 PciCheck = Callable[[frozenset], bool]
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 from typing import Iterable
 
-from nova_rt.hardware.constraints import ISOLATE, REQUIRE
+from nova_rt.hardware.request import ISOLATE, REQUIRE
 
 
 def threads_per_core(siblings: Iterable[frozenset]) -> int:
