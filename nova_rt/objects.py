@@ -80,6 +80,9 @@ class Instance:
     task_state: Optional[str] = None
     os_type: Optional[str] = None
     is_volume_backed: bool = False
+    # The image's properties (``hw_*``), merged with the flavor's extra
+    # specs by Nova's rules (``hardware.constraints``).
+    image_properties: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict) -> 'Instance':
@@ -89,7 +92,8 @@ class Instance:
                    vm_state=data.get('vm_state', 'building'),
                    task_state=data.get('task_state'),
                    os_type=data.get('os_type'),
-                   is_volume_backed=bool(data.get('is_volume_backed', False)))
+                   is_volume_backed=bool(data.get('is_volume_backed', False)),
+                   image_properties=dict(data.get('image_properties') or {}))
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)

@@ -15,6 +15,7 @@ from nova_rt import exception
 from nova_rt import objects
 from nova_rt.compute import claims
 from nova_rt.compute import usage
+from nova_rt.hardware import constraints
 from nova_rt.hardware import numa
 from nova_rt.pci import spec as pci_spec
 
@@ -29,7 +30,13 @@ def fit_claim(view, instance: objects.Instance, flavor: objects.Flavor, *,
     counted as free for this check.
     """
     view.require_host()
-    resources = usage.flavor_resources(flavor, instance.is_volume_backed)
+    image = instance.image_properties
+    # What the flavor and the image ask is judged before what the host has:
+    # a request Nova refuses is InvalidInput on any host, full or not.
+    resources = usage.flavor_resources(flavor, instance.is_volume_backed, image)
+    request = numa.request_for(flavor, image)
+    pci_requests = pci_spec.requests_from_flavor(
+        constraints.pci_extra_specs(flavor, image), view.config.pci_aliases)
     used = collections.Counter(view.used)
     if freed:
         used.subtract(freed)
@@ -37,9 +44,6 @@ def fit_claim(view, instance: objects.Instance, flavor: objects.Flavor, *,
     if reasons:
         raise exception.ComputeResourcesUnavailable(
             reason='; '.join(reasons) + _host_usage_note(view, reasons))
-    pci_requests = pci_spec.requests_from_flavor(
-        flavor.extra_specs, view.config.pci_aliases)
-    request = numa.request_from_flavor(flavor)
     if request is not None and page_size_kb is not None:
         request = dataclasses.replace(request, page_size=page_size_kb)
     topology, addresses = _fit_numa_and_pci(view, request, pci_requests)
@@ -52,7 +56,8 @@ def fit_claim(view, instance: objects.Instance, flavor: objects.Flavor, *,
 def fit_pci_request(view, record: claims.InstanceRecord, alias_counts: dict,
                     request_id: str) -> claims.PciRequestClaim:
     """Devices for an interface attach, near the instance's NUMA cells."""
-    policy = record.instance.flavor.extra_specs.get('hw:pci_numa_affinity_policy')
+    policy = constraints.pci_numa_policy(record.instance.flavor,
+                                         record.instance.image_properties)
     requests = pci_spec.requests_from_alias_counts(
         alias_counts, view.config.pci_aliases, policy)
     nodes = None
@@ -98,7 +103,7 @@ def _fit_numa_and_pci(view, request, pci_requests) -> tuple:
             topology = numa.fit_instance(
                 request, list(node.cells), view.cell_usage,
                 ratios.get(usage.VCPU, 1.0), ratios.get(usage.MEMORY_MB, 1.0),
-                pci_check)
+                pci_check, host_smt=numa.host_has_smt(node.host.numa_cells))
         except numa.NumaFitError as exc:
             # The contract's class name, not the subclass, crosses RPC.
             raise exception.ComputeResourcesUnavailable(

@@ -11,7 +11,9 @@ import dataclasses
 import math
 from typing import Iterable, Mapping, Optional
 
+from nova_rt import exception
 from nova_rt import objects
+from nova_rt.hardware import constraints
 
 VCPU = 'VCPU'
 PCPU = 'PCPU'
@@ -23,24 +25,37 @@ IO_TASK_STATES = ('resize_migrating', 'rebuilding', 'resize_prep',
                   'image_snapshot', 'image_backup', 'rescuing', 'unshelving')
 
 
-def is_dedicated(flavor: objects.Flavor) -> bool:
-    return flavor.extra_specs.get('hw:cpu_policy', 'shared') == 'dedicated'
-
-
-def flavor_resources(flavor: objects.Flavor,
-                     is_volume_backed: bool = False) -> dict:
+def flavor_resources(flavor: objects.Flavor, is_volume_backed: bool = False,
+                     image_properties: Optional[Mapping] = None) -> dict:
     """Resource classes and amounts a flavor consumes on the host.
 
+    VCPU and PCPU as Nova's scheduler asks placement for them, from the
+    flavor's and the image's CPU policies (``hardware.constraints``):
+    dedicated vCPUs are PCPU, the shared ones of a ``mixed`` guest VCPU,
+    and ``hw:emulator_threads_policy=isolate`` one PCPU more.  The other
     ``resources:<CLASS>`` extra specs override the computed amount (``0``
-    removes the class), as in Nova's ``resources_from_flavor``.
+    removes the class), as in Nova's ``resources_from_flavor``.  Raises
+    ``InvalidInput`` naming the keys of a combination Nova refuses.
     """
-    cpu_class = PCPU if is_dedicated(flavor) else VCPU
-    amounts = {cpu_class: flavor.vcpus, MEMORY_MB: flavor.memory_mb,
-               DISK_GB: flavor.disk_gb(is_volume_backed)}
+    amounts = dict(constraints.cpu_constraints(flavor, image_properties).resources())
+    amounts.update({MEMORY_MB: flavor.memory_mb,
+                    DISK_GB: flavor.disk_gb(is_volume_backed)})
     for key, value in flavor.extra_specs.items():
-        if key.startswith('resources:'):
-            amounts[key[len('resources:'):]] = int(value)
+        if key.startswith('resources:') and key not in _CPU_RESOURCE_KEYS:
+            amounts[key[len('resources:'):]] = _amount(key, value)
     return {rc: n for rc, n in amounts.items() if n > 0}
+
+
+# Their rules are Nova's CPU policy rules, in ``hardware.constraints``.
+_CPU_RESOURCE_KEYS = ('resources:' + VCPU, 'resources:' + PCPU)
+
+
+def _amount(key: str, value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise exception.InvalidInput(
+            reason=f"{key} must be a whole number, not {value!r}") from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -85,9 +85,16 @@ def host_state(snap: Snapshot) -> dict:
 
 
 def capability_traits(host: Optional[objects.HostInfo]) -> list:
-    """``COMPUTE_NODE`` plus the standard traits the host's CPU shows."""
+    """``COMPUTE_NODE`` plus the standard traits the host's CPU shows.
+
+    ``HW_CPU_HYPERTHREADING`` when libvirt shows thread siblings, as Nova's
+    libvirt driver reports it: Nova's scheduler requires it for
+    ``hw:cpu_thread_policy=require`` and forbids it for ``isolate``.
+    """
     traits = {'COMPUTE_NODE'}
     if host is not None:
+        if numa.host_has_smt(host.numa_cells):
+            traits.add('HW_CPU_HYPERTHREADING')
         for feature in host.cpu_features:
             name = 'HW_CPU_X86_' + feature.upper().replace('.', '_').replace('-', '_')
             if name in _KNOWN_TRAITS:

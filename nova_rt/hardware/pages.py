@@ -74,14 +74,17 @@ def free_pages(pool: objects.MemPagePool, pages_used: Mapping[int, int]) -> int:
 
 def select_page_size(pools: Sequence[objects.MemPagePool],
                      pages_used: Mapping[int, int], memory_mb: int,
-                     request: PageSize) -> tuple[int | None, str | None]:
+                     request: PageSize,
+                     unpaged_kb: int = 0) -> tuple[int | None, str | None]:
     """The page size a guest cell of ``memory_mb`` gets on a host cell.
 
     Returns ``(size_kb, None)`` or ``(None, reason)``.  As Nova:
     ``small`` is the smallest pool only, ``large`` every pool but the
     smallest (largest first), ``any`` every pool largest first, and an
     explicit size must be a pool of this cell.  The memory must be a whole
-    number of pages and that many pages must be free.
+    number of pages and that many pages must be free.  ``unpaged_kb`` is
+    the memory of guests without a page size, which Nova counts in the
+    smallest pages.
     """
     by_size = {pool.size_kb: pool for pool in pools}
     if not by_size:
@@ -111,6 +114,8 @@ def select_page_size(pools: Sequence[objects.MemPagePool],
             continue
         needed = memory_kb // size_kb
         free = free_pages(by_size[size_kb], pages_used)
+        if size_kb == largest_first[-1]:
+            free -= -(-unpaged_kb // size_kb)
         if needed <= free:
             return size_kb, None
         problems.append(f"needs {memory_mb} MiB of {size_kb} KiB pages "

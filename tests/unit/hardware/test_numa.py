@@ -1,6 +1,7 @@
 """Nova's classic NUMA fitting cases, as plain data."""
 
 import copy
+import dataclasses
 
 import pytest
 
@@ -183,8 +184,15 @@ def test_ram_allocation_ratio_applies_to_small_page_memory():
 
 
 def test_guest_never_overcommits_memory_against_itself():
+    # As Nova, against the cell's smallest pages when it reports page pools
+    # (2 GiB of the 4 GiB cell are huge pages) ...
+    with pytest.raises(numa.NumaFitError,
+                       match='needs 3072 MiB, cell has 2048 MiB of 4 KiB pages'):
+        fit(req(memory_mb=3072), ram_ratio=4.0)
+    # ... and against the cell's memory when it reports none.
+    cell = dataclasses.replace(make_cell(0), mempages=())
     with pytest.raises(numa.NumaFitError, match='needs 6144 MiB, cell has 4096 MiB'):
-        fit(req(memory_mb=6144), ram_ratio=4.0)
+        fit(req(memory_mb=6144), cells=[cell], ram_ratio=4.0)
 
 
 def test_numa_only_request_checks_memory_per_cell():
@@ -221,15 +229,21 @@ def test_huge_pages_1g_and_whole_pages():
         fit(req(memory_mb=1536, page_size=1048576))
 
 
-def test_huge_pages_ignore_ram_allocation_ratio_but_count_as_memory():
+def test_huge_pages_count_as_memory_and_bound_shared_guests_by_the_ratio():
     cells = host(1)
     usage = numa.empty_usage(cells)
-    usage[0].memory_usage_mb = 4096        # every MiB taken by unpaged guests
-    topology = fit(req(page_size='large'), cells, usage)
+    usage[0].memory_usage_mb = 2048        # the small pages, taken by unpaged guests
+    # As Nova: a pinned guest's huge pages are real memory, no ratio applies.
+    topology = fit(req(page_size='large', dedicated=True), cells, usage)
     assert topology['cells'][0]['pagesize_kb'] == 1048576
     numa.add_usage(usage, topology)
-    assert usage[0].memory_usage_mb == 5120
+    assert usage[0].memory_usage_mb == 3072
     assert usage[0].pages_used == {1048576: 1}
+    # A guest with shared vCPUs is bound by the ratio over all the cell's
+    # guests, paged or not.
+    with pytest.raises(numa.NumaFitError, match=r'needs 1024 MiB, 3072 of 3686.4 MiB in use'):
+        fit(req(page_size='large'), cells, usage, ram_ratio=0.9)
+    assert fit(req(page_size='large'), cells, usage)['cells'][0]['pagesize_kb'] == 2048
 
 
 def test_large_and_any_semantics():
@@ -438,6 +452,7 @@ def test_cells_view_in_contract_form():
     assert numa.cells_view(cells, usage) == [{
         'id': 0, 'cpuset': [0, 1, 2, 3], 'pcpuset': [4, 5, 6, 7], 'memory_mb': 4096,
         'cpu_usage': 1, 'memory_usage_mb': 1280, 'pinned_cpus': [4, 5],
+        'emulator_cpus': [],
         'siblings': [[0, 1], [2, 3], [4, 5], [6, 7]],
         'mempages': [{'size_kb': 4, 'total': 524288, 'used': 0, 'reserved': 0},
                      {'size_kb': 2048, 'total': 512, 'used': 512, 'reserved': 0},

@@ -1,6 +1,5 @@
 """Properties of NUMA fitting on random hosts and random guests."""
 
-import copy
 import itertools
 
 from hypothesis import event, given, settings, strategies as st
@@ -8,6 +7,7 @@ from hypothesis import event, given, settings, strategies as st
 from nova_rt.hardware import numa
 from nova_rt.hardware.numa import HostCell, NumaRequest
 from nova_rt.objects import MemPagePool
+from tests.unit.hardware import hosts as hosts_mod
 
 PAGE_SIZES = [None, 'small', 'large', 'any', 4, 2048, 1048576, 16384]
 
@@ -75,23 +75,19 @@ def assert_within_limits(cells, usage, placed, cpu_ratio, ram_ratio):
 def test_fitting_until_failure_stays_within_limits_and_unwinds(cells, guests, ratio, data):
     cpu_ratio, ram_ratio = ratio
     usage = numa.empty_usage(cells)
-    placed = []
-    for request in guests:
-        for _ in range(40):
-            before = copy.deepcopy(usage)
-            try:
-                topology = numa.fit_instance(request, cells, usage, cpu_ratio, ram_ratio)
-            except numa.NumaFitError:
-                assert usage == before
-                break
-            assert usage == before, 'fit_instance must not change usage'
-            assert len(topology['cells']) == request.numa_nodes
-            assert len({gc['id'] for gc in topology['cells']}) == request.numa_nodes
-            assert sorted(v for gc in topology['cells'] for v in gc['cpuset']) == list(
-                range(request.vcpus))
-            numa.add_usage(usage, topology)
-            placed.append(topology)
-            assert_within_limits(cells, usage, placed, cpu_ratio, ram_ratio)
+
+    def fit(request):
+        topology = numa.fit_instance(request, cells, usage, cpu_ratio, ram_ratio)
+        assert len(topology['cells']) == request.numa_nodes
+        assert len({gc['id'] for gc in topology['cells']}) == request.numa_nodes
+        assert sorted(v for gc in topology['cells'] for v in gc['cpuset']) == list(
+            range(request.vcpus))
+        return topology
+
+    placed = [topology for _, topology in hosts_mod.place_until_full(
+        guests, fit, usage, 40,
+        lambda placed: assert_within_limits(cells, usage, [t for _, t in placed],
+                                            cpu_ratio, ram_ratio))]
     event(f"guests placed: {min(len(placed), 10)}")
     sizes = {gc['pagesize_kb'] or 0 for topology in placed for gc in topology['cells']}
     event(f"page sizes used: {sorted(sizes)}")
@@ -104,9 +100,9 @@ def nova_search(request, cells, usage, cpu_ratio, ram_ratio, pci_check):
     """Nova's order, spelled out: every permutation, each guest cell in turn."""
     for permutation in itertools.permutations(sorted(cells, key=lambda c: c.id),
                                               request.numa_nodes):
-        if all(not isinstance(numa._fit_cell(request, cell, usage[cell.id], cpu_ratio,
-                                             ram_ratio), str)
-               for cell in permutation):
+        if all(not isinstance(numa._fit_cell(request, guest, 0, cell, usage[cell.id],
+                                             cpu_ratio, ram_ratio), str)
+               for guest, cell in zip(request.cells, permutation)):
             if pci_check(frozenset(c.id for c in permutation)):
                 return [c.id for c in permutation]
     return None
