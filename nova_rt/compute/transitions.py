@@ -73,6 +73,11 @@ def instance_claim(ledger: Ledger, view, ctx: Context,
             raise exception.ClaimConflict(
                 reason=f'instance {instance.uuid} is already tracked here '
                        f'with flavor {rec.instance.flavor.name!r}')
+        if rec.instance.image_properties != instance.image_properties:
+            # The image's hw_* properties shape the claim as the flavor does.
+            raise exception.ClaimConflict(
+                reason=f'instance {instance.uuid} is already tracked here '
+                       f'with other image properties')
         if rec.claim is not None:
             return Change(result=wire(view, rec.claim))
     if not objects.holds_resources(instance.vm_state, instance.task_state):

@@ -490,3 +490,12 @@ def test_an_aborted_claim_is_not_missing_at_the_next_read():
     assert rt.get_host_state()['missing_domains'] == [inst['uuid']]
     rt.abort_instance_claim(instance_uuid=inst['uuid'])
     assert rt.get_host_state()['missing_domains'] == []
+
+
+def test_same_uuid_other_image_properties_is_a_conflict(rt):
+    inst = h.instance(FLAVOR_1)
+    rt.instance_claim(instance=inst)
+    with pytest.raises(exception.ClaimConflict):
+        rt.instance_claim(instance=dict(inst, image_properties={
+            'hw_numa_nodes': '1'}))
+    assert rt.instance_claim(instance=inst)['instance_uuid'] == inst['uuid']
