@@ -5,16 +5,28 @@ transaction before the caller hears yes, so a crash (even SIGKILL) at any
 moment loses no acknowledged claim and leaves no half-applied one.  The
 schema is versioned with ``PRAGMA user_version`` and upgraded in order at
 open time.
+
+A store that cannot be used stops the daemon at start with one line naming
+the file and the fix (``nova_rt.exception.LocalStoreError``), never a
+driver traceback: not a database, a failed integrity check, a schema newer
+than this code.  A write that fails (a full disk, a read-only file system)
+is the contract's ``ComputeResourcesUnavailable`` and changes nothing: the
+transaction is rolled back and the caller may retry.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
 from typing import Optional
+
+from nova_rt import exception
+
+LOG = logging.getLogger(__name__)
 
 #: Schema migrations, applied in order; index + 1 is the version they reach.
 MIGRATIONS = (
@@ -38,9 +50,16 @@ MIGRATIONS = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+_TABLES = frozenset(('instances', 'migrations', 'meta'))
+
+#: What to tell the operator for a store that cannot be read.
+RECOVER_HINT = ('restore it from a backup (remove the -wal and -shm files '
+                'beside it first), or rebuild it from placement and libvirt '
+                'with "nova-rt-manage --config-file <the daemon\'s '
+                'configuration> store recover", which keeps this file aside')
 
 
-class StoreError(Exception):
+class StoreError(exception.LocalStoreError):
     """The store cannot be opened or is newer than this code."""
 
 
@@ -68,37 +87,104 @@ class Changes:
         return bool(self.instances or self.migrations or self.meta)
 
 
+def _write_hint(error: sqlite3.Error, directory: str) -> str:
+    """What the operator can do about a failed open or write."""
+    where = f'{directory} ([DEFAULT] state_path)'
+    text = str(error).lower()
+    if 'full' in text:
+        return f'free space on the file system of {where}'
+    if 'readonly' in text or 'read-only' in text:
+        return f'make {where} writable by the service user'
+    if 'locked' in text:
+        return ('stop the other process that holds it (a second '
+                'nova-rt-compute, or nova-rt-manage store recover)')
+    return f'check the disk and the permissions of {where}'
+
+
 class ClaimStore:
-    """SQLite file under ``state_path``; safe to share between threads."""
+    """SQLite file under ``state_path``; safe to share between threads.
+
+    ``existed`` and ``size_at_open`` say what was there before this object
+    opened (and created) the file, so that a start-up check can tell a new
+    store from a lost one.
+    """
 
     def __init__(self, path: str, synchronous: str = 'FULL'):
+        # FULL: a commit is on disk before the caller is told yes, even across
+        # a power loss; NORMAL would survive only a process crash.
+        if synchronous not in ('FULL', 'NORMAL'):
+            raise StoreError(path=path,
+                             reason=f'unknown synchronous mode {synchronous!r}')
         self.path = path
-        if path != ':memory:':
-            directory = os.path.dirname(os.path.abspath(path))
-            os.makedirs(directory, mode=0o700, exist_ok=True)
+        self.directory = os.path.dirname(os.path.abspath(path))
+        in_memory = path == ':memory:'
+        self.existed = not in_memory and os.path.exists(path)
+        self.size_at_open = os.path.getsize(path) if self.existed else 0
+        if not in_memory:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
         self._lock = threading.Lock()
         # The state holds tenants' claims: readable by the service user only.
         old_umask = os.umask(0o077)
         try:
             self._db = sqlite3.connect(path, check_same_thread=False,
                                        isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
         finally:
             os.umask(old_umask)
-        self._db.execute('PRAGMA journal_mode=WAL')
-        # FULL: a commit is on disk before the caller is told yes, even across
-        # a power loss; NORMAL would survive only a process crash.
-        if synchronous not in ('FULL', 'NORMAL'):
-            raise StoreError(f'unknown synchronous mode {synchronous!r}')
-        self._db.execute(f'PRAGMA synchronous={synchronous}')
-        self._upgrade()
+        try:
+            self._db.execute('PRAGMA journal_mode=WAL')
+            self._db.execute(f'PRAGMA synchronous={synchronous}')
+            self._check_integrity()
+            self._upgrade()
+            self._check_tables()
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._unusable(exc) from None
+            raise
+
+    # ------------------------------------------------------------ opening
+
+    def _unusable(self, error: sqlite3.Error) -> exception.LocalStoreError:
+        """The operator's message for a store that cannot be opened."""
+        text = str(error)
+        if isinstance(error, sqlite3.OperationalError):
+            # The file may be fine; where it lives or who holds it is not.
+            return StoreError(path=self.path, reason=(
+                f'cannot be opened ({text}); '
+                f'{_write_hint(error, self.directory)}, then start again'))
+        return exception.LocalStoreCorrupt(path=self.path, reason=(
+            f'is damaged ({text}); nova-rt-compute will not run on claims it '
+            f'cannot read: {RECOVER_HINT}'))
+
+    def _check_integrity(self) -> None:
+        rows = self._db.execute('PRAGMA integrity_check(5)').fetchall()
+        problems = [row[0] for row in rows if row[0] != 'ok']
+        if problems:
+            raise exception.LocalStoreCorrupt(path=self.path, reason=(
+                f'fails its integrity check ({"; ".join(problems)[:300]}); '
+                f'nova-rt-compute will not run on claims it cannot trust: '
+                f'{RECOVER_HINT}'))
+
+    def _check_tables(self) -> None:
+        names = {row[0] for row in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = _TABLES - names
+        if missing:
+            raise exception.LocalStoreCorrupt(path=self.path, reason=(
+                f'claims schema version {SCHEMA_VERSION} but has no table '
+                f'{", ".join(sorted(missing))}: {RECOVER_HINT}'))
 
     def _upgrade(self) -> None:
         with self._lock:
             version = self._db.execute('PRAGMA user_version').fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f'{self.path} has schema version {version}, newer than '
-                    f'this nova_rt ({SCHEMA_VERSION}); refusing to downgrade')
+                raise StoreError(path=self.path, reason=(
+                    f'has schema version {version}, newer than this nova_rt '
+                    f'({SCHEMA_VERSION}): it was written by a newer release. '
+                    f'Run that release again, or restore a copy this release '
+                    f'wrote; a store is never downgraded'))
             for index in range(version, SCHEMA_VERSION):
                 with self._transaction():
                     for statement in MIGRATIONS[index].split(';'):
@@ -106,19 +192,47 @@ class ClaimStore:
                             self._db.execute(statement)
                     self._db.execute(f'PRAGMA user_version={index + 1}')
 
+    # ------------------------------------------------------------ writing
+
     @contextlib.contextmanager
     def _transaction(self):
         """One write transaction; rolled back whole on any error."""
         self._db.execute('BEGIN IMMEDIATE')
         try:
             yield
+            self._db.execute('COMMIT')
         except BaseException:
-            self._db.execute('ROLLBACK')
+            # SQLite may already have rolled back by itself (a full disk,
+            # an I/O error), and then a ROLLBACK would be an error of its own.
+            if self._db.in_transaction:
+                try:
+                    self._db.execute('ROLLBACK')
+                except sqlite3.Error:
+                    LOG.debug('rollback of %s failed', self.path, exc_info=True)
             raise
-        self._db.execute('COMMIT')
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """Lock + transaction; a failed write is the contract's named error."""
+        try:
+            with self._lock, self._transaction():
+                yield
+        except sqlite3.Error as exc:
+            if isinstance(exc, (sqlite3.ProgrammingError,
+                                sqlite3.IntegrityError)):
+                raise       # a bug here, not a disk: keep its traceback
+            LOG.error('Local state store %s could not be written, nothing '
+                      'changed: %s', self.path, exc)
+            raise exception.ComputeResourcesUnavailable(reason=(
+                f'the local state store {self.path} could not be written '
+                f'({exc}), so nothing was changed; '
+                f'{_write_hint(exc, self.directory)}, then retry')) from None
 
     def apply(self, changes: Changes) -> None:
-        """Write ``changes`` atomically; raises and writes nothing on error."""
+        """Write ``changes`` atomically; raises and writes nothing on error.
+
+        ``ComputeResourcesUnavailable`` when the file cannot be written.
+        """
         if not changes:
             return
         inst_rows = [(uuid, None if rec is None else json.dumps(rec.to_dict()))
@@ -126,7 +240,7 @@ class ClaimStore:
         mig_rows = [(uuid, rec.migration.instance_uuid, rec.seq, rec.ended_at,
                      json.dumps(rec.to_dict()))
                     for uuid, rec in changes.migrations.items()]
-        with self._lock, self._transaction():
+        with self._writing():
             for uuid, data in inst_rows:
                 if data is None:
                     self._db.execute('DELETE FROM instances WHERE uuid=?',
@@ -144,14 +258,26 @@ class ClaimStore:
                     'INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)',
                     (key, json.dumps(value)))
 
+    # ------------------------------------------------------------ reading
+
     def load(self) -> tuple:
         """(instance dicts, migration dicts) as stored."""
         with self._lock:
-            instances = [json.loads(row[0]) for row in
-                         self._db.execute('SELECT data FROM instances')]
-            migrations = [json.loads(row[0]) for row in self._db.execute(
-                'SELECT data FROM migrations ORDER BY seq')]
+            instances = self._rows('instances', 'SELECT uuid, data FROM instances')
+            migrations = self._rows('migrations', 'SELECT uuid, data FROM '
+                                    'migrations ORDER BY seq')
         return instances, migrations
+
+    def _rows(self, table: str, query: str) -> list:
+        rows = []
+        for uuid, data in self._db.execute(query):
+            try:
+                rows.append(json.loads(data))
+            except ValueError:
+                raise exception.LocalStoreCorrupt(path=self.path, reason=(
+                    f'the {table} row {uuid} is not JSON: {RECOVER_HINT}'
+                )) from None
+        return rows
 
     def get_meta(self, key: str, default=None):
         with self._lock:
@@ -166,7 +292,7 @@ class ClaimStore:
 
     def prune_ended_migrations(self, before: float) -> int:
         """Forget migrations that ended before ``before`` (a time.time())."""
-        with self._lock:
+        with self._writing():
             cursor = self._db.execute(
                 'DELETE FROM migrations WHERE ended_at IS NOT NULL '
                 'AND ended_at < ?', (before,))
@@ -177,7 +303,11 @@ class ClaimStore:
             self._db.close()
 
 
+def store_path(state_path: str, name: str = 'compute.sqlite') -> str:
+    return os.path.join(state_path, name)
+
+
 def open_store(state_path: str, name: str = 'compute.sqlite',
                synchronous: Optional[str] = None) -> ClaimStore:
-    return ClaimStore(os.path.join(state_path, name),
+    return ClaimStore(store_path(state_path, name),
                       synchronous=synchronous or 'FULL')

@@ -1,0 +1,220 @@
+"""The local store: refusals an operator can act on, and writes that lose
+nothing when the disk is full."""
+
+import sqlite3
+import subprocess
+import uuid
+
+import pytest
+
+from nova_rt import exception
+from nova_rt import objects
+from nova_rt.compute import claims
+from nova_rt.compute import store as store_mod
+
+FLAVOR = objects.Flavor(name='m1.small', vcpus=2, memory_mb=2048, root_gb=20,
+                        ephemeral_gb=0, swap=0,
+                        extra_specs={'hw:mem_page_size': 'small'})
+
+
+def _instance_record(uuid_=None, padding=0):
+    inst = objects.Instance(uuid=uuid_ or str(uuid.uuid4()),
+                            project_id='p' * 32, user_id='u' * 32,
+                            flavor=FLAVOR, vm_state='active', os_type='linux')
+    claim = claims.Claim(claim_id=str(uuid.uuid4()), instance_uuid=inst.uuid,
+                         migration_uuid=None, flavor=FLAVOR,
+                         resources={'VCPU': 2, 'MEMORY_MB': 2048,
+                                    'DISK_GB': 20 + padding})
+    return claims.InstanceRecord(instance=inst, claim=claim)
+
+
+def _migration_record(seq, ended_at=None, status='confirmed'):
+    rec = _instance_record()
+    mig = objects.Migration(
+        uuid=str(uuid.uuid4()), instance_uuid=rec.uuid,
+        migration_type='resize', status=status, source_compute='a',
+        source_node='a', dest_compute='b', dest_node='b', old_flavor=FLAVOR,
+        new_flavor=FLAVOR)
+    return claims.MigrationRecord(migration=mig, instance=rec.instance,
+                                  seq=seq, claim=None, ended_at=ended_at)
+
+
+def _apply(store, put=(), drop=()):
+    changes = store_mod.Changes()
+    for rec in put:
+        changes.put_instance(rec)
+    for uuid_ in drop:
+        changes.delete_instance(uuid_)
+    store.apply(changes)
+
+
+def _pragma(store, name):
+    return store._db.execute(f'PRAGMA {name}').fetchone()[0]
+
+
+# --- opening ------------------------------------------------------------------
+
+
+def test_new_store_is_durable(tmp_path):
+    store = store_mod.open_store(str(tmp_path))
+    assert not store.existed
+    assert _pragma(store, 'journal_mode') == 'wal'
+    assert _pragma(store, 'synchronous') == 2          # FULL
+    assert _pragma(store, 'user_version') == store_mod.SCHEMA_VERSION
+    store.close()
+    again = store_mod.open_store(str(tmp_path))
+    assert again.existed and again.size_at_open > 0
+
+
+def test_zero_length_file_opens_as_a_new_store(tmp_path):
+    path = tmp_path / 'compute.sqlite'
+    path.write_bytes(b'')
+    store = store_mod.ClaimStore(str(path))
+    assert store.existed and store.size_at_open == 0
+    assert store.load() == ([], [])
+
+
+def test_not_a_database_is_refused_naming_file_and_fix(tmp_path):
+    path = tmp_path / 'compute.sqlite'
+    path.write_bytes(b'this is not SQLite at all' * 200)
+    with pytest.raises(exception.LocalStoreCorrupt) as err:
+        store_mod.ClaimStore(str(path))
+    message = str(err.value)
+    assert str(path) in message
+    assert 'store recover' in message and 'backup' in message
+    assert 'sqlite3' not in type(err.value).__module__
+
+
+def test_failed_integrity_check_is_refused(tmp_path):
+    path = str(tmp_path / 'compute.sqlite')
+    store = store_mod.ClaimStore(path)
+    for seq in range(50):
+        changes = store_mod.Changes()
+        changes.put_migration(_migration_record(seq))
+        store.apply(changes)
+    store.close()
+    # Make the index disagree with its table, as a torn page would.
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute('PRAGMA writable_schema=ON')
+    db.execute("UPDATE sqlite_master SET sql='CREATE INDEX migrations_instance "
+               "ON migrations (uuid)' WHERE name='migrations_instance'")
+    db.close()
+    with pytest.raises(exception.LocalStoreCorrupt) as err:
+        store_mod.ClaimStore(path)
+    assert 'integrity check' in str(err.value)
+    assert path in str(err.value)
+
+
+def test_schema_newer_than_the_code_is_refused(tmp_path):
+    path = str(tmp_path / 'compute.sqlite')
+    store_mod.ClaimStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f'PRAGMA user_version={store_mod.SCHEMA_VERSION + 1}')
+    db.close()
+    with pytest.raises(exception.LocalStoreError) as err:
+        store_mod.ClaimStore(path)
+    assert 'newer than this nova_rt' in str(err.value)
+    assert 'never downgraded' in str(err.value)
+
+
+def test_store_without_its_tables_is_refused(tmp_path):
+    path = str(tmp_path / 'compute.sqlite')
+    store_mod.ClaimStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute('DROP TABLE meta')
+    db.close()
+    with pytest.raises(exception.LocalStoreCorrupt, match='no table meta'):
+        store_mod.ClaimStore(path)
+
+
+def test_row_that_is_not_json_is_refused_at_load(tmp_path):
+    path = str(tmp_path / 'compute.sqlite')
+    store = store_mod.ClaimStore(path)
+    store._db.execute("INSERT INTO instances VALUES ('i-1', '{torn')")
+    with pytest.raises(exception.LocalStoreCorrupt, match='instances row i-1'):
+        store.load()
+
+
+# --- writes that fail ---------------------------------------------------------
+
+
+def test_full_database_is_a_named_error_and_loses_nothing(tmp_path):
+    store = store_mod.ClaimStore(str(tmp_path / 'compute.sqlite'))
+    kept = _instance_record()
+    _apply(store, put=[kept])
+    before = store.load()
+    # No page beyond the current ones: the next growth fails as a full disk.
+    store._db.execute(f'PRAGMA max_page_count={_pragma(store, "page_count")}')
+    big = [_instance_record() for _ in range(40)]
+    with pytest.raises(exception.ComputeResourcesUnavailable) as err:
+        _apply(store, put=big, drop=[kept.uuid])
+    message = str(err.value)
+    assert 'local state store' in message and str(tmp_path) in message
+    assert 'free space' in message and 'nothing was changed' in message
+    assert not store._db.in_transaction
+    assert store.load() == before
+    # Room again: the same write goes through.
+    store._db.execute('PRAGMA max_page_count=1000000')
+    _apply(store, put=big, drop=[kept.uuid])
+    assert len(store.load()[0]) == 40
+
+
+def test_locked_database_is_a_named_error(tmp_path):
+    path = str(tmp_path / 'compute.sqlite')
+    store = store_mod.ClaimStore(path)
+    store._db.execute('PRAGMA busy_timeout=50')
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute('BEGIN IMMEDIATE')
+    try:
+        with pytest.raises(exception.ComputeResourcesUnavailable,
+                           match='other process that holds it'):
+            _apply(store, put=[_instance_record()])
+    finally:
+        other.execute('ROLLBACK')
+    _apply(store, put=[_instance_record()])
+    assert len(store.load()[0]) == 1
+
+
+def _mount_tmpfs(path, size):
+    path.mkdir()
+    result = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}',
+                             'tmpfs', str(path)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f'cannot mount a tmpfs here: {result.stderr.decode()[:200]}')
+
+
+def _fill(path):
+    with open(path, 'wb', buffering=0) as f:
+        try:
+            while True:
+                f.write(b'\0' * 4096)
+        except OSError:
+            pass
+
+
+def test_full_file_system_is_a_named_error_and_loses_nothing(tmp_path):
+    mount = tmp_path / 'small'
+    _mount_tmpfs(mount, '256k')
+    store = None
+    try:
+        store = store_mod.open_store(str(mount))
+        _apply(store, put=[_instance_record()])
+        ballast = mount / 'ballast'
+        _fill(ballast)
+        committed = 1
+        with pytest.raises(exception.ComputeResourcesUnavailable) as err:
+            # Enough to need pages the WAL does not have yet.
+            for _ in range(50):
+                _apply(store, put=[_instance_record() for _ in range(20)])
+                committed += 20
+        assert 'full' in str(err.value) and str(mount) in str(err.value)
+        assert not store._db.in_transaction
+        # The failed call wrote nothing, the ones before it are all there.
+        assert len(store.load()[0]) == committed
+        ballast.unlink()
+        _apply(store, put=[_instance_record()])
+        assert len(store.load()[0]) == committed + 1
+    finally:
+        if store is not None:
+            store.close()
+        subprocess.run(['umount', '-l', str(mount)], check=False)
