@@ -12,6 +12,11 @@ driver traceback: not a database, a failed integrity check, a schema newer
 than this code.  A write that fails (a full disk, a read-only file system)
 is the contract's ``ComputeResourcesUnavailable`` and changes nothing: the
 transaction is rolled back and the caller may retry.
+
+The file stays as small as what it holds: ended records are deleted
+(``Changes.delete_migration``, ``prune_ended_migrations``), freed pages go
+back to the file system (``auto_vacuum = INCREMENTAL`` and ``compact()``),
+and the WAL is truncated after a checkpoint.
 """
 
 from __future__ import annotations
@@ -28,9 +33,7 @@ from nova_rt import exception
 
 LOG = logging.getLogger(__name__)
 
-#: Schema migrations, applied in order; index + 1 is the version they reach.
-MIGRATIONS = (
-    """
+_INITIAL_SCHEMA = """
     CREATE TABLE instances (
         uuid TEXT PRIMARY KEY,
         data TEXT NOT NULL
@@ -47,10 +50,45 @@ MIGRATIONS = (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
-    """,
+"""
+
+#: ``PRAGMA auto_vacuum`` value of INCREMENTAL.
+_INCREMENTAL = 2
+
+
+def _incremental_vacuum_on(db: sqlite3.Connection) -> None:
+    """Version 2, outside any transaction: freed pages can be given back.
+
+    A store made before version 2 has auto_vacuum off, which only a VACUUM
+    can change: done once here (a few ms for a store of a few MB).  A new
+    store has it on already (set before its tables were created).
+    """
+    if db.execute('PRAGMA auto_vacuum').fetchone()[0] != _INCREMENTAL:
+        db.execute(f'PRAGMA auto_vacuum={_INCREMENTAL}')
+        db.execute('VACUUM')
+
+
+#: Schema migrations, applied in order; index + 1 is the version they reach.
+#: A string runs in the transaction that sets the version; a (callable,
+#: string) pair runs the callable first, outside it (VACUUM cannot run in a
+#: transaction), and must be safe to run again after a crash.
+MIGRATIONS = (
+    _INITIAL_SCHEMA,
+    (_incremental_vacuum_on,
+     # Pruning looks ended migrations up by age.
+     'CREATE INDEX IF NOT EXISTS migrations_ended ON migrations (ended_at) '
+     'WHERE ended_at IS NOT NULL'),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _TABLES = frozenset(('instances', 'migrations', 'meta'))
+
+#: Ended migrations kept at most by ``prune_ended_migrations`` unless told
+#: otherwise (newest kept): remembered so that repeating the call that ended
+#: one succeeds, a few KiB each.
+KEEP_ENDED_MIGRATIONS = 1000
+#: Bytes the WAL file is cut back to after a checkpoint; without a limit it
+#: stays at its largest size for good.
+WAL_SIZE_LIMIT = 1024 * 1024
 
 #: What to tell the operator for a store that cannot be read.
 RECOVER_HINT = ('restore it from a backup (remove the -wal and -shm files '
@@ -68,7 +106,7 @@ class Changes:
 
     def __init__(self):
         self.instances = {}     # uuid -> InstanceRecord, or None (delete)
-        self.migrations = {}    # uuid -> MigrationRecord
+        self.migrations = {}    # uuid -> MigrationRecord, or None (delete)
         self.meta = {}          # key -> JSON-able value
 
     def put_instance(self, record) -> None:
@@ -79,6 +117,10 @@ class Changes:
 
     def put_migration(self, record) -> None:
         self.migrations[record.uuid] = record
+
+    def delete_migration(self, uuid: str) -> None:
+        """Forget a migration (one that ended and need not be remembered)."""
+        self.migrations[uuid] = None
 
     def set_meta(self, key: str, value) -> None:
         self.meta[key] = value
@@ -135,6 +177,7 @@ class ClaimStore:
         try:
             self._db.execute('PRAGMA journal_mode=WAL')
             self._db.execute(f'PRAGMA synchronous={synchronous}')
+            self._db.execute(f'PRAGMA journal_size_limit={WAL_SIZE_LIMIT}')
             self._check_integrity()
             self._upgrade()
             self._check_tables()
@@ -185,9 +228,17 @@ class ClaimStore:
                     f'({SCHEMA_VERSION}): it was written by a newer release. '
                     f'Run that release again, or restore a copy this release '
                     f'wrote; a store is never downgraded'))
+            if version == 0:
+                # Only before the first table is created does this take
+                # effect without a VACUUM.
+                self._db.execute(f'PRAGMA auto_vacuum={_INCREMENTAL}')
             for index in range(version, SCHEMA_VERSION):
+                step = MIGRATIONS[index]
+                if not isinstance(step, str):
+                    prepare, step = step
+                    prepare(self._db)
                 with self._transaction():
-                    for statement in MIGRATIONS[index].split(';'):
+                    for statement in step.split(';'):
                         if statement.strip():
                             self._db.execute(statement)
                     self._db.execute(f'PRAGMA user_version={index + 1}')
@@ -237,9 +288,13 @@ class ClaimStore:
             return
         inst_rows = [(uuid, None if rec is None else json.dumps(rec.to_dict()))
                      for uuid, rec in changes.instances.items()]
-        mig_rows = [(uuid, rec.migration.instance_uuid, rec.seq, rec.ended_at,
-                     json.dumps(rec.to_dict()))
-                    for uuid, rec in changes.migrations.items()]
+        mig_rows, mig_deleted = [], []
+        for uuid, rec in changes.migrations.items():
+            if rec is None:
+                mig_deleted.append((uuid,))
+            else:
+                mig_rows.append((uuid, rec.migration.instance_uuid, rec.seq,
+                                 rec.ended_at, json.dumps(rec.to_dict())))
         with self._writing():
             for uuid, data in inst_rows:
                 if data is None:
@@ -249,7 +304,8 @@ class ClaimStore:
                     self._db.execute(
                         'INSERT OR REPLACE INTO instances (uuid, data) '
                         'VALUES (?, ?)', (uuid, data))
-            # Ended migrations are kept (remembered), never deleted here.
+            self._db.executemany('DELETE FROM migrations WHERE uuid=?',
+                                 mig_deleted)
             self._db.executemany(
                 'INSERT OR REPLACE INTO migrations (uuid, instance_uuid, seq, '
                 'ended_at, data) VALUES (?, ?, ?, ?, ?)', mig_rows)
@@ -290,13 +346,75 @@ class ClaimStore:
         changes.set_meta(key, value)
         self.apply(changes)
 
-    def prune_ended_migrations(self, before: float) -> int:
-        """Forget migrations that ended before ``before`` (a time.time())."""
+    # ------------------------------------------------------------ keeping it small
+
+    def prune_ended_migrations(self, before: float,
+                               keep: Optional[int] = KEEP_ENDED_MIGRATIONS) -> list:
+        """Forget migrations that ended before ``before`` (a time.time()),
+        and all but the ``keep`` newest ended ones (None: no count bound).
+
+        Returns the uuids forgotten, so that the caller forgets the same ones.
+        """
+        bound = -1 if keep is None else max(0, int(keep))
         with self._writing():
-            cursor = self._db.execute(
-                'DELETE FROM migrations WHERE ended_at IS NOT NULL '
-                'AND ended_at < ?', (before,))
-            return cursor.rowcount
+            rows = self._db.execute(
+                'DELETE FROM migrations WHERE ended_at IS NOT NULL AND '
+                '(ended_at < ? OR (? >= 0 AND uuid IN ('
+                '  SELECT uuid FROM migrations WHERE ended_at IS NOT NULL '
+                '  ORDER BY ended_at DESC, seq DESC LIMIT -1 OFFSET ?))) '
+                'RETURNING uuid', (before, bound, max(bound, 0))).fetchall()
+        return [row[0] for row in rows]
+
+    def compact(self, max_pages: int = 0) -> Optional[dict]:
+        """Give freed pages back to the file system and truncate the WAL.
+
+        For the periodic audit, outside the tracker's lock (this one takes
+        the store's own lock for a few ms).  ``max_pages`` bounds one call
+        (0: every free page).  Housekeeping only: a failure is logged and
+        None returned; durability is not touched (the checkpoint copies
+        committed pages only).
+        """
+        try:
+            with self._lock:
+                before = self._sizes()
+                free = self._db.execute('PRAGMA freelist_count').fetchone()[0]
+                if free:
+                    # Each step of this pragma frees one page, and execute()
+                    # steps once: executescript() runs it to the end.
+                    self._db.executescript(
+                        f'PRAGMA incremental_vacuum({int(max_pages)});')
+                self._db.execute('PRAGMA wal_checkpoint(TRUNCATE)').fetchall()
+                after = self._sizes()
+        except sqlite3.Error as exc:
+            LOG.warning('Local state store %s not compacted: %s', self.path, exc)
+            return None
+        return {'freed_pages': free, 'bytes_before': before,
+                'bytes_after': after}
+
+    def _sizes(self) -> int:
+        """Bytes of the database and its WAL on disk."""
+        total = 0
+        for name in (self.path, self.path + '-wal'):
+            try:
+                total += os.path.getsize(name)
+            except OSError:
+                pass
+        return total
+
+    def stats(self) -> dict:
+        """Sizes and counts, for logs and benchmarks."""
+        with self._lock:
+            pragma = {name: self._db.execute(f'PRAGMA {name}').fetchone()[0]
+                      for name in ('page_count', 'freelist_count',
+                                   'page_size', 'auto_vacuum')}
+            counts = self._db.execute(
+                'SELECT (SELECT COUNT(*) FROM instances), '
+                '(SELECT COUNT(*) FROM migrations), '
+                '(SELECT COUNT(*) FROM migrations WHERE ended_at IS NOT NULL)'
+            ).fetchone()
+            db_bytes = self._sizes()
+        return {'bytes': db_bytes, **pragma, 'instances': counts[0],
+                'migrations': counts[1], 'ended_migrations': counts[2]}
 
     def close(self) -> None:
         with self._lock:

@@ -1,6 +1,8 @@
-"""The local store: refusals an operator can act on, and writes that lose
-nothing when the disk is full."""
+"""The local store: refusals an operator can act on, writes that lose
+nothing when the disk is full, and a file that stays as small as it holds."""
 
+import json
+import os
 import sqlite3
 import subprocess
 import uuid
@@ -39,12 +41,16 @@ def _migration_record(seq, ended_at=None, status='confirmed'):
                                   seq=seq, claim=None, ended_at=ended_at)
 
 
-def _apply(store, put=(), drop=()):
+def _apply(store, put=(), drop=(), put_migrations=(), drop_migrations=()):
     changes = store_mod.Changes()
     for rec in put:
         changes.put_instance(rec)
     for uuid_ in drop:
         changes.delete_instance(uuid_)
+    for rec in put_migrations:
+        changes.put_migration(rec)
+    for uuid_ in drop_migrations:
+        changes.delete_migration(uuid_)
     store.apply(changes)
 
 
@@ -55,15 +61,37 @@ def _pragma(store, name):
 # --- opening ------------------------------------------------------------------
 
 
-def test_new_store_is_durable(tmp_path):
+def test_new_store_is_durable_and_compactable(tmp_path):
     store = store_mod.open_store(str(tmp_path))
     assert not store.existed
     assert _pragma(store, 'journal_mode') == 'wal'
     assert _pragma(store, 'synchronous') == 2          # FULL
+    assert _pragma(store, 'auto_vacuum') == 2          # INCREMENTAL
     assert _pragma(store, 'user_version') == store_mod.SCHEMA_VERSION
     store.close()
     again = store_mod.open_store(str(tmp_path))
     assert again.existed and again.size_at_open > 0
+
+
+def test_store_of_version_1_is_upgraded_keeping_its_rows(tmp_path):
+    path = tmp_path / 'compute.sqlite'
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute('PRAGMA journal_mode=WAL')
+    db.executescript(store_mod.MIGRATIONS[0])
+    rec = _instance_record()
+    db.execute('INSERT INTO instances VALUES (?, ?)',
+               (rec.uuid, json.dumps(rec.to_dict())))
+    db.execute("INSERT INTO meta VALUES ('root_provider_uuid', '\"r1\"')")
+    db.execute('PRAGMA user_version=1')
+    assert db.execute('PRAGMA auto_vacuum').fetchone()[0] == 0
+    db.close()
+
+    store = store_mod.ClaimStore(str(path))
+    assert _pragma(store, 'auto_vacuum') == 2
+    assert _pragma(store, 'user_version') == store_mod.SCHEMA_VERSION
+    instances, _ = store.load()
+    assert claims.InstanceRecord.from_dict(instances[0]) == rec
+    assert store.get_meta('root_provider_uuid') == 'r1'
 
 
 def test_zero_length_file_opens_as_a_new_store(tmp_path):
@@ -89,9 +117,7 @@ def test_failed_integrity_check_is_refused(tmp_path):
     path = str(tmp_path / 'compute.sqlite')
     store = store_mod.ClaimStore(path)
     for seq in range(50):
-        changes = store_mod.Changes()
-        changes.put_migration(_migration_record(seq))
-        store.apply(changes)
+        _apply(store, put_migrations=[_migration_record(seq)])
     store.close()
     # Make the index disagree with its table, as a torn page would.
     db = sqlite3.connect(path, isolation_level=None)
@@ -218,3 +244,50 @@ def test_full_file_system_is_a_named_error_and_loses_nothing(tmp_path):
         if store is not None:
             store.close()
         subprocess.run(['umount', '-l', str(mount)], check=False)
+
+
+# --- staying small ------------------------------------------------------------
+
+
+def test_delete_migration(tmp_path):
+    store = store_mod.ClaimStore(str(tmp_path / 'compute.sqlite'))
+    one, two = _migration_record(1, ended_at=10.0), _migration_record(2)
+    _apply(store, put_migrations=[one, two])
+    _apply(store, drop_migrations=[one.uuid])
+    assert [m['migration']['uuid'] for m in store.load()[1]] == [two.uuid]
+
+
+def test_prune_by_age_and_by_count_keeps_the_newest(tmp_path):
+    store = store_mod.ClaimStore(str(tmp_path / 'compute.sqlite'))
+    ended = [_migration_record(seq, ended_at=1000.0 + seq) for seq in range(10)]
+    running = _migration_record(99, status='migrating')
+    _apply(store, put_migrations=ended + [running])
+
+    forgotten = store.prune_ended_migrations(before=1003.0, keep=None)
+    assert sorted(forgotten) == sorted(m.uuid for m in ended[:3])
+    forgotten = store.prune_ended_migrations(before=0.0, keep=4)
+    assert sorted(forgotten) == sorted(m.uuid for m in ended[3:6])
+    left = {m['migration']['uuid'] for m in store.load()[1]}
+    assert left == {m.uuid for m in ended[6:]} | {running.uuid}
+    assert store.prune_ended_migrations(before=0.0, keep=0) != []
+    assert [m['migration']['uuid'] for m in store.load()[1]] == [running.uuid]
+
+
+def test_compact_gives_freed_pages_back(tmp_path):
+    store = store_mod.ClaimStore(str(tmp_path / 'compute.sqlite'))
+    small = store.stats()['bytes']
+    records = [_instance_record() for _ in range(2000)]
+    for start in range(0, len(records), 100):
+        _apply(store, put=records[start:start + 100])
+    grown = store.stats()
+    _apply(store, drop=[r.uuid for r in records])
+    result = store.compact()
+    assert result['freed_pages'] > 0
+    stats = store.stats()
+    assert stats['freelist_count'] == 0
+    assert os.path.getsize(store.path + '-wal') == 0
+    assert stats['bytes'] < grown['bytes'] / 4
+    assert stats['bytes'] <= small * 2
+    # Still the same durable store.
+    _apply(store, put=[records[0]])
+    assert len(store.load()[0]) == 1
