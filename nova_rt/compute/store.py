@@ -27,6 +27,7 @@ import logging
 import os
 import sqlite3
 import threading
+import urllib.parse
 from typing import Optional
 
 from nova_rt import exception
@@ -419,6 +420,68 @@ class ClaimStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def inspect(path: str) -> dict:
+    """What the file at ``path`` is, read without changing it (no upgrade,
+    no creation): for ``nova-rt-manage store recover``.
+
+    ``{'state': 'missing' | 'empty' | 'ok' | 'newer' | 'damaged' |
+    'unreadable', 'reason': str, 'root_provider_uuid', 'instances',
+    'migrations'}``; 'empty' is 0 bytes, no tables yet, or nothing of a
+    node in them.
+    """
+    found = {'state': 'ok', 'reason': '', 'root_provider_uuid': None,
+             'instances': 0, 'migrations': 0}
+    if not os.path.exists(path):
+        return dict(found, state='missing', reason='does not exist')
+    if os.path.getsize(path) == 0 and not os.path.exists(path + '-wal'):
+        return dict(found, state='empty', reason='is 0 bytes')
+    try:
+        db = sqlite3.connect(
+            f'file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro',
+            uri=True)
+    except sqlite3.Error as exc:
+        return dict(found, state='unreadable', reason=str(exc))
+    try:
+        problems = [row[0] for row in
+                    db.execute('PRAGMA integrity_check(5)') if row[0] != 'ok']
+        if problems:
+            return dict(found, state='damaged',
+                        reason='fails its integrity check: '
+                               + '; '.join(problems)[:300])
+        version = db.execute('PRAGMA user_version').fetchone()[0]
+        tables = {row[0] for row in db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'")}
+        if version > SCHEMA_VERSION:
+            return dict(found, state='newer',
+                        reason=f'has schema version {version}, newer than '
+                               f'this nova_rt ({SCHEMA_VERSION})')
+        if version == 0 and not tables:
+            return dict(found, state='empty', reason='has no tables')
+        if _TABLES - tables:
+            return dict(found, state='damaged', reason='lacks tables '
+                        + ', '.join(sorted(_TABLES - tables)))
+        row = db.execute("SELECT value FROM meta WHERE "
+                         "key='root_provider_uuid'").fetchone()
+        found['root_provider_uuid'] = json.loads(row[0]) if row else None
+        found['instances'] = db.execute(
+            'SELECT COUNT(*) FROM instances').fetchone()[0]
+        found['migrations'] = db.execute(
+            'SELECT COUNT(*) FROM migrations WHERE ended_at IS NULL'
+        ).fetchone()[0]
+        if not (found['root_provider_uuid'] or found['instances']
+                or found['migrations']):
+            # What a start makes of a missing file before it is refused.
+            return dict(found, state='empty', reason='holds no record of '
+                        'this node (no root provider uuid)')
+        return found
+    except sqlite3.OperationalError as exc:
+        return dict(found, state='unreadable', reason=str(exc))
+    except (sqlite3.DatabaseError, ValueError) as exc:
+        return dict(found, state='damaged', reason=str(exc))
+    finally:
+        db.close()
 
 
 def store_path(state_path: str, name: str = 'compute.sqlite') -> str:

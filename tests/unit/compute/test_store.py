@@ -291,3 +291,31 @@ def test_compact_gives_freed_pages_back(tmp_path):
     # Still the same durable store.
     _apply(store, put=[records[0]])
     assert len(store.load()[0]) == 1
+
+
+# --- inspecting a file without changing it ------------------------------------
+
+
+def test_inspect_names_what_the_file_is(tmp_path):
+    path = str(tmp_path / 'compute.sqlite')
+    assert store_mod.inspect(path)['state'] == 'missing'
+    open(path, 'w').close()
+    assert store_mod.inspect(path)['state'] == 'empty'
+    store = store_mod.ClaimStore(path)
+    found = store_mod.inspect(path)
+    assert (found['state'], found['reason']) == (
+        'empty', 'holds no record of this node (no root provider uuid)')
+    store.set_meta('root_provider_uuid', 'r1')
+    _apply(store, put=[_instance_record()],
+           put_migrations=[_migration_record(1, status='migrating'),
+                           _migration_record(2, ended_at=5.0)])
+    found = store_mod.inspect(path)
+    assert found == {'state': 'ok', 'reason': '', 'root_provider_uuid': 'r1',
+                     'instances': 1, 'migrations': 1}
+    store._db.execute(f'PRAGMA user_version={store_mod.SCHEMA_VERSION + 1}')
+    assert store_mod.inspect(path)['state'] == 'newer'
+    store.close()
+    with open(path, 'r+b') as f:
+        f.write(b'garbage!' * 16)
+    assert store_mod.inspect(path)['state'] == 'damaged'
+    assert os.path.getsize(path) > 0 and not os.path.exists(path + '.recovering')
