@@ -1,25 +1,65 @@
-"""A lost or damaged local store, rebuilt from placement and libvirt.
+"""A lost or damaged local store: refuse to start, then rebuild what can be.
 
-``nova-rt-manage store recover`` (``gather``, ``rebuild.plan``, ``write``)
-reads placement's allocations on this node's provider tree and libvirt's
-domains, and writes a new store with the records that hold them, keeping
-the root provider's uuid; ``rebuild.Plan.not_rebuilt`` says what could not
-be rebuilt.  Nothing is written before everything is read, and a file that
-is replaced is moved aside, never deleted.
+The compute daemon is the authority for its host's allocations (DESIGN.md,
+principle 3): its first full report replaces whatever placement holds for
+its provider tree.  That heals a leaked allocation, and it would just as
+quietly erase every claim of the host if the daemon started on an empty
+store.  So:
+
+- ``check_at_start`` runs right after the store is opened.  A store that
+  knows this node (it holds the root provider's uuid) is trusted as it is.
+  One that does not (missing, 0 bytes, emptied, or new) makes the daemon ask
+  placement first.  Allocations on a provider tree of this node: refuse to
+  start (``LocalStoreLost``), naming the fix.  The tree with nothing
+  allocated: adopt its root provider, so that a lost store of an idle host
+  does not leave a second provider of the same name.  No tree: a new host.
+  Placement cannot be asked: wait up to ``START_WAIT`` seconds, then refuse.
+  A host placement has never heard of gets no claims anyway, so waiting for
+  placement costs a new host nothing, and an old one keeps its allocations,
+  as a Nova operator expects.  Libvirt's domains play no part: a new host
+  may run domains nobody tracks.
+
+- ``nova-rt-manage store recover`` (``gather``, ``plan``, ``write``)
+  rebuilds a store from placement's allocations on this node's tree and
+  libvirt's domains, keeps the root provider's uuid, and says what it could
+  not rebuild (``Plan.not_rebuilt``).
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import time
+import uuid as uuidlib
 from typing import Optional
 
 from nova_rt import exception
 from nova_rt.compute import rebuild
+from nova_rt.compute import reporter
 from nova_rt.compute import store as store_mod
 
+LOG = logging.getLogger(__name__)
+
+#: How long a start on a store that does not know this node waits for
+#: placement (the systemd unit allows 120 s for the whole start).
+START_WAIT = 60.0
+RETRY_INTERVAL = 5.0
 _STORE_SUFFIXES = ('', '-wal', '-shm')
+#: Refusals that asking again will not change.
+_CONTRACT_ERRORS = frozenset(
+    [cls.__name__ for cls in exception.RPC_ERRORS] + ['NotAuthorized'])
+
+
+def _context() -> dict:
+    return {'request_id': f'req-{uuidlib.uuid4()}'}
+
+
+def recover_command(conf) -> str:
+    """The command line that rebuilds this daemon's store."""
+    files = ' '.join(f'--config-file {f}' for f in
+                     (getattr(conf, 'config_file', None) or ()))
+    return f'nova-rt-manage {files or "--config-file <file>"} store recover'
 
 
 def node_trees(placement, context, host: str) -> list:
@@ -36,6 +76,95 @@ def node_trees(placement, context, host: str) -> list:
                 context, in_tree=root['uuid'])}
         trees.append((providers.get(root['uuid'], root), providers))
     return trees
+
+
+# --------------------------------------------------------------------- start
+
+
+def check_at_start(conf, store, placement, *, wait: float = START_WAIT,
+                   clock=time.monotonic, sleep=time.sleep) -> None:
+    """Refuse to start on a store that lost this node's claims (see above).
+
+    Raises ``LocalStoreLost``; a store file this start created is removed
+    again, so that the next start finds it missing, as it was.
+    """
+    if store.get_meta(reporter.ROOT_UUID_KEY):
+        return
+    deadline = clock() + wait
+    while True:
+        try:
+            trees = node_trees(placement, _context(), conf.host)
+            break
+        except Exception as exc:
+            name = reporter.error_name(exc)
+            if name in _CONTRACT_ERRORS or clock() >= deadline:
+                _discard_if_created(store)
+                raise exception.LocalStoreLost(
+                    path=store.path, reason=_unverified(store, conf, name, wait)
+                ) from None
+            LOG.warning('Local state store %s %s: waiting for placement to '
+                        'say whether it holds allocations for host %s (%s)',
+                        store.path, _state(store), conf.host, name)
+            sleep(max(0.0, min(RETRY_INTERVAL, deadline - clock())))
+    held = [(root, rebuild.tree_usage(providers)) for root, providers in trees
+            if rebuild.tree_usage(providers)]
+    if held:
+        _discard_if_created(store)
+        raise exception.LocalStoreLost(path=store.path,
+                                       reason=_lost(store, conf, held))
+    if trees:
+        root = max((root for root, _ in trees),
+                   key=lambda r: r.get('last_heartbeat') or '')
+        store.set_meta(reporter.ROOT_UUID_KEY, root['uuid'])
+        LOG.warning('Local state store %s %s; placement has root provider %s '
+                    'for node %s with nothing allocated: keeping that '
+                    'provider, no claim was lost', store.path, _state(store),
+                    root['uuid'], conf.host)
+
+
+def _state(store) -> str:
+    if not store.existed:
+        return 'is missing'
+    if store.size_at_open == 0:
+        return 'is empty (0 bytes)'
+    return 'holds no record of this node (no root provider uuid)'
+
+
+def _lost(store, conf, held) -> str:
+    where = '; '.join(
+        f'root provider {root["uuid"]}: '
+        + rebuild.amounts(rebuild.total(used.values()))
+        for root, used in held)
+    return (f'{_state(store)}, but placement holds allocations for this host '
+            f'(node {conf.host}, {where}). nova-rt-compute refuses to start: '
+            'it would not know these claims, and its first full report would '
+            'erase them from placement. Restore the file from a backup (see '
+            '"Backing up the state database" in the operations guide), or '
+            'rebuild it from placement and libvirt with '
+            f'"{recover_command(conf)}", then start again.')
+
+
+def _unverified(store, conf, error_name: str, wait: float) -> str:
+    asked = (f'placement refused to say ({error_name})'
+             if error_name in _CONTRACT_ERRORS else
+             f'placement did not answer within {wait:.0f}s ({error_name})')
+    return (f'{_state(store)}, and whether placement holds allocations for '
+            f'this host (node {conf.host}) is unknown: {asked}. '
+            'nova-rt-compute refuses to start rather than risk erasing them '
+            'with its first full report. Start it again once placement '
+            'answers (a new host then starts empty); if the store was lost, '
+            f'rebuild it first with "{recover_command(conf)}".')
+
+
+def _discard_if_created(store) -> None:
+    if store.existed or store.path == ':memory:':
+        return
+    store.close()
+    for suffix in _STORE_SUFFIXES:
+        try:
+            os.unlink(store.path + suffix)
+        except FileNotFoundError:
+            pass
 
 
 # ------------------------------------------------------------------ reading
