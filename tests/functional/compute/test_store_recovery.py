@@ -115,16 +115,22 @@ def make_claims(compute, api):
     return claimed
 
 
-def test_lost_store_refused_then_recovered_from_placement_database(stack):
-    compute, api, placement, db_conf = stack
+def claims_then_stop(compute, api, placement):
+    """Start, claim, report, stop: (uuids, placement's allocations of them,
+    the host's figures)."""
     compute.start()
-    claimed = make_claims(compute, api)
-    uuids = [i['uuid'] for i in claimed]
+    uuids = [i['uuid'] for i in make_claims(compute, api)]
     api.run_audit(ctx(), compute.host)
     before = figures(api.get_host_state(ctx(), compute.host))
     in_placement = allocations(placement, uuids)
     assert all(in_placement.values())
     assert compute.terminate() == 0
+    return uuids, in_placement, before
+
+
+def test_lost_store_refused_then_recovered_from_placement_database(stack):
+    compute, api, placement, db_conf = stack
+    uuids, in_placement, before = claims_then_stop(compute, api, placement)
 
     remove_store(compute)
     output = refused_start(compute)
@@ -178,12 +184,7 @@ def test_lost_store_refused_then_recovered_from_placement_database(stack):
 
 def test_recovery_over_rpc_then_a_damaged_store(stack):
     compute, api, placement, _db_conf = stack
-    compute.start()
-    claimed = make_claims(compute, api)
-    uuids = [i['uuid'] for i in claimed]
-    api.run_audit(ctx(), compute.host)
-    in_placement = allocations(placement, uuids)
-    assert compute.terminate() == 0
+    uuids, in_placement, _ = claims_then_stop(compute, api, placement)
 
     # A zero-length store is refused like a missing one, and kept.
     remove_store(compute)

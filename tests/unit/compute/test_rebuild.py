@@ -6,60 +6,15 @@ import uuid
 
 from nova_rt import objects
 from nova_rt.compute import rebuild
+from nova_rt.compute import recovery
 from nova_rt.compute import reporter
 from nova_rt.compute import store as store_mod
 from nova_rt.compute import tracker as tracker_mod
 from nova_rt.compute import usage
-
-HOST = 'cmp-1'
-ROOT = str(uuid.uuid4())
-
-
-def provider(uuid_=ROOT, usages=None, parent=None, name=HOST, heartbeat=None):
-    inventories = {rc: {'total': 64, 'reserved': 0, 'min_unit': 1,
-                        'max_unit': 64, 'step_size': 1,
-                        'allocation_ratio': ratio}
-                   for rc, ratio in (('VCPU', 4.0), ('MEMORY_MB', 1.0),
-                                     ('DISK_GB', 1.0))}
-    return {'uuid': uuid_, 'name': name, 'host': HOST, 'generation': 3,
-            'parent_uuid': parent, 'root_uuid': parent or uuid_,
-            'last_heartbeat': heartbeat, 'alive': True,
-            'inventories': inventories, 'usages': usages or {},
-            'traits': [], 'aggregates': []}
-
+from tests.unit.compute.recovery_fakes import HOST, ROOT, consumer, domain, sources
 
 FLAVOR = objects.Flavor(name='m1.small', vcpus=2, memory_mb=512, root_gb=10,
                         ephemeral_gb=0, swap=0)
-
-
-def domain(uuid_, state='running', vcpus=2, memory_mb=512, **kw):
-    return objects.DomainInfo(uuid=uuid_, name=f'instance-{uuid_[:8]}',
-                              state=state, active=state != 'shutoff',
-                              vcpus=vcpus, memory_mb=memory_mb, **kw)
-
-
-def host_info():
-    return objects.HostInfo(
-        hostname=HOST, hypervisor_type='QEMU', hypervisor_version=8002000,
-        uri='test:///default', online_cpus=frozenset(range(16)),
-        memory_mb=65536, disk_total_gb=500, disk_used_gb=0)
-
-
-def sources(consumers, domains=(), listed_all=True, nova=None, usages=None):
-    consumers = {c.uuid: c for c in consumers}
-    if usages is None:
-        usages = rebuild.total(c.resources[ROOT] for c in consumers.values())
-    root = provider(usages=usages)
-    return rebuild.Sources(
-        root=root, providers={ROOT: root}, consumers=consumers,
-        consumers_from='the placement database', listed_all=listed_all,
-        host_info=host_info(), domains={d.uuid: d for d in domains},
-        nova=nova or {})
-
-
-def consumer(resources, project='p1', user='u1', uuid_=None):
-    return rebuild.Consumer(uuid_ or str(uuid.uuid4()), {ROOT: resources},
-                            project, user)
 
 
 def test_flavor_holds_exactly_what_placement_holds():
@@ -117,13 +72,9 @@ def test_rebuilt_store_loads_and_reports_the_same_allocations(tmp_path):
     assert any(n.startswith('flavors:') for n in recovered.not_rebuilt)
     assert any(n.startswith('migrations:') for n in recovered.not_rebuilt)
 
-    store = store_mod.ClaimStore(str(tmp_path / 'compute.sqlite'))
-    changes = store_mod.Changes()
-    for record in recovered.records:
-        changes.put_instance(record)
-    for key, value in recovered.meta.items():
-        changes.set_meta(key, value)
-    store.apply(changes)
+    path = str(tmp_path / 'compute.sqlite')
+    recovery.write(path, recovered)
+    store = store_mod.ClaimStore(path)
     config = tracker_mod.TrackerConfig(host=HOST, node=HOST,
                                        reserved_host_memory_mb=0)
     rt = tracker_mod.ResourceTracker(config, store)

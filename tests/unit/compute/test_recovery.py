@@ -15,9 +15,8 @@ from nova_rt.compute import rebuild
 from nova_rt.compute import recovery
 from nova_rt.compute import reporter
 from nova_rt.compute import store as store_mod
+from tests.unit.compute.recovery_fakes import HOST, ROOT, consumer, provider, sources
 
-HOST = 'cmp-1'
-ROOT = str(uuid.uuid4())
 CONF = types.SimpleNamespace(host=HOST, config_file=['/etc/nova_rt/nova-rt.conf'])
 
 
@@ -60,19 +59,6 @@ class FakePlacement:
     def get_allocations(self, context, consumer_uuid):
         self._fail()
         return self.allocations.get(consumer_uuid, {})
-
-
-def provider(uuid_=ROOT, usages=None, parent=None, name=HOST, heartbeat=None):
-    inventories = {rc: {'total': 64, 'reserved': 0, 'min_unit': 1,
-                        'max_unit': 64, 'step_size': 1,
-                        'allocation_ratio': ratio}
-                   for rc, ratio in (('VCPU', 4.0), ('MEMORY_MB', 1.0),
-                                     ('DISK_GB', 1.0))}
-    return {'uuid': uuid_, 'name': name, 'host': HOST, 'generation': 3,
-            'parent_uuid': parent, 'root_uuid': parent or uuid_,
-            'last_heartbeat': heartbeat, 'alive': True,
-            'inventories': inventories, 'usages': usages or {},
-            'traits': [], 'aggregates': []}
 
 
 class Clock:
@@ -177,19 +163,6 @@ def test_refusal_from_placement_is_not_waited_for(tmp_path):
 
 
 # --- writing the rebuilt store ------------------------------------------------
-
-
-def sources(consumers):
-    root = {'uuid': ROOT, 'name': 'cmp-1', 'inventories': {},
-            'usages': rebuild.total(c.resources[ROOT] for c in consumers)}
-    return rebuild.Sources(root=root, providers={ROOT: root},
-                           consumers={c.uuid: c for c in consumers},
-                           consumers_from='the placement database',
-                           listed_all=True)
-
-
-def consumer(resources):
-    return rebuild.Consumer(str(uuid.uuid4()), {ROOT: resources}, 'p1', 'u1')
 
 
 def test_write_keeps_the_old_file_and_its_wal_aside(tmp_path):
