@@ -180,7 +180,8 @@ _ALWAYS_LOST = [
     'migrations: placement does not record them; none is rebuilt. A move in '
     'progress to or from this host must be aborted or redone by the '
     'conductor (the destination claim of one shows here as an instance '
-    'named by the migration\'s uuid: free it with "nova-rt claim abort"); '
+    'named by the migration\'s uuid: free it with "nova-rt claim abort '
+    '--host <host> <uuid>"); '
     'repeating a call for a migration that ended before the loss gets '
     'MigrationNotFound',
 ]

@@ -282,3 +282,18 @@ def test_full_state_file_system_is_a_named_error(tmp_path):
             assert after['memory_mb_used'] == during['memory_mb_used'] + 1
     finally:
         subprocess.run(['umount', '-l', str(state)], check=False)
+
+
+def test_lost_store_of_an_idle_host_keeps_its_provider(stack):
+    compute, api, placement, _db_conf = stack
+    compute.start()
+    api.run_audit(ctx(), compute.host)
+    before = placement.api.list_resource_providers({}, name=compute.host)
+    assert compute.terminate() == 0
+    remove_store(compute)
+    compute.start()
+    assert 'nothing allocated: keeping that provider' in \
+        compute.log_text(since_start=True)
+    api.run_audit(ctx(), compute.host)
+    after = placement.api.list_resource_providers({}, name=compute.host)
+    assert [p['uuid'] for p in after] == [p['uuid'] for p in before]
