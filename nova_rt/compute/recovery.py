@@ -78,6 +78,12 @@ def node_trees(placement, context, host: str) -> list:
     return trees
 
 
+def newest(trees: list) -> tuple:
+    """The tree whose root placement heard from last (of idle ones, where
+    a lost store may have left more than one)."""
+    return max(trees, key=lambda tree: tree[0].get('last_heartbeat') or '')
+
+
 # --------------------------------------------------------------------- start
 
 
@@ -106,15 +112,14 @@ def check_at_start(conf, store, placement, *, wait: float = START_WAIT,
                         'say whether it holds allocations for host %s (%s)',
                         store.path, _state(store), conf.host, name)
             sleep(max(0.0, min(RETRY_INTERVAL, deadline - clock())))
-    held = [(root, rebuild.tree_usage(providers)) for root, providers in trees
-            if rebuild.tree_usage(providers)]
+    used = [(root, rebuild.tree_usage(providers)) for root, providers in trees]
+    held = [(root, usage) for root, usage in used if usage]
     if held:
         _discard_if_created(store)
         raise exception.LocalStoreLost(path=store.path,
                                        reason=_lost(store, conf, held))
     if trees:
-        root = max((root for root, _ in trees),
-                   key=lambda r: r.get('last_heartbeat') or '')
+        root, _ = newest(trees)
         store.set_meta(reporter.ROOT_UUID_KEY, root['uuid'])
         LOG.warning('Local state store %s %s; placement has root provider %s '
                     'for node %s with nothing allocated: keeping that '
@@ -269,8 +274,7 @@ def gather(conf, placement, context) -> rebuild.Sources:
             f'placement has {len(held)} root providers for node {conf.host} '
             'holding allocations (' + ', '.join(r['uuid'] for r, _ in held)
             + '); which one is this host\'s cannot be told'))
-    root, providers = held[0] if held else max(
-        trees, key=lambda t: t[0].get('last_heartbeat') or '')
+    root, providers = held[0] if held else newest(trees)
     found = read_libvirt(conf)
     if _database_configured(conf):
         from nova_rt.placement import db
