@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import threading
 import time
 import uuid as uuidlib
 from typing import Optional
@@ -87,7 +88,7 @@ def newest(trees: list) -> tuple:
 # --------------------------------------------------------------------- start
 
 
-def check_at_start(conf, store, placement, *, wait: float = START_WAIT,
+def check_at_start(conf, store, placement, *, wait: Optional[float] = None,
                    clock=time.monotonic, sleep=time.sleep) -> None:
     """Refuse to start on a store that lost this node's claims (see above).
 
@@ -96,10 +97,15 @@ def check_at_start(conf, store, placement, *, wait: float = START_WAIT,
     """
     if store.get_meta(reporter.ROOT_UUID_KEY):
         return
+    wait = START_WAIT if wait is None else wait
+    LOG.info('Local state store %s %s: asking placement whether it holds '
+             'allocations for host %s (for up to %.0fs)', store.path,
+             _state(store), conf.host, wait)
     deadline = clock() + wait
     while True:
         try:
-            trees = node_trees(placement, _context(), conf.host)
+            # At least a second, so that a last try can still be answered.
+            trees = _ask(placement, conf.host, max(1.0, deadline - clock()))
             break
         except Exception as exc:
             name = reporter.error_name(exc)
@@ -125,6 +131,32 @@ def check_at_start(conf, store, placement, *, wait: float = START_WAIT,
                     'for node %s with nothing allocated: keeping that '
                     'provider, no claim was lost', store.path, _state(store),
                     root['uuid'], conf.host)
+
+
+def _ask(placement, host: str, timeout: float) -> list:
+    """``node_trees`` within ``timeout`` seconds.
+
+    In a thread of its own: with RabbitMQ away, oslo.messaging retries the
+    connection for its reply queue for ever, whatever the call's timeout.
+    Given up, the thread is left to its retries (a daemon thread: it does not
+    keep a refused process alive).
+    """
+    answer: dict = {}
+
+    def ask():
+        try:
+            answer['trees'] = node_trees(placement, _context(), host)
+        except Exception as exc:
+            answer['error'] = exc
+
+    thread = threading.Thread(target=ask, name='store-check', daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if 'error' in answer:
+        raise answer['error']
+    if 'trees' not in answer:
+        raise TimeoutError('no answer, not even from the message bus')
+    return answer['trees']
 
 
 def _state(store) -> str:

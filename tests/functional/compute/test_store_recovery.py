@@ -12,6 +12,7 @@ that changes nothing.
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -297,3 +298,27 @@ def test_lost_store_of_an_idle_host_keeps_its_provider(stack):
     api.run_audit(ctx(), compute.host)
     after = placement.api.list_resource_providers({}, name=compute.host)
     assert [p['uuid'] for p in after] == [p['uuid'] for p in before]
+
+
+def test_lost_store_with_the_broker_away_is_refused_in_bounded_time(
+        in_process_compute, monkeypatch):
+    """RabbitMQ cut off: the start cannot ask placement; it waits the bound
+    (shortened here), then refuses, instead of hanging or starting empty."""
+    from nova_rt.compute import recovery
+    monkeypatch.setattr(recovery, 'START_WAIT', 3.0)
+    proxy = fixtures.RabbitProxy()
+    proxy.down()
+    svc = in_process_compute(transport_url=proxy.url_for(fixtures.RABBIT_URL))
+    started = time.monotonic()
+    try:
+        with pytest.raises(exception.LocalStoreLost) as err:
+            svc.start()
+        assert time.monotonic() - started < 60
+        assert 'placement did not answer within 3s' in str(err.value)
+        assert 'is missing' in str(err.value)
+        assert not os.path.exists(os.path.join(svc.conf.state_path,
+                                               'compute.sqlite'))
+    finally:
+        # Not svc._transport.cleanup(): it would wait for the question still
+        # trying to reach the broker (the daemon just exits).
+        proxy.close()
