@@ -104,6 +104,26 @@ class NotAuthorized(InvalidInput):
     msg_fmt = "Not authorized: %(reason)s"
 
 
+class LocalStoreError(NovaRtException):
+    """The compute daemon's local state store cannot be used as it is.
+
+    Not an RPC error: nova-rt-compute refuses to start with this one line
+    (naming the file and what to do) rather than run on claims it does not
+    have; ``nova-rt-manage store recover`` reports it too.
+    """
+
+    msg_fmt = "Local state store %(path)s: %(reason)s"
+
+
+class LocalStoreCorrupt(LocalStoreError):
+    """Not a database, a failed integrity check, or rows that do not parse."""
+
+
+class LocalStoreLost(LocalStoreError):
+    """Missing or empty while placement holds allocations for this host,
+    or placement could not be asked whether it does."""
+
+
 #: The names a conductor may see, as the contract lists them.
 RPC_ERRORS = (
     InvalidInput, ComputeResourcesUnavailable, ClaimConflict,

@@ -96,6 +96,11 @@ def main(argv=None) -> int:
         sys.stderr.write(f'{PROG}: [DEFAULT] concurrency_backend: could not be '
                          'read before start; set it in a --config-file\n')
         return 2
+    try:
+        nova_conf.check_transport_url(conf)
+    except exception.ConfigError as exc:
+        sys.stderr.write(f'{PROG}: {_one_line(exc)}\n')
+        return 2
     log.setup(conf, 'nova_rt')
 
     import logging

@@ -46,6 +46,11 @@ def main(argv=None) -> int:
         print(f'nova-rt-placement: {error}', file=sys.stderr)
         return 1
     init_backend(conf)
+    try:
+        nova_conf.check_transport_url(conf)
+    except exception.ConfigError as error:
+        print(f'nova-rt-placement: {error}', file=sys.stderr)
+        return 1
     nova_log.setup(conf, 'nova_rt')
 
     from oslo_service import service as os_service

@@ -181,6 +181,11 @@ class ComputeService(oslo_service.ServiceBase):
                 self._transport,
                 timeout=min(conf.rpc_response_timeout, PLACEMENT_TIMEOUT))
         self.store = store_mod.open_store(conf.state_path)
+        # -- issue 14 item 8: a store that lost this node's claims stops the
+        # start here, before the first full report could erase them.
+        from nova_rt.compute import recovery
+        recovery.check_at_start(conf, self.store, self._placement)
+        # -- end of the local store check
         self._build_sources()
         try:
             if hasattr(self._host_source, 'wait_for_connection'):

@@ -47,6 +47,9 @@ ENDED_MIGRATION_TTL = ledger_mod.ENDED_TTL
 #: Ended migrations are pruned once there are a tenth more than the bound,
 #: so that the sort runs once per few hundred ended moves.
 _PRUNE_SLACK = ledger_mod.ENDED_MAX // 10
+#: How often the audit gives the store's freed pages back and truncates its
+#: WAL when nothing was pruned (it does so after every prune).
+COMPACT_INTERVAL = 600.0
 
 
 class ResourceTracker:
@@ -75,6 +78,7 @@ class ResourceTracker:
         self._view_version = 0              # changes placement should hear of
         self._last_audit: Optional[dict] = None
         self._last_discovered = None        # the PCI bus as the last audit saw it
+        self._compacted_at = time.monotonic()
 
     # ------------------------------------------------------------------ start
 
@@ -86,9 +90,11 @@ class ResourceTracker:
         owned and is marked removed.
         """
         host = self.store.get_meta('host_info')
-        instances, migrations = self.store.load()
         oldest = self.clock() - ENDED_MIGRATION_TTL
+        # The store forgets first, so that memory and the store remember
+        # the same ended migrations.
         self.store.prune_ended_migrations(oldest)
+        instances, migrations = self.store.load()
         discovered = self._gather_pci()
         ledger = ledger_mod.Ledger.from_records(
             [claims.InstanceRecord.from_dict(d) for d in instances],
@@ -301,6 +307,10 @@ class ResourceTracker:
                                 'duration_s': summary['duration_s']}
         if host is not None and changed:
             self.store.set_meta('host_info', host.to_dict())
+        if prune or time.monotonic() - self._compacted_at >= COMPACT_INTERVAL:
+            # Outside the lock: a few ms of the store's own lock.
+            self._compacted_at = time.monotonic()
+            self.store.compact()
         if missing:
             LOG.warning('Audit: %d instances hold claims but have no domain '
                         'here (kept, not freed): %s', len(missing),

@@ -157,8 +157,12 @@ def test_a_directory_that_cannot_be_made_is_refused(tmp_path, option):
 
 
 def test_a_garbled_transport_url_is_refused_without_its_secret(tmp_path):
-    message = _error(tmp_path, f'[DEFAULT]\nstate_path = {tmp_path}\n'
-                               'transport_url = rabbit://u:s3cr3t@h:notaport/\n')
+    conf = _load(tmp_path, f'[DEFAULT]\nstate_path = {tmp_path}\n'
+                           'transport_url = rabbit://u:s3cr3t@h:notaport/\n')
+    nova_conf.validate(conf)
+    with pytest.raises(exception.ConfigError) as info:
+        nova_conf.check_transport_url(conf)
+    message = str(info.value)
     assert '[DEFAULT] transport_url:' in message and 's3cr3t' not in message
 
 
