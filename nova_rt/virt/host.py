@@ -207,17 +207,20 @@ class LibvirtHost:
             stale, self._stale = self._stale, []
         for old in stale:
             _dispose(old)
+        session = error = None
         try:
-            conn = libvirt.openAuth(self._uri, [[libvirt.VIR_CRED_AUTHNAME],
-                                                _auth_callback, None], 0)
-        except libvirt.libvirtError as exc:
-            raise self._attempt_failed(exc.get_error_message() or str(exc)) from exc
-        session = _Session(conn, self._clock())
-        try:
+            session = _Session(libvirt.openAuth(
+                self._uri, [[libvirt.VIR_CRED_AUTHNAME], _auth_callback, None], 0),
+                self._clock())
             self._set_up(session)
         except libvirt.libvirtError as exc:
-            _dispose(session)
-            raise self._attempt_failed(exc.get_error_message() or str(exc)) from exc
+            error = exc
+        if error is not None:
+            # Out of the except block: oslo.log would append the exception to
+            # the warning that says so already.
+            if session is not None:
+                _dispose(session)
+            raise self._attempt_failed(error.get_error_message() or str(error)) from error
         with self._lock:
             current = self._session
             refused = session.closed or (keeper and self._stopped)
@@ -229,7 +232,7 @@ class LibvirtHost:
                 return current.conn          # another caller was quicker
             raise self._attempt_failed('closed by libvirt while being set up')
         self._set_state('connected')
-        return conn
+        return session.conn
 
     def _set_up(self, session: _Session) -> None:
         conn = session.conn
