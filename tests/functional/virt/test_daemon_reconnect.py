@@ -17,21 +17,10 @@ import pytest
 from nova_rt import exception
 from tests.functional.compute import fixtures as cf
 from tests.functional.virt import hostxml
+from tests.functional.virt import outage
 
 CAP = 2
 PASSWORD = 's3cret'
-
-
-def _ctx() -> dict:
-    return {'request_id': 'req-' + str(uuid.uuid4()), 'user_id': 'u1',
-            'project_id': 'p1'}
-
-
-def _instance() -> dict:
-    return {'uuid': str(uuid.uuid4()), 'project_id': 'p1', 'user_id': 'u1',
-            'flavor': {'name': 'tiny', 'vcpus': 1, 'memory_mb': 64,
-                       'root_gb': 0, 'ephemeral_gb': 0, 'swap': 0},
-            'vm_state': 'building'}
 
 
 @pytest.mark.parametrize('backend', ['threading', 'eventlet'])
@@ -48,18 +37,18 @@ def test_started_with_libvirt_away_then_back(tmp_path, backend, compute_placemen
     compute.start()
     api, transport = cf.compute_client(placement.exchange, url=url)
     try:
-        state = api.get_host_state(_ctx(), compute.host)
+        state = api.get_host_state(outage.ctx(), compute.host)
         assert state['hypervisor']['uri'] == f'test://operator:***@{path}'
         assert state['hypervisor']['connected'] is False
         # No inventory was ever known: nothing to serve claims from.
         with pytest.raises(exception.HypervisorUnavailable):
-            api.instance_claim(_ctx(), compute.host, instance=_instance())
+            api.instance_claim(outage.ctx(), compute.host, instance=outage.small_instance())
 
         hostxml.write_host_xml(str(path), n_domains=0)
         back = time.monotonic()
         deadline = back + CAP + 5
         while time.monotonic() < deadline:
-            state = api.get_host_state(_ctx(), compute.host)
+            state = api.get_host_state(outage.ctx(), compute.host)
             if state['hypervisor']['connected'] and state['inventory']:
                 break
             time.sleep(0.02)
@@ -68,7 +57,7 @@ def test_started_with_libvirt_away_then_back(tmp_path, backend, compute_placemen
         assert took <= CAP + 1, f'connected {took:.2f}s after libvirt was back'
         assert state['inventory']['VCPU']['total'] == 8
         assert state['hypervisor']['uri'] == f'test://operator:***@{path}'
-        api.instance_claim(_ctx(), compute.host, instance=_instance())
+        api.instance_claim(outage.ctx(), compute.host, instance=outage.small_instance())
         assert 'libvirt is back; auditing now' in compute.log_text()
     finally:
         transport.cleanup()
