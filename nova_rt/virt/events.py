@@ -158,10 +158,6 @@ _loop_lock = threading.Lock()
 _loop_thread = None
 
 
-def event_impl_registered() -> bool:
-    return _loop_thread is not None
-
-
 def ensure_event_loop() -> None:
     """Register libvirt's default event implementation and run it, once per process.
 

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import time
+import traceback
 from typing import Callable, Optional
 
 import libvirt
@@ -220,7 +221,7 @@ class LibvirtHost:
             # the warning that says so already.
             if session is not None:
                 _dispose(session)
-            raise self._attempt_failed(error.get_error_message() or str(error)) from error
+            raise self._attempt_failed(self._message(error)) from error
         with self._lock:
             current = self._session
             refused = session.closed or (keeper and self._stopped)
@@ -249,6 +250,10 @@ class LibvirtHost:
     def _register_lifecycle(self, session: _Session) -> None:
         session.event_ids.append(session.conn.domainEventRegisterAny(
             None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None))
+
+    def _message(self, exc: 'libvirt.libvirtError') -> str:
+        # libvirt may quote the URI it was given, password and all.
+        return (exc.get_error_message() or str(exc)).replace(self._uri, self.uri)
 
     def _attempt_failed(self, message: str) -> exception.HypervisorUnavailable:
         with self._lock:
@@ -325,7 +330,7 @@ class LibvirtHost:
 
     def _failed(self, exc: 'libvirt.libvirtError', doing: str):
         """The exception to raise for a libvirt error; drops a dead connection."""
-        message = exc.get_error_message() or str(exc)
+        message = self._message(exc)
         session = self._session
         if exc.get_error_code() in _DISCONNECT_ERRORS and session is not None:
             self._lost(session, message)
@@ -356,6 +361,12 @@ class LibvirtHost:
                 try:
                     self._connect(keeper=True)
                 except exception.HypervisorUnavailable:
+                    continue
+                except Exception:  # a bug here must not end reconnecting for good
+                    self._handoff.call(
+                        LOG.error, "reconnecting to %s failed: %s", self.uri,
+                        traceback.format_exc().replace(self._uri, self.uri))
+                    self._attempt_failed('unexpected error, see the log')
                     continue
                 on_connect = self._on_connect
                 if on_connect is not None:

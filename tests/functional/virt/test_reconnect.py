@@ -276,3 +276,13 @@ def test_configured_uri_is_known_before_any_connection():
                        clock=FakeTime().clock, sleep=lambda s: None)
     assert host.uri == 'qemu+tcp://admin:***@nowhere.invalid/system'
     assert not host.connected
+
+
+def test_uri_quoted_by_libvirt_is_masked():
+    host = LibvirtHost('test://user:hunter2@/nonexistent/x.xml',
+                       clock=FakeTime().clock, sleep=lambda s: None)
+    error = libvirt.libvirtError(
+        'no connection driver available for test://user:hunter2@/nonexistent/x.xml')
+    failure = host._failed(error, 'reading the host')
+    assert 'hunter2' not in str(failure)
+    assert 'test://user:***@/nonexistent/x.xml' in str(failure)
