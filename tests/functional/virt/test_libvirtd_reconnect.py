@@ -126,3 +126,23 @@ def test_libvirtd_killed_and_restarted_while_claims_flow(daemon):
     print(f'domain started after the restart: seen in {took:.3f}s')
     assert seen, log[-3000:]
     assert took < EVENT_TARGET
+
+
+def test_libvirtd_hung_is_given_up_by_keepalive(daemon):
+    compute, api, flow_api = daemon
+    flow = outage.ClaimFlow(flow_api, compute.host)
+    flow.start()
+    try:
+        measured = outage.libvirtd_hang(api, compute.host, HANG_TARGET + 1, CAP)
+    finally:
+        flow.stop()
+    _report('hung (SIGSTOP)', measured)
+    log = compute.log_text()
+    assert measured.disconnect_s is not None, log[-3000:]
+    assert measured.disconnect_s <= HANG_TARGET, measured
+    assert 'closed by libvirt (keepalive timeout)' in log
+    assert measured.reconnect_s is not None, log[-3000:]
+    assert measured.reconnect_s <= RECONNECT_TARGET, measured
+    # Claims never waited for the hung libvirtd.
+    assert flow.failures == [], flow.failures[:3]
+    assert flow.succeeded > 0
