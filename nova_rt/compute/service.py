@@ -228,21 +228,34 @@ class ComputeService(oslo_service.ServiceBase):
                  self.host, time.monotonic() - started, self.reporter.root_uuid)
 
     def _start_events(self):
+        # Both sources call back from native threads; the hand-off makes the
+        # calls in this daemon's own threads, which under eventlet is what
+        # lets a green audit loop wake at once and take green locks at all.
+        from nova_rt.virt import events
+        handoff = events.handoff()
         try:
-            self._host_source.start_events(self._on_lifecycle_event)
+            self._host_source.start_events(self._on_lifecycle_event,
+                                           on_connect=self._on_hypervisor_back)
         except Exception:
             LOG.exception('libvirt events unavailable; the periodic audit '
                           'still runs')
         if self._pci_monitor is not None:
+            pci_event = self.tracker.pci_event
             try:
-                self._pci_monitor.start(self.tracker.pci_event)
+                self._pci_monitor.start(
+                    lambda *event: handoff.call(pci_event, *event))
             except Exception:
                 LOG.exception('udev monitor unavailable; PCI hotplug is seen '
                               'at the next periodic audit')
 
     def _on_lifecycle_event(self, event: dict) -> None:
-        # libvirt's event thread: hand off and return.
         LOG.debug('libvirt event %s', event)
+        self.tracker.audit_wanted.set()
+
+    def _on_hypervisor_back(self) -> None:
+        # Whatever happened while libvirt was away (domains started, stopped,
+        # resized) was not seen: audit now rather than at the next period.
+        LOG.info('libvirt is back; auditing now')
         self.tracker.audit_wanted.set()
 
     def _ratios_due(self) -> bool:

@@ -375,7 +375,10 @@ class ResourceTracker:
             node = self._node
             snapshot = view_mod.Snapshot(
                 config=self.config, host=node.host,
-                connected=self._hypervisor_connected,
+                # The source hears at once that libvirt is gone; audits, later.
+                connected=(self._hypervisor_connected
+                           and getattr(self.host_source, 'connected', True)),
+                uri=getattr(self.host_source, 'uri', None),
                 inventory=dict(node.inventory),
                 used=dict(self._view().used),
                 instances=list(self._ledger.instances.values()),

@@ -36,6 +36,9 @@ class Snapshot:
     pci_pools: list
     pci_devices: list
     last_audit: Optional[dict]
+    # The configured hypervisor URI (password masked), known before the
+    # first HostInfo is; None: take the last HostInfo's.
+    uri: Optional[str] = None
 
 
 _PCI_DEVICE_KEYS = ('address', 'vendor_id', 'product_id', 'dev_type', 'status',
@@ -56,7 +59,7 @@ def host_state(snap: Snapshot) -> dict:
     state = {
         'host': config.host, 'node': config.node,
         'hypervisor': {
-            'uri': snap.host.uri if snap.host else None,
+            'uri': snap.uri or (snap.host.uri if snap.host else None),
             'hostname': snap.host.hostname if snap.host else None,
             'type': snap.host.hypervisor_type if snap.host else None,
             'version': snap.host.hypervisor_version if snap.host else None,

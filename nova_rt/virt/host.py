@@ -1,9 +1,10 @@
 """The libvirt adapter: one connection, turned into plain data.
 
-``LibvirtHost`` opens its connection lazily, reopens it with a capped
-exponential back-off when it fails or dies, and answers with
-``objects.HostInfo`` / ``objects.DomainInfo``.  Parsing is done by the pure
-modules ``virt.capabilities`` and ``virt.domain_xml``.
+``LibvirtHost`` opens its connection lazily, knows at once when libvirt closes
+it (close callback, keepalive), reopens it in the background with a capped
+exponential back-off, and answers with ``objects.HostInfo`` /
+``objects.DomainInfo``.  Parsing is done by the pure modules
+``virt.capabilities`` and ``virt.domain_xml``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import dataclasses
 import logging
 import os
 import re
-import threading
 import time
+import traceback
 from typing import Callable, Optional
 
 import libvirt
@@ -47,6 +48,14 @@ _DISCONNECT_ERRORS = frozenset((
     libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN))
 
 
+_CLOSE_REASONS = {
+    libvirt.VIR_CONNECT_CLOSE_REASON_ERROR: 'I/O error',
+    libvirt.VIR_CONNECT_CLOSE_REASON_EOF: 'end of file: libvirtd went away',
+    libvirt.VIR_CONNECT_CLOSE_REASON_KEEPALIVE: 'keepalive timeout',
+    libvirt.VIR_CONNECT_CLOSE_REASON_CLIENT: 'closed by this client',
+}
+
+
 def mask_uri(uri: str) -> str:
     """The URI with any password replaced: qemu+ssh://u:secret@h -> u:***@h."""
     return re.sub(r'(//[^/:@]*):[^/@]*@', r'\1:***@', uri)
@@ -73,34 +82,79 @@ def _auth_callback(credentials, _opaque):
     return 0 if not credentials else -1
 
 
+#: libvirt's keepalive on every connection.  A libvirtd that is killed or
+#: restarted closes the socket and is noticed at once without it; one that
+#: stops answering (hung, its host cut off) is given up after about
+#: INTERVAL * (COUNT + 1) seconds, instead of libvirt's default of 30, and
+#: any call stuck on it fails then.
+KEEPALIVE_INTERVAL = 3
+KEEPALIVE_COUNT = 3
+#: A connection lost sooner than this after it was opened did not prove
+#: libvirtd back: the back-off goes on rather than starting over, so that a
+#: libvirtd that accepts and drops every client (max_clients reached, a crash
+#: loop) is not reopened in a tight loop.
+STABLE_AFTER = 5.0
+
+
+class _Session:
+    """One opened connection and what was registered on it."""
+
+    __slots__ = ('conn', 'opened_at', 'event_ids', 'closed')
+
+    def __init__(self, conn, opened_at: float):
+        self.conn = conn
+        self.opened_at = opened_at
+        self.event_ids: list = []
+        # Set by libvirt's close callback, which may run before the session
+        # is in place.
+        self.closed = False
+
+
 class LibvirtHost:
     """The hypervisor of this host, as libvirt shows it.
 
+    Until ``start_events`` the connection is opened lazily by the calls that
+    need it, at most as often as the back-off allows.  From ``start_events``
+    on, a thread of its own keeps it: a connection that libvirt closes (or a
+    call finds dead) is given up at once, so that ``connected`` is false at
+    once, and reopened with back-off capped at ``reconnect_max_interval``;
+    the calls in between fail fast with ``HypervisorUnavailable``.
+
     ``clock`` and ``sleep`` are injectable so that back-off can be tested
-    without waiting.  Nothing returned holds a libvirt object.
+    without waiting.  Nothing returned holds a libvirt object.  Callbacks
+    are made through ``events.handoff()``, so that under eventlet they run
+    in green threads, not in libvirt's.
     """
 
     def __init__(self, uri: str, instances_path: Optional[str] = None,
                  disk_pool: Optional[str] = None, reconnect_max_interval: float = 60,
                  *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
-        self.uri = uri
+                 sleep: Optional[Callable[[float], None]] = None):
+        self._uri = uri
         self.instances_path = instances_path
         self.disk_pool = disk_pool
         self._clock, self._sleep = clock, sleep
         self._backoff = Backoff(reconnect_max_interval)
-        self._lock = threading.RLock()
-        self._conn = None
-        self._conn_has_event_impl = False
-        self._closed_by_libvirt = False
-        self._state: Optional[str] = None       # None, 'connected', 'disconnected'
+        native = events.native_threading()
+        # A native lock, never held across a libvirt call: it is taken by
+        # libvirt's event thread, the keeper, eventlet's tpool threads and
+        # green threads alike.
+        self._lock = native.Lock()
+        self._stop_event = native.Event()
+        self._wakeup = native.Event()         # the keeper: the connection was lost
+        self._handoff = events.handoff()
+        self._session: Optional[_Session] = None
+        self._stale: list = []                # lost sessions still to close
+        self._state: Optional[str] = None     # None, 'connected', 'disconnected'
         self._retry_at = 0.0
         self._last_error = ''
         self._event_callback = None
+        self._on_connect = None
+        self._keeper = None
+        self._keeping = False                 # from start_events to stop
         # Called between domains while listing them (compute/gate.py), so
         # that the calls being served go first.
         self.give_way: Optional[Callable[[], object]] = None
-        self._event_ids: list = []
         self._stopped = False
         self._xml_cache: dict = {}              # uuid -> (xml, parsed fields)
         # Without this libvirt prints every error to stderr on its own.
@@ -109,9 +163,15 @@ class LibvirtHost:
     # --- connection ---------------------------------------------------------
 
     @property
+    def uri(self) -> str:
+        """The configured URI, password masked: what may be shown and logged."""
+        return mask_uri(self._uri)
+
+    @property
     def connected(self) -> bool:
-        conn = self._conn
-        return conn is not None and not self._closed_by_libvirt and _alive(conn)
+        """Whether a connection is held, as last known: a flag, never a
+        libvirt call (``isAlive`` would wait behind any call in flight)."""
+        return self._session is not None
 
     @property
     def connection(self) -> 'libvirt.virConnect':
@@ -119,32 +179,89 @@ class LibvirtHost:
         return self._connection()
 
     def _connection(self):
+        session = self._session
+        if session is not None:
+            if _alive(session.conn):
+                return session.conn
+            # Closed under us without a word (the test driver has no close
+            # callback).
+            self._lost(session, 'the connection was closed')
         with self._lock:
-            if self._conn is not None and (self._closed_by_libvirt or not _alive(self._conn)):
-                self._lost('the connection was closed')
-            if self._conn is not None:
-                return self._conn
+            if self._session is not None:
+                return self._session.conn
             now = self._clock()
-            if now < self._retry_at:
+            if self._keeping or now < self._retry_at:
+                # With a keeper, only the keeper opens: a caller would only
+                # repeat its attempt and the back-off it keeps.
                 raise exception.HypervisorUnavailable(reason=(
-                    f"not connected to {mask_uri(self.uri)} (next attempt in "
-                    f"{self._retry_at - now:.0f}s): {self._last_error}"))
-            try:
-                conn = libvirt.openAuth(self.uri, [[libvirt.VIR_CRED_AUTHNAME],
-                                                   _auth_callback, None], 0)
-            except libvirt.libvirtError as exc:
-                self._retry_at = now + self._backoff.next_delay()
-                self._last_error = exc.get_error_message() or str(exc)
-                self._set_state('disconnected')
-                raise exception.HypervisorUnavailable(
-                    reason=f"cannot connect to {mask_uri(self.uri)}: {self._last_error}"
-                ) from exc
-            self._conn, self._closed_by_libvirt = conn, False
-            self._conn_has_event_impl = events.event_impl_registered()
-            self._backoff.reset()
-            self._set_state('connected')
-            self._register_callbacks(conn)
-            return conn
+                    f"not connected to {self.uri} (next attempt in "
+                    f"{max(0.0, self._retry_at - now):.0f}s): {self._last_error}"))
+        return self._connect()
+
+    def _connect(self, keeper: bool = False):
+        """Open, set up and put in place a connection (the one place that opens)."""
+        # Before any open: libvirt binds a connection to the event
+        # implementation that exists when it is opened, and without one there
+        # is no close callback, no keepalive and no events.
+        events.ensure_event_loop()
+        with self._lock:
+            stale, self._stale = self._stale, []
+        for old in stale:
+            _dispose(old)
+        session = error = None
+        try:
+            session = _Session(libvirt.openAuth(
+                self._uri, [[libvirt.VIR_CRED_AUTHNAME], _auth_callback, None], 0),
+                self._clock())
+            self._set_up(session)
+        except libvirt.libvirtError as exc:
+            error = exc
+        if error is not None:
+            # Out of the except block: oslo.log would append the exception to
+            # the warning that says so already.
+            if session is not None:
+                _dispose(session)
+            raise self._attempt_failed(self._message(error)) from error
+        with self._lock:
+            current = self._session
+            refused = session.closed or (keeper and self._stopped)
+            if current is None and not refused:
+                self._session = session
+        if current is not None or refused:
+            _dispose(session)
+            if current is not None:
+                return current.conn          # another caller was quicker
+            raise self._attempt_failed('closed by libvirt while being set up')
+        self._set_state('connected')
+        return session.conn
+
+    def _set_up(self, session: _Session) -> None:
+        conn = session.conn
+        try:
+            conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
+        except libvirt.libvirtError as exc:
+            # Local drivers (the test driver) have no socket to keep alive.
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                raise
+        conn.registerCloseCallback(self._on_close, session)
+        if self._event_callback is not None:
+            self._register_lifecycle(session)
+
+    def _register_lifecycle(self, session: _Session) -> None:
+        session.event_ids.append(session.conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None))
+
+    def _message(self, exc: 'libvirt.libvirtError') -> str:
+        # libvirt may quote the URI it was given, password and all.
+        return (exc.get_error_message() or str(exc)).replace(self._uri, self.uri)
+
+    def _attempt_failed(self, message: str) -> exception.HypervisorUnavailable:
+        with self._lock:
+            self._retry_at = self._clock() + self._backoff.next_delay()
+            self._last_error = message
+        self._set_state('disconnected')
+        return exception.HypervisorUnavailable(
+            reason=f"cannot connect to {self.uri}: {message}")
 
     def wait_for_connection(self, max_attempts: Optional[int] = None) -> bool:
         """Block, retrying with back-off, until connected; False if given up or stopped."""
@@ -157,48 +274,103 @@ class LibvirtHost:
                 attempts += 1
                 if max_attempts is not None and attempts >= max_attempts:
                     return False
-                self._sleep(max(0.0, self._retry_at - self._clock()))
+                delay = self._retry_at - self._clock()
+                # (Not due yet, but failing: the keeper is in an attempt.)
+                self._pause(delay if delay > 0 else 0.1)
         return False
+
+    def _pause(self, seconds: float) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            self._stop_event.wait(seconds)       # native: ends at stop()
 
     def _set_state(self, state: str) -> None:
         # Logged once per change, never once per attempt: a libvirtd that is
         # down for an hour must not fill the log.
-        if state == self._state:
-            return
-        uri = mask_uri(self.uri)
-        if state == 'connected':
-            LOG.info("connected to %s", uri)
-        elif self._state == 'connected':
-            LOG.warning("lost connection to %s, retrying: %s", uri, self._last_error)
-        else:
-            LOG.warning("cannot connect to %s, retrying: %s", uri, self._last_error)
-        self._state = state
-
-    def _lost(self, reason: str) -> None:
         with self._lock:
-            conn, self._conn = self._conn, None
-            self._event_ids = []
+            before, self._state = self._state, state
+            reason = self._last_error
+        if state == before:
+            return
+        if state == 'connected':
+            self._handoff.call(LOG.info, "connected to %s", self.uri)
+        elif before == 'connected':
+            self._handoff.call(LOG.warning, "lost connection to %s, retrying: %s",
+                               self.uri, reason)
+        else:
+            self._handoff.call(LOG.warning, "cannot connect to %s, retrying: %s",
+                               self.uri, reason)
+
+    def _drop(self, session: _Session, reason: str, close_later: bool = False) -> bool:
+        """Give ``session`` up if it is the current one; False if it was not.
+
+        ``close_later``: leave closing it to the keeper (or the next open).
+        """
+        with self._lock:
+            if self._session is not session:
+                return False
+            self._session = None
+            if close_later:
+                self._stale.append(session)
             self._last_error = reason
-            self._retry_at = 0.0     # the first attempt after a loss is immediate
-            self._set_state('disconnected')
-        if conn is not None:
-            try:
-                conn.close()
-            except libvirt.libvirtError:
-                pass
+            now = self._clock()
+            if now - session.opened_at >= STABLE_AFTER:
+                self._backoff.reset()
+                self._retry_at = now    # the first attempt after a loss is immediate
+            else:
+                self._retry_at = now + self._backoff.next_delay()
+        self._set_state('disconnected')
+        self._wakeup.set()
+        return True
+
+    def _lost(self, session: _Session, reason: str) -> None:
+        if self._drop(session, reason):
+            _dispose(session)
 
     def _failed(self, exc: 'libvirt.libvirtError', doing: str):
         """The exception to raise for a libvirt error; drops a dead connection."""
-        message = exc.get_error_message() or str(exc)
-        if exc.get_error_code() in _DISCONNECT_ERRORS:
-            self._lost(message)
+        message = self._message(exc)
+        session = self._session
+        if exc.get_error_code() in _DISCONNECT_ERRORS and session is not None:
+            self._lost(session, message)
         return exception.HypervisorUnavailable(
-            reason=f"{doing} on {mask_uri(self.uri)} failed: {message}")
+            reason=f"{doing} on {self.uri} failed: {message}")
 
-    def _on_close(self, _conn, reason, _opaque) -> None:
-        # Runs in the event thread: only flag it; the next call reconnects.
-        self._closed_by_libvirt = True
-        self._last_error = f"closed by libvirt (reason {reason})"
+    def _on_close(self, _conn, reason, session: _Session) -> None:
+        # libvirt's event thread: no libvirt call here (closing the connection
+        # from its own callback is not allowed); the keeper closes it.
+        session.closed = True
+        self._drop(session, f"closed by libvirt ({_CLOSE_REASONS.get(reason, reason)})",
+                   close_later=True)
+
+    def _keep(self) -> None:
+        """The keeper thread: reopen whenever the connection is lost."""
+        while not self._stopped:
+            self._wakeup.wait()
+            self._wakeup.clear()
+            with self._lock:
+                stale, self._stale = self._stale, []
+            for session in stale:
+                _dispose(session)
+            while self._session is None and not self._stopped:
+                delay = self._retry_at - self._clock()
+                if delay > 0:
+                    self._pause(delay)
+                    continue
+                try:
+                    self._connect(keeper=True)
+                except exception.HypervisorUnavailable:
+                    continue
+                except Exception:  # a bug here must not end reconnecting for good
+                    self._handoff.call(
+                        LOG.error, "reconnecting to %s failed: %s", self.uri,
+                        traceback.format_exc().replace(self._uri, self.uri))
+                    self._attempt_failed('unexpected error, see the log')
+                    continue
+                on_connect = self._on_connect
+                if on_connect is not None:
+                    self._handoff.call(on_connect)
 
     # --- host ---------------------------------------------------------------
 
@@ -242,7 +414,7 @@ class LibvirtHost:
                     raise
                 raise exception.ConfigError(reason=(
                     f"[libvirt] disk_pool: no storage pool {self.disk_pool!r} on "
-                    f"{mask_uri(self.uri)}")) from exc
+                    f"{self.uri}")) from exc
             _state, capacity, allocation, _available = pool.info()
             return capacity // GiB, allocation // GiB
         if not self.instances_path:
@@ -291,7 +463,8 @@ class LibvirtHost:
                 try:
                     fields = domain_xml.parse_domain_xml(xml).fields()
                 except domain_xml.InvalidXML as exc:
-                    LOG.warning("skipping domain %s (%s): %s", uuid, dom.name(), exc)
+                    self._handoff.call(LOG.warning, "skipping domain %s (%s): %s",
+                                       uuid, dom.name(), exc)
                     continue
                 info = objects.DomainInfo(state=state, active=is_active, **fields)
             seen[uuid] = (xml, info)
@@ -308,71 +481,94 @@ class LibvirtHost:
                 raise
         return [(dom, {'state.state': dom.state()[0]}) for dom in conn.listAllDomains(0)]
 
-    # --- events -------------------------------------------------------------
+    # --- events ---------------------------------------------------------
 
-    def start_events(self, callback: Callable[[dict], None]) -> None:
-        """Deliver lifecycle events to ``callback`` as plain dicts.
+    def start_events(self, callback: Callable[[dict], None],
+                     on_connect: Optional[Callable[[], None]] = None) -> None:
+        """Deliver lifecycle events to ``callback`` as plain dicts, and keep
+        the connection from now on.
 
-        ``callback({'uuid', 'name', 'event', 'detail'})`` runs in libvirt's
-        native event thread: it should hand the event off and return quickly.
-        If libvirt is unreachable now, registration happens on reconnection.
+        ``callback({'uuid', 'name', 'event', 'detail'})`` and ``on_connect()``
+        (after every connection the keeper opens: what happened meanwhile was
+        not seen) are made through ``events.handoff()`` and should return
+        quickly.  If libvirt is unreachable now, events are registered on the
+        connection the keeper opens.
         """
         events.ensure_event_loop()
         with self._lock:
-            self._event_callback = callback
-            if self._conn is not None and not self._conn_has_event_impl:
-                # Opened before the event implementation existed: reopen.
-                conn, self._conn = self._conn, None
-                conn.close()
-            elif self._conn is not None:
-                self._register_callbacks(self._conn)
-                return
-        try:
-            self._connection()
-        except exception.HypervisorUnavailable as exc:
-            LOG.debug("events will be registered on reconnection: %s", exc)
-
-    def _register_callbacks(self, conn) -> None:
-        if not self._conn_has_event_impl:
-            return
-        try:
-            conn.registerCloseCallback(self._on_close, None)
-        except libvirt.libvirtError:
-            pass   # drivers without it (the test driver) never close on their own
-        if self._event_callback is not None and not self._event_ids:
-            self._event_ids.append(conn.domainEventRegisterAny(
-                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None))
+            self._event_callback, self._on_connect = callback, on_connect
+            self._stopped = False
+            self._stop_event.clear()
+            session = self._session
+        if session is not None and not session.event_ids:
+            try:
+                self._register_lifecycle(session)
+            except libvirt.libvirtError as exc:
+                # The keeper registers them on the next connection.
+                self._failed(exc, 'registering for events')
+        elif session is None:
+            try:
+                self._connection()     # once now, as the back-off allows
+            except exception.HypervisorUnavailable as exc:
+                LOG.debug("events will be registered on reconnection: %s", exc)
+        with self._lock:
+            self._keeping = True
+            keeper = None
+            if self._keeper is None or not self._keeper.is_alive():
+                keeper = self._keeper = events.native_threading().Thread(
+                    target=self._keep, name='libvirt-keeper', daemon=True)
+        if keeper is not None:
+            keeper.start()
+        if self._session is None:
+            self._wakeup.set()
 
     def _on_lifecycle(self, _conn, dom, event, detail, _opaque) -> None:
+        # libvirt's event thread; the uuid and name are known client-side.
+        self._handoff.call(self._deliver, events.lifecycle_event(
+            dom.UUIDString(), dom.name(), event, detail))
+
+    def _deliver(self, event: dict) -> None:
         callback = self._event_callback
         if callback is None:
             return
         try:
-            callback(events.lifecycle_event(dom.UUIDString(), dom.name(), event, detail))
-        except Exception:  # a failing consumer must not stop the event thread
+            callback(event)
+        except Exception:  # a failing consumer must not stop event delivery
             LOG.exception("lifecycle event callback failed")
 
     def stop(self) -> None:
-        """Deregister events and close the connection."""
+        """Stop the keeper, deregister events and close the connection."""
         with self._lock:
             self._stopped = True
-            self._event_callback = None
-            conn, self._conn = self._conn, None
-            event_ids, self._event_ids = self._event_ids, []
+            self._keeping = False
+            self._event_callback = self._on_connect = None
+            session, self._session = self._session, None
+            stale, self._stale = self._stale, []
             self._state = None
-        if conn is None:
-            return
-        for event_id in event_ids:
-            try:
-                conn.domainEventDeregisterAny(event_id)
-            except libvirt.libvirtError:
-                pass
-        if self._conn_has_event_impl:
-            try:
-                conn.unregisterCloseCallback()
-            except libvirt.libvirtError:
-                pass
+        self._stop_event.set()
+        self._wakeup.set()
+        for old in stale + ([session] if session is not None else []):
+            _dispose(old)
+
+
+def _dispose(session: _Session) -> None:
+    """Deregister what was registered on ``session`` and close it, quietly:
+    it is usually dead already."""
+    conn = session.conn
+    for event_id in session.event_ids:
+        try:
+            conn.domainEventDeregisterAny(event_id)
+        except libvirt.libvirtError:
+            pass
+    session.event_ids = []
+    try:
+        conn.unregisterCloseCallback()
+    except libvirt.libvirtError:
+        pass
+    try:
         conn.close()
+    except libvirt.libvirtError:
+        pass
 
 
 def _alive(conn) -> bool:

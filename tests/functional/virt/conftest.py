@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+from tests.functional.compute.fixtures import compute_placement  # noqa: F401
 from tests.functional.virt import libvirtd
 
 # NOVA_RT_LIBVIRTD: unset, the real-libvirtd tests run wherever libvirtd

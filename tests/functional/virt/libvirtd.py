@@ -7,6 +7,10 @@
 - ``start_domain(conn, vcpus, memory_mib)`` / ``remove_domain(dom)``: define
   and start one (named ``nova-rt-test-…``); destroy and undefine it, whatever
   state it is in.
+- ``restart_unavailable_reason()``, ``stop_libvirtd()``, ``start_libvirtd()``:
+  whether this test run may take libvirtd away and bring it back, and doing
+  so the way tools/setup-libvirtd.sh runs it (``libvirtd -d``, no systemd).
+  Running guests survive: QEMU does not depend on libvirtd.
 
 Domains on ``qemu:///system`` are the machine's, not the test's: whatever a
 test starts, a finalizer must remove, or later runs see it as unmanaged.
@@ -15,6 +19,10 @@ test starts, a finalizer must remove, or later runs see it as unmanaged.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import time
 import uuid
 from typing import Optional
 
@@ -78,3 +86,71 @@ def remove_domain(dom) -> None:
         # Already gone (the test removed it itself): nothing left to do.
         if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
             raise
+
+
+def pids() -> list:
+    found = subprocess.run(['pgrep', '-x', 'libvirtd'], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def restart_unavailable_reason() -> Optional[str]:
+    """Why this run may not stop and start libvirtd; ``None`` when it may."""
+    if os.geteuid() != 0:
+        return 'stopping libvirtd needs root'
+    if shutil.which('libvirtd') is None:
+        return 'no libvirtd binary on PATH'
+    if not pids():
+        return 'libvirtd is not running as a process of its own'
+    if os.path.isdir('/run/systemd/system'):
+        # systemd (and its sockets) would start it again on its own.
+        return 'libvirtd is managed by systemd here'
+    return None
+
+
+def answers() -> bool:
+    import libvirt
+    try:
+        libvirt.open(URI).close()
+    except libvirt.libvirtError:
+        return False
+    return True
+
+
+def signal_libvirtd(signo: int) -> float:
+    """Send ``signo`` to libvirtd; the ``time.monotonic()`` it was sent."""
+    running = pids()
+    if not running:
+        raise RuntimeError('libvirtd is not running')
+    sent = time.monotonic()
+    for pid in running:
+        os.kill(pid, signo)
+    return sent
+
+
+def wait_exited(timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while pids():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f'libvirtd did not exit within {timeout}s')
+        time.sleep(0.02)
+
+
+def stop_libvirtd(signo: int = signal.SIGTERM, timeout: float = 30) -> float:
+    """Signal libvirtd and wait until it has exited; returns the
+    ``time.monotonic()`` at which the signal was sent."""
+    sent = signal_libvirtd(signo)
+    wait_exited(timeout)
+    return sent
+
+
+def start_libvirtd(timeout: float = 30) -> float:
+    """Start libvirtd as tools/setup-libvirtd.sh does; returns the
+    ``time.monotonic()`` at which it first answered on ``URI``."""
+    if not pids():
+        subprocess.run(['libvirtd', '-d'], check=True)
+    deadline = time.monotonic() + timeout
+    while not answers():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f'libvirtd did not answer within {timeout}s')
+        time.sleep(0.01)
+    return time.monotonic()

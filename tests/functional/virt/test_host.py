@@ -140,7 +140,7 @@ def test_lifecycle_events(tmp_path):
             arrived.set()
 
     host = LibvirtHost(f'test://{path}')
-    host.get_host_info()                 # opened before events: start_events must reopen
+    host.get_host_info()                 # opened before start_events: events registered on it
     host.start_events(callback)
     conn = host.connection               # the test driver's state is per connection
     dom = conn.defineXML(LIFECYCLE_XML)
