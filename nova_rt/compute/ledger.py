@@ -107,7 +107,7 @@ def _patched(records: Mapping, drops, puts) -> Mapping:
     so that an unchanged half of the ledger is shared, not copied."""
     if not drops and not puts:
         return records
-    patched = dict(records)
+    patched = records.copy()        # the dict's own copy, not item by item
     for uuid in drops:
         patched.pop(uuid, None)
     for rec in puts:

@@ -88,9 +88,6 @@ _TABLES = frozenset(('instances', 'migrations', 'meta'))
 #: otherwise (newest kept): the ledger's bound, so that the store and the
 #: tracker's memory remember the same ones.
 KEEP_ENDED_MIGRATIONS = ledger.ENDED_MAX
-#: Bytes the WAL file is cut back to after a checkpoint; without a limit it
-#: stays at its largest size for good.
-WAL_SIZE_LIMIT = 1024 * 1024
 
 #: What to tell the operator for a store that cannot be read.
 RECOVER_HINT = ('restore it from a backup (remove the -wal and -shm files '
@@ -179,7 +176,10 @@ class ClaimStore:
         try:
             self._db.execute('PRAGMA journal_mode=WAL')
             self._db.execute(f'PRAGMA synchronous={synchronous}')
-            self._db.execute(f'PRAGMA journal_size_limit={WAL_SIZE_LIMIT}')
+            # No journal_size_limit: it truncates the WAL each time it
+            # restarts, which doubled the cost of every claim's commit
+            # (0.32 -> 0.62 ms on this machine); compact() truncates it
+            # once in a while instead.
             self._check_integrity()
             self._upgrade()
             self._check_tables()
