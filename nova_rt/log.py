@@ -20,56 +20,28 @@ import re
 from oslo_log import log as oslo_logging
 from oslo_utils import strutils
 
-#: What follows ``://`` up to its last ``@``: a URL ends at whitespace or
-#: where the next one starts, and its userinfo runs to the last ``@`` of it,
-#: as ``urllib.parse`` reads a netloc, so that a password containing ``@`` or
-#: ``/`` is masked whole.  Linear: every attempt starts at a ``://`` and
-#: stops before the next one, so each character is read a bounded number of
-#: times.
-_URL_AUTHORITY = re.compile(r'://(?P<authority>[^\s:/]*:(?:(?!://)\S)*)@')
+#: A URL's userinfo: from ``://`` to its last ``@``.  A URL ends at
+#: whitespace or where the next one starts, and its userinfo runs to the last
+#: ``@`` of it, as ``urllib.parse`` reads a netloc: everything from the first
+#: ``:`` to there is masked, since a password may hold ``,`` ``@`` ``:`` or
+#: ``/`` and no part of that span can be told safe (a multi-host
+#: ``rabbit://u1:p1@h1,u2:p2@h2/`` shows as ``rabbit://u1:***@h2/``).
+#: Linear: every attempt starts at a ``://`` and stops before the next one,
+#: so each character is read a bounded number of times.
+_URL_USERINFO = re.compile(r'://(?P<user>[^\s:/]*):(?:(?!://)\S)*@')
 SECRET = '***'
-
-
-def _mask_userinfo(userinfo: str) -> str:
-    """``user:SECRET`` -> ``user:***``; a user without password is kept."""
-    user, colon, _secret = userinfo.partition(':')
-    return user + colon + SECRET if colon else userinfo
-
-
-def _mask_authority(authority: str) -> str:
-    """Every ``user:secret`` of ``u1:p1@h1:5672,u2:p2``: the text between a
-    URL's ``://`` and its last ``@`` (oslo.messaging's multi-host URLs list
-    ``user:pass@host`` entries separated by commas)."""
-    entries = authority.split(',')
-    masked, pending = [], []
-    for index, entry in enumerate(entries):
-        pending.append(entry)
-        last = index == len(entries) - 1
-        if '@' not in entry and not last:
-            # No host after it: the comma was inside a password.
-            continue
-        joined = ','.join(pending)
-        pending = []
-        if last:
-            masked.append(_mask_userinfo(joined))
-        else:
-            userinfo, at, host = joined.rpartition('@')
-            masked.append(_mask_userinfo(userinfo) + at + host)
-    return ','.join(masked)
 
 
 def _mask_urls(text: str) -> str:
     """Mask the password of every ``scheme://user:password@host`` in ``text``."""
     if '://' not in text:
         return text
-    return _URL_AUTHORITY.sub(_masked_url, text)
+    return _URL_USERINFO.sub(_masked_userinfo, text)
 
 
-def _masked_url(match: re.Match) -> str:
-    authority = match.group('authority')
-    if ',' not in authority:       # one host: the usual case, made cheap
-        return '://' + authority.partition(':')[0] + ':' + SECRET + '@'
-    return '://' + _mask_authority(authority) + '@'
+def _masked_userinfo(match: re.Match) -> str:
+    # (A function: cheaper than a template with a group, measured.)
+    return '://' + match.group('user') + ':' + SECRET + '@'
 
 
 def mask_secrets(text: str) -> str:

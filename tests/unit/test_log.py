@@ -84,17 +84,16 @@ _PASSWORD_CHARS = st.characters(
                  max_size=10),
     before=st.sampled_from(['', 'connecting to ', "{'url': '", '(']))
 def test_a_url_password_never_gets_through(password, user, before):
-    # Whatever the password holds (@ , / : quotes ...), as urllib reads a
-    # netloc: the userinfo runs to the last @.
+    # Whatever the password holds (@ , / : quotes ...): as urllib reads a
+    # netloc, the userinfo runs to the last @.
     text = f'{before}rabbit://{user}:{password}@mq.example:5672/vhost x@y'
     assert nova_log.mask_secrets(text) == \
         f'{before}rabbit://{user}:***@mq.example:5672/vhost x@y'
 
 
-def test_every_host_of_a_multi_host_url_is_masked():
+def test_every_password_of_a_multi_host_url_is_masked():
     url = 'rabbit://u1:p1@h1:5672,u2:p2@h2:5672,u3@h3:5672/vh'
-    assert nova_log.mask_secrets(url) == \
-        'rabbit://u1:***@h1:5672,u2:***@h2:5672,u3@h3:5672/vh'
+    assert nova_log.mask_secrets(url) == 'rabbit://u1:***@h3:5672/vh'
 
 
 def test_urls_without_a_password_are_kept():
