@@ -198,8 +198,9 @@ def unbounded(schema: dict, path: str = '') -> list:
     names = schema.get('propertyNames')
     if names is not None and 'maxLength' not in names:
         found.append(f'{path}: keys without maxLength')
-    for name, sub in schema.get('properties', {}).items():
-        found += unbounded(sub, f'{path}.{name}')
+    for key in ('properties', 'patternProperties'):
+        for name, sub in schema.get(key, {}).items():
+            found += unbounded(sub, f'{path}.{name}')
     for key in ('additionalProperties', 'items'):
         if isinstance(schema.get(key), dict):
             found += unbounded(schema[key], f'{path}[{key}]')

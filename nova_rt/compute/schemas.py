@@ -53,6 +53,24 @@ PCI_ADDRESS = {'type': 'string', 'maxLength': 12,
                'description': 'a PCI address like 0000:81:00.1'}
 
 
+EXTRA_SPEC = {'type': 'string', 'maxLength': 255}
+_DIGITS = '[0-9]+'
+#: The syntax of the extra specs whose numbers the tracker reads, as Nova's
+#: API checks it (nova/api/validation/extra_specs): ASCII digits, since
+#: str.isdigit() takes '²' and int() does not.  What the numbers mean
+#: (enough vCPUs for the NUMA nodes, a known alias) is the tracker's to say.
+EXTRA_SPEC_SYNTAX = {
+    '^hw:numa_nodes$': dict(EXTRA_SPEC, pattern=f'^\\s*{_DIGITS}\\s*$',
+                            description='a count of NUMA nodes'),
+    '^resources:': dict(EXTRA_SPEC, pattern=f'^\\s*{_DIGITS}\\s*$',
+                        description='an amount (digits)'),
+    '^pci_passthrough:alias$': dict(
+        EXTRA_SPEC,
+        pattern=f'^[^:,]+:\\s*{_DIGITS}\\s*(,[^:,]+:\\s*{_DIGITS}\\s*)*$',
+        description='"alias:count" items separated by commas'),
+}
+
+
 def _count(minimum: int) -> dict:
     return {'type': 'integer', 'minimum': minimum, 'maximum': MAX_FLAVOR_INT}
 
@@ -71,7 +89,8 @@ FLAVOR = {
             'type': 'object',
             'maxProperties': MAX_EXTRA_SPECS,
             'propertyNames': {'minLength': 1, 'maxLength': 255},
-            'additionalProperties': {'type': 'string', 'maxLength': 255},
+            'patternProperties': EXTRA_SPEC_SYNTAX,
+            'additionalProperties': EXTRA_SPEC,
         },
     },
     'required': ['name', 'vcpus', 'memory_mb', 'root_gb', 'ephemeral_gb',
