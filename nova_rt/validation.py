@@ -242,25 +242,35 @@ def _types(value) -> str:
                                        else [value]))
 
 
-#: keyword -> what to say of the value that broke it.
+#: keyword -> what to say of the value that broke it (``v``: the keyword's
+#: value in the schema).
 _PHRASES = {
-    'type': lambda v, s: f'is not of type {_types(v)}',
-    'minimum': lambda v, s: f'is less than the minimum of {v!r}',
-    'maximum': lambda v, s: f'is greater than the maximum of {v!r}',
-    'exclusiveMinimum': lambda v, s: f'is less than or equal to the minimum of {v!r}',
-    'exclusiveMaximum': lambda v, s: f'is greater than or equal to the maximum of {v!r}',
-    'enum': lambda v, s: f'is not one of {", ".join(map(repr, v))}',
-    'minLength': lambda v, s: f'is too short (at least {v} characters)',
-    'maxLength': lambda v, s: f'is too long (at most {v} characters)',
-    'minItems': lambda v, s: f'has too few items (at least {v})',
-    'maxItems': lambda v, s: f'has too many items (at most {v})',
-    'minProperties': lambda v, s: f'has too few entries (at least {v})',
-    'maxProperties': lambda v, s: f'has too many entries (at most {v})',
-    'uniqueItems': lambda v, s: 'has repeated items',
-    # A pattern's schema says what it stands for ("a uuid").
-    'pattern': lambda v, s: (f'is not {s["description"]}' if 'description' in s
-                             else f'does not match {v!r}'),
+    'minimum': 'is less than the minimum of {v!r}',
+    'maximum': 'is greater than the maximum of {v!r}',
+    'exclusiveMinimum': 'is less than or equal to the minimum of {v!r}',
+    'exclusiveMaximum': 'is greater than or equal to the maximum of {v!r}',
+    'minLength': 'is too short (at least {v} characters)',
+    'maxLength': 'is too long (at most {v} characters)',
+    'minItems': 'has too few items (at least {v})',
+    'maxItems': 'has too many items (at most {v})',
+    'minProperties': 'has too few entries (at least {v})',
+    'maxProperties': 'has too many entries (at most {v})',
+    'uniqueItems': 'has repeated items',
 }
+
+
+def _phrase(keyword: str, value, schema: dict):
+    if keyword == 'type':
+        return f'is not of type {_types(value)}'
+    if keyword == 'enum':
+        return f'is not one of {", ".join(map(repr, value))}'
+    if keyword == 'pattern':
+        # A pattern's schema says what it stands for ("a uuid").
+        if 'description' in schema:
+            return f'is not {schema["description"]}'
+        return f'does not match {value!r}'
+    phrase = _PHRASES.get(keyword)
+    return phrase.format(v=value) if phrase else None
 
 
 def _describe(error: jsonschema.ValidationError, prefix: list) -> str:
@@ -273,12 +283,12 @@ def _describe(error: jsonschema.ValidationError, prefix: list) -> str:
         known = error.schema.get('properties', {})
         unknown = next((k for k in instance if k not in known), '?')
         return f'{field(path + [unknown])}: is not a known field'
-    phrase = _PHRASES.get(keyword)
+    phrase = _phrase(keyword, value, error.schema)
     if phrase is None:
         return f'{field(path)}: {short(instance)} is not valid here'
     # propertyNames checks each key as the value itself.
     what = 'key ' if 'propertyNames' in error.schema_path else ''
-    return f'{field(path)}: {what}{short(instance)} {phrase(value, error.schema)}'
+    return f'{field(path)}: {what}{short(instance)} {phrase}'
 
 
 def _child(schema: dict, value, part: str):

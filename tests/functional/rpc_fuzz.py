@@ -319,6 +319,23 @@ def _fuzz_one(target, method, per_method, report, derandomize, seed):
     one()
 
 
+def fuzz_and_check(made: tuple, per_method: int, log_text: Callable) -> None:
+    """What a fuzzing test asserts, for ``made = (target, transport)``:
+    ``per_method`` repeatable payloads per method, no finding, the daemon
+    alive and its log (``log_text()``) without a traceback."""
+    target, transport = made
+    try:
+        report = fuzz(target, per_method, derandomize=True)
+    finally:
+        transport.cleanup()
+    assert report.findings == [], '\n'.join(report.lines())
+    assert report.sent() >= per_method * len(list(target.table))
+    assert target.alive()
+    log = log_text()
+    assert 'Traceback' not in log
+    assert 'failed unexpectedly' not in log
+
+
 def _difference(old, new) -> str:
     if isinstance(old, dict) and isinstance(new, dict):
         keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
