@@ -13,8 +13,9 @@ real daemon, and its outcome is judged:
 - an answer, or a refusal whose class the contract lists, is expected; any
   other error (a remote ``TypeError``, ``KeyError``, ``ValueError``,
   ``AttributeError``, a timeout ...) is recorded as unexpected;
-- after a refusal the service's state, read through its public methods
-  (timestamps left out), must be what it was before the call;
+- after a refusal, or any call of a read-only method, the service's state,
+  read through its public methods (timestamps left out), must be what it
+  was before the call;
 - the daemon must still answer: the state read after each call is that.
 
 ``tests/functional/test_fuzz_rpc.py`` runs a few hundred payloads in the
@@ -311,6 +312,10 @@ def _fuzz_one(target, method, per_method, report, derandomize, seed):
         if outcome not in ('ok', 'UNEXPECTED') and after != before[0]:
             report.findings.append(Finding(
                 name, f'state changed by a refused call ({outcome}, {kind})',
+                _difference(before[0], after), payload))
+        elif method.read_only and after != before[0]:
+            report.findings.append(Finding(
+                name, f'state changed by a read ({kind})',
                 _difference(before[0], after), payload))
         before[0] = after
 

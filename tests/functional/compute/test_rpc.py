@@ -4,6 +4,7 @@ One real placement and one real nova-rt-compute per backend (threading and
 eventlet) serve the whole module; every test works on fresh uuids.
 """
 
+import time
 import uuid
 
 import oslo_messaging as messaging
@@ -232,6 +233,23 @@ def test_unknown_method_is_oslo_messaging_s_and_unknown_argument_ours(compute_st
     with pytest.raises(exception.InvalidInput) as info:
         cctxt.call(s.ctx(), 'instance_claim')
     assert 'instance: is required' in str(info.value)
+
+
+def test_a_huge_argument_is_refused_at_once_and_logged_short(compute_stack):
+    # 120,000 characters of user_id kept the daemon busy for 47 s writing the
+    # refusal's log line (its secret masking was quadratic): issue 14.
+    s = compute_stack
+    inst = instance(user_id='u' * 120_000)
+    started = time.monotonic()
+    with pytest.raises(exception.InvalidInput) as info:
+        s.api.instance_claim(s.ctx(), s.host, instance=inst)
+    assert time.monotonic() - started < 2.0
+    assert str(info.value).startswith('Invalid input: instance.user_id: ')
+    assert len(str(info.value)) < 300
+    state(s)     # still answering
+    lines = [line for line in s.compute.log_text().splitlines()
+             if 'instance_claim refused' in line and 'user_id' in line]
+    assert lines and max(map(len, lines)) < 1000
 
 
 def test_request_id_on_every_log_line_of_the_call(compute_stack):
