@@ -168,4 +168,7 @@ def test_the_docs_name_every_method_as_the_table_does():
     with open(DOC) as f:
         text = f.read()
     for method in methods.TABLE:
-        assert f'``{methods.TABLE.signature(method.name)}``' in text
+        signature = f'``{methods.TABLE.signature(method.name)}``'
+        assert signature in text
+        line = text[text.index(signature):].split('\n', 1)[0]
+        assert ('(*cast*)' in line) == method.cast, line
