@@ -24,12 +24,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOPIC = 'nova-rt-floor'
 
 
-class Endpoint:
-    def __init__(self, target):
-        self.target = target
+def _endpoint(target):
+    import oslo_messaging as messaging
 
-    def get_allocations(self, context, consumer_uuid):
-        return {}
+    class Endpoint:
+        def __init__(self):
+            self.target = target
+
+        @messaging.expose       # rpc.get_server serves exposed methods only
+        def get_allocations(self, context, consumer_uuid):
+            return {}
+
+    return Endpoint()
 
 
 def main(argv=None) -> int:
@@ -46,7 +52,7 @@ def main(argv=None) -> int:
     transport = rpc.get_transport(conf)
     target = messaging.Target(topic=TOPIC, server=conf.host,
                               version=rpc.RPC_VERSION)
-    server = rpc.get_server(conf, transport, target, [Endpoint(target)])
+    server = rpc.get_server(conf, transport, target, [_endpoint(target)])
     server.start(override_pool_size=service.pool_size(conf))
     gcutil.freeze_startup_objects()
     stop = threading.Event()

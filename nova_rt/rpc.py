@@ -15,15 +15,28 @@ COMPUTE_TOPIC = 'nova-rt-compute'
 PLACEMENT_TOPIC = 'nova-rt-placement'
 RPC_VERSION = '1.0'
 
-#: Context keys a caller may send; anything else is dropped.
-_CONTEXT_KEYS = ('request_id', 'global_request_id', 'user_id', 'project_id',
-                 'user', 'project', 'domain_id', 'user_domain_id',
-                 'project_domain_id', 'is_admin', 'read_only',
-                 'show_deleted', 'auth_token', 'roles')
+#: Context keys a caller may send, by the type their value must have;
+#: anything else is dropped.
+_CONTEXT_STRINGS = ('request_id', 'global_request_id', 'user_id',
+                    'project_id', 'domain_id', 'user_domain_id',
+                    'project_domain_id')
+_CONTEXT_FLAGS = ('is_admin', 'read_only', 'show_deleted')
+#: oslo.context calls them user_id/project_id, older callers user/project.
+_CONTEXT_RENAMED = {'user': 'user_id', 'project': 'project_id'}
+#: An id longer than this is no id: it would be written on every log line
+#: of the call.
+_CONTEXT_STRING_LENGTH = 255
 
 
 class ContextSerializer(messaging.NoOpSerializer):
-    """Context dict on the wire, ``RequestContext`` in the server's thread."""
+    """Context dict on the wire, ``RequestContext`` in the server's thread.
+
+    A context is the caller's word, checked like an argument but never a
+    reason to refuse the call: a value of the wrong type or size is dropped
+    (oslo.context then makes up its own ``request_id``), so that no context
+    can make the dispatcher fail with a TypeError.  ``auth_token`` and
+    ``roles`` are never kept, so never logged.
+    """
 
     def serialize_context(self, context):
         if context is None:
@@ -33,20 +46,24 @@ class ContextSerializer(messaging.NoOpSerializer):
         return context.to_dict()
 
     def deserialize_context(self, context):
-        context = context or {}
-        kwargs = {k: context[k] for k in _CONTEXT_KEYS
-                  if k in context and context[k] is not None}
-        # oslo.context calls them user_id/project_id, older callers user/project.
-        if 'user_id' in kwargs:
-            kwargs['user_id'] = str(kwargs['user_id'])
-        if 'project_id' in kwargs:
-            kwargs['project_id'] = str(kwargs['project_id'])
-        kwargs.pop('user', None)
-        kwargs.pop('project', None)
-        kwargs.pop('auth_token', None)  # never kept, never logged
-        kwargs.pop('roles', None)
-        ctx = oslo_context.RequestContext(overwrite=True, **kwargs)
-        return ctx
+        context = context if isinstance(context, dict) else {}
+        kwargs = {}
+        for key in (*_CONTEXT_STRINGS, *_CONTEXT_RENAMED):
+            value = _context_string(context.get(key))
+            if value is not None:
+                kwargs.setdefault(_CONTEXT_RENAMED.get(key, key), value)
+        for key in _CONTEXT_FLAGS:
+            if isinstance(context.get(key), bool):
+                kwargs[key] = context[key]
+        return oslo_context.RequestContext(overwrite=True, **kwargs)
+
+
+def _context_string(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)      # a numeric id, as callers used to send
+    if isinstance(value, str) and 0 < len(value) <= _CONTEXT_STRING_LENGTH:
+        return value
+    return None
 
 
 def get_transport(conf):
@@ -62,10 +79,14 @@ def executor_for(conf) -> str:
 
 
 def get_server(conf, transport, target, endpoints):
+    # Explicit: only the methods an endpoint marks ``exposed`` (those of its
+    # table, ``nova_rt.rpctable``) can be called.  The default policy lets
+    # a caller name any public attribute, and calling ``tracker`` or
+    # ``target`` came back as a remote TypeError.
     return messaging.get_rpc_server(
         transport, target, endpoints, executor=executor_for(conf),
         serializer=ContextSerializer(),
-        access_policy=messaging.DefaultRPCAccessPolicy)
+        access_policy=messaging.ExplicitRPCAccessPolicy)
 
 
 def get_client(transport, target, version_cap=None, timeout=None):

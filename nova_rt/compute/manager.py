@@ -1,16 +1,19 @@
 """The compute daemon's RPC endpoint: every compute method of the contract.
 
-A thin edge around the tracker: validate the payload (``schemas``), call the
-tracker method of the same name, log the outcome (oslo.log adds the caller's
-``request_id`` to each line, see ``nova_rt.rpc.ContextSerializer``), send a
-notification, and nudge the service so that placement hears of the change.
-Errors are ``nova_rt.exception`` classes, which oslo.messaging carries to the
-caller under their own names.  Unknown methods or arguments are refused by
-oslo.messaging itself (``NoSuchMethod``, or a ``TypeError`` from the signature).
+A thin edge around the tracker, derived from the table of methods
+(``compute/methods.py``): validate the call (missing, unknown, oversized or
+mistyped arguments are ``InvalidInput`` naming the argument, before anything
+runs), call the tracker method of the same name, log the outcome (oslo.log
+adds the caller's ``request_id`` to each line, see
+``nova_rt.rpc.ContextSerializer``), send a notification, and nudge the service
+so that placement hears of the change.  Errors are ``nova_rt.exception``
+classes, which oslo.messaging carries to the caller under their own names;
+an unknown method is oslo.messaging's ``NoSuchMethod``.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from typing import Callable, Optional
@@ -19,16 +22,19 @@ import oslo_messaging as messaging
 
 from nova_rt import exception
 from nova_rt import rpc
+from nova_rt import rpctable
 from nova_rt.compute import gate as gate_mod
+from nova_rt.compute import methods
 from nova_rt.compute import notifications
-from nova_rt.compute import schemas
 
 LOG = logging.getLogger(__name__)
 
-#: Methods that only read: no report, no notification.
-_READ_ONLY = frozenset(('get_host_state',))
+#: A refusal's message as logged: the edge's own are short, and nobody's may
+#: fill the log with a payload.
+_LOGGED_MESSAGE = 500
 
 
+@methods.TABLE.endpoint
 class ComputeManager:
     """RPC endpoint. ``tracker`` has one method per RPC method.
 
@@ -48,109 +54,93 @@ class ComputeManager:
         self._on_change = on_change
         self._run_audit = run_audit
         self.notifier = notifier or notifications.ComputeNotifier(None)
+        self._parameters: dict = {}     # method -> what its handler takes
 
-    def _call(self, method: str, context, **arguments):
-        if method == 'run_audit':
-            return self._serve(method, context, arguments)
+    def _serve(self, name: str, context, arguments: dict):
+        if name == methods.AUDIT:
+            return self._call(name, context, arguments)
         with self.gate.serving():
-            return self._serve(method, context, arguments)
+            return self._call(name, context, arguments)
 
-    def _serve(self, method: str, context, arguments: dict):
+    def _call(self, name: str, context, sent: dict):
+        method = methods.TABLE[name]
         started = time.monotonic()
+        arguments = sent
         try:
-            schemas.validate(method, arguments)
-            if method == 'run_audit' and self._run_audit is not None:
-                result = self._run_audit()
-            else:
-                result = getattr(self.tracker, method)(**arguments)
+            arguments = methods.TABLE.validate(name, sent)
+            result = self._handle(method, arguments, sent)
         except exception.NovaRtException as exc:
-            LOG.info('%s refused: %s: %s', method, type(exc).__name__, exc)
+            LOG.info('%s refused: %s: %s', name, type(exc).__name__,
+                     _cut(str(exc)))
             if not isinstance(exc, exception.InvalidInput):
-                self.notifier.notify(context, method, arguments, error=exc)
+                self.notifier.notify(context, name, arguments, error=exc)
             # A refusal is part of the contract, not a server fault:
             # oslo.messaging sends it back without logging a traceback.
             raise messaging.ExpectedException()
         except Exception:
-            LOG.exception('%s failed unexpectedly', method)
+            LOG.exception('%s failed unexpectedly', name)
             raise
         elapsed_ms = (time.monotonic() - started) * 1000
-        if method in _READ_ONLY:
-            LOG.debug('%s served in %.1f ms', method, elapsed_ms)
+        if method.read_only:
+            LOG.debug('%s served in %.1f ms', name, elapsed_ms)
             return result
         # The tracker logs what a call changed at INFO; one line per call is
         # enough on the claim path.
-        LOG.debug('%s %s done in %.1f ms', method, _subject(arguments), elapsed_ms)
-        if self._on_change is not None and method != 'run_audit':
+        LOG.debug('%s %s done in %.1f ms', name, _subject(arguments), elapsed_ms)
+        if self._on_change is not None and name != methods.AUDIT:
             self._on_change()
-        self.notifier.notify(context, method, arguments, result)
+        self.notifier.notify(context, name, arguments, result)
         return result
 
-    # -- claims of instances -------------------------------------------------
+    def _handle(self, method: rpctable.Method, arguments: dict, sent: dict):
+        if method.name == methods.AUDIT and self._run_audit is not None:
+            return self._run_audit()
+        handler = getattr(self.tracker, method.handler)
+        return handler(**self._fit(method, handler, arguments, sent))
 
-    def instance_claim(self, context, instance, nodename=None):
-        return self._call('instance_claim', context, instance=instance,
-                          nodename=nodename)
+    def _fit(self, method: rpctable.Method, handler, arguments: dict,
+             sent: dict) -> dict:
+        """The arguments the handler takes.
 
-    def abort_instance_claim(self, context, instance_uuid):
-        return self._call('abort_instance_claim', context,
-                          instance_uuid=instance_uuid)
+        A tracker may predate an optional argument of the table (the
+        ``migration`` of ``update_migration``): it is then given only what it
+        takes, and a value it could not take is refused rather than dropped.
+        """
+        takes = self._parameters.get(method.name)
+        if takes is None:
+            takes = self._parameters[method.name] = _parameters(handler)
+        if takes is _ANY:
+            return arguments
+        fitted = {}
+        for arg in method.arguments:
+            value = arguments[arg.name]
+            if arg.name in takes:
+                fitted[arg.name] = value
+            elif arg.name in sent and value != arg.default:
+                raise exception.InvalidInput(
+                    reason=f'{arg.name}: this nova-rt-compute cannot take it '
+                           'yet (upgrade it, or leave the argument out)')
+        return fitted
 
-    def update_instance(self, context, instance_uuid, vm_state, task_state=None):
-        return self._call('update_instance', context,
-                          instance_uuid=instance_uuid, vm_state=vm_state,
-                          task_state=task_state)
 
-    # -- moves ---------------------------------------------------------------
+_ANY = frozenset(['*'])
 
-    def resize_claim(self, context, instance, migration):
-        return self._call('resize_claim', context, instance=instance,
-                          migration=migration)
 
-    def rebuild_claim(self, context, instance, migration):
-        return self._call('rebuild_claim', context, instance=instance,
-                          migration=migration)
+def _parameters(handler) -> frozenset:
+    """The keyword names ``handler`` takes (``_ANY`` for ``**kwargs``)."""
+    try:
+        params = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):
+        return _ANY
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return _ANY
+    return frozenset(p.name for p in params)
 
-    def live_migration_claim(self, context, instance, migration):
-        return self._call('live_migration_claim', context, instance=instance,
-                          migration=migration)
 
-    def update_migration(self, context, migration_uuid, status):
-        return self._call('update_migration', context,
-                          migration_uuid=migration_uuid, status=status)
-
-    def drop_move_claim_at_source(self, context, migration):
-        return self._call('drop_move_claim_at_source', context,
-                          migration=migration)
-
-    def drop_move_claim_at_dest(self, context, migration_uuid):
-        return self._call('drop_move_claim_at_dest', context,
-                          migration_uuid=migration_uuid)
-
-    def abort_move_claim(self, context, migration_uuid):
-        return self._call('abort_move_claim', context,
-                          migration_uuid=migration_uuid)
-
-    def finish_move(self, context, migration_uuid):
-        return self._call('finish_move', context, migration_uuid=migration_uuid)
-
-    # -- PCI -------------------------------------------------------------------
-
-    def claim_pci_devices(self, context, instance_uuid, alias_counts, request_id):
-        return self._call('claim_pci_devices', context,
-                          instance_uuid=instance_uuid,
-                          alias_counts=alias_counts, request_id=request_id)
-
-    def free_pci_devices(self, context, instance_uuid, addresses):
-        return self._call('free_pci_devices', context,
-                          instance_uuid=instance_uuid, addresses=addresses)
-
-    # -- node ------------------------------------------------------------------
-
-    def get_host_state(self, context):
-        return self._call('get_host_state', context)
-
-    def run_audit(self, context):
-        return self._call('run_audit', context)
+def _cut(text: str) -> str:
+    if len(text) <= _LOGGED_MESSAGE:
+        return text
+    return f'{text[:_LOGGED_MESSAGE]}... ({len(text)} characters)'
 
 
 def _subject(arguments: dict) -> str:

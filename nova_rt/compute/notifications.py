@@ -12,29 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
+from nova_rt.compute import methods
+
 LOG = logging.getLogger(__name__)
 
 PUBLISHER = 'nova-rt-compute'
 TOPICS = ('versioned_notifications',)
 PAYLOAD_VERSION = '1.0'
-
-#: RPC method -> (event type, payload name).
-_EVENTS = {
-    'instance_claim': ('compute.instance.claim', 'InstanceClaimPayload'),
-    'abort_instance_claim': ('compute.instance.claim_abort', 'InstanceClaimPayload'),
-    'update_instance': ('compute.instance.update', 'InstanceClaimPayload'),
-    'claim_pci_devices': ('compute.instance.pci_claim', 'InstanceClaimPayload'),
-    'free_pci_devices': ('compute.instance.pci_free', 'InstanceClaimPayload'),
-    'resize_claim': ('compute.move.claim', 'MoveClaimPayload'),
-    'rebuild_claim': ('compute.move.claim', 'MoveClaimPayload'),
-    'live_migration_claim': ('compute.move.claim', 'MoveClaimPayload'),
-    'update_migration': ('compute.move.update', 'MoveClaimPayload'),
-    'drop_move_claim_at_source': ('compute.move.drop', 'MoveClaimPayload'),
-    'drop_move_claim_at_dest': ('compute.move.drop', 'MoveClaimPayload'),
-    'abort_move_claim': ('compute.move.abort', 'MoveClaimPayload'),
-    'finish_move': ('compute.move.finish', 'MoveClaimPayload'),
-    'run_audit': ('compute.audit', 'AuditPayload'),
-}
 
 
 def versioned(name: str, data: dict) -> dict:
@@ -89,9 +73,13 @@ class ComputeNotifier:
 
     def notify(self, context, method: str, arguments: dict, result=None,
                error: Optional[BaseException] = None) -> None:
-        if not self.enabled or method not in _EVENTS:
+        # Event types come from the table of methods; some send none.
+        if not self.enabled or method not in methods.TABLE:
             return
-        event_type, payload_name = _EVENTS[method]
+        event = methods.TABLE[method].event
+        if event is None:
+            return
+        event_type, payload_name = event
         data = _summary(method, arguments, result)
         try:
             if error is None:

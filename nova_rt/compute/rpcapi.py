@@ -13,6 +13,10 @@ should answer, and the spec's keyword arguments.  A refusal is raised as the
 Versioning: the API is ``1.0``.  A later minor version that adds an argument
 will be sent only when ``version_cap`` allows it (``can_send_version``), so a
 conductor upgraded first keeps talking to older daemons.
+
+The methods are written out, for their signatures and type hints; at import
+they are held to the table of methods (``compute/methods.py``), so that a
+method or argument cannot be added to one and not the other.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import oslo_messaging as messaging
 
 from nova_rt import exception
 from nova_rt import rpc
+from nova_rt.compute import methods
 
 #: The modules whose exception classes callers may rebuild from the wire.
 ALLOWED_REMOTE_EXMODS = ['nova_rt.exception']
@@ -53,6 +58,8 @@ class ComputeAPI:
     """
 
     VERSION = rpc.RPC_VERSION
+    #: Public methods that are no RPC method.
+    NOT_RPC = ('can_send_version',)
 
     def __init__(self, transport, version_cap: str | None = None,
                  timeout: float | None = None):
@@ -112,9 +119,13 @@ class ComputeAPI:
                           instance=instance, migration=migration)
 
     def update_migration(self, context, host: str, migration_uuid: str,
-                         status: str) -> None:
+                         status: str, migration: dict | None = None) -> None:
+        # ``migration`` only when there is one: a daemon older than that
+        # argument refuses it, and has no use for a None.
+        extra = {} if migration is None else {'migration': migration}
         return self._call(context, host, 'update_migration',
-                          migration_uuid=migration_uuid, status=status)
+                          migration_uuid=migration_uuid, status=status,
+                          **extra)
 
     def drop_move_claim_at_source(self, context, host: str,
                                   migration: dict) -> None:
@@ -154,3 +165,7 @@ class ComputeAPI:
 
     def run_audit(self, context, host: str, timeout: float | None = None) -> dict:
         return self._call(context, host, 'run_audit', timeout=timeout)
+
+
+methods.TABLE.check_client(ComputeAPI, leading=('context', 'host'),
+                           client_only={'run_audit': ('timeout',)})

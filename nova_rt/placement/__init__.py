@@ -1,10 +1,11 @@
 """The central placement service: OpenStack Placement's semantics over RPC.
 
 Modules: ``models`` (SQL schema) and ``migrations`` (alembic, run by
-``db.sync``), ``db`` (engines; SQLite or PostgreSQL), ``schemas`` (argument
-validation), ``operations`` (one function per RPC method, on a connection:
-``provider_ops``, ``allocation_ops``, ``query_ops``), ``manager`` (the RPC
-endpoint), ``rpcapi`` (the client), ``service`` (the process).
+``db.sync``), ``db`` (engines; SQLite or PostgreSQL), ``methods`` (the table
+of RPC methods) and ``schemas`` (their arguments' schemas), ``operations``
+(one function per RPC method, on a connection: ``provider_ops``,
+``allocation_ops``, ``query_ops``), ``manager`` (the RPC endpoint, derived
+from the table), ``rpcapi`` (the client), ``service`` (the process).
 
 Where ``shared/spec/rpc-api.md`` is silent, placement does this:
 

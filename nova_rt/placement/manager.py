@@ -1,15 +1,18 @@
 """The placement RPC endpoint: validate, one transaction, operations, log.
 
-Each method is ``method(self, context, **kwargs)`` so that a missing or
-unexpected argument is an ``InvalidInput`` naming it (from the JSON schema)
-rather than a ``TypeError`` from Python.  A transaction that loses a database
-race (PostgreSQL deadlock or serialisation failure, SQLite busy) is retried a
-few times: it was rolled back, so nothing of it was written.
+Derived from the table of methods (``placement/methods.py``): each method
+is ``method(self, context, /, **arguments)``, so that a missing, unexpected,
+oversized or mistyped argument is an ``InvalidInput`` naming it rather than
+a ``TypeError`` from Python, and is refused before the database is touched.
+The operation of the same name (``operations``) then runs in one
+transaction.  A transaction that loses a database race (PostgreSQL deadlock
+or serialisation failure, SQLite busy) is retried a few times: it was rolled
+back, so nothing of it was written.
 """
 
 from __future__ import annotations
 
-import datetime
+import inspect
 import logging
 import time
 
@@ -18,25 +21,14 @@ from sqlalchemy import exc as sa_exc
 
 from nova_rt import exception
 from nova_rt import rpc
+from nova_rt import validation
 from nova_rt.placement import db
+from nova_rt.placement import methods
 from nova_rt.placement import operations as ops
-from nova_rt.placement import schemas
 
 LOG = logging.getLogger(__name__)
 
-_DEFAULTS = {
-    'list_resource_providers': {'name': None, 'host': None, 'in_tree': None,
-                                'member_of': None, 'required': None,
-                                'resources': None},
-    'get_usages': {'uuid': None, 'project_id': None},
-    'get_allocation_candidates': {'required': [], 'forbidden': [],
-                                  'member_of': [], 'limit': None},
-}
 _RETRIES = 5
-RPC_METHODS = ('report_provider_tree', 'report_allocations', 'heartbeat',
-               'list_resource_providers', 'get_resource_provider',
-               'get_usages', 'get_allocations', 'get_allocation_candidates',
-               'set_traits', 'set_aggregates', 'delete_resource_provider')
 # PostgreSQL deadlock_detected and serialization_failure.
 _RETRY_SQLSTATES = {'40P01', '40001'}
 
@@ -53,6 +45,19 @@ def _retryable(error: sa_exc.DBAPIError) -> bool:
             or 'database is locked' in str(error.orig))
 
 
+def _heartbeat(session, host, root_uuid, sent_at):
+    # sent_at is the host's clock (checked to be ISO-8601 by the table):
+    # never trusted for liveness, placement's own clock is.
+    return ops.heartbeat(session, host, root_uuid)
+
+
+#: Operations that need an adapter to the RPC method's arguments.
+_ADAPTED = {'heartbeat': _heartbeat}
+#: Options of this process that operations take by keyword.
+_OPTIONS = ('heartbeat_timeout', 'order')
+
+
+@methods.TABLE.endpoint
 class PlacementManager:
     """RPC endpoint of ``nova-rt-placement`` (topic ``nova-rt-placement``)."""
 
@@ -66,22 +71,40 @@ class PlacementManager:
         self._guard = db.transaction_guard(engine)
         self.conf = conf
 
-    def _run(self, method: str, kwargs: dict, func, **extra):
-        kwargs = {**_DEFAULTS.get(method, {}), **kwargs}
-        schemas.validate(method, kwargs)
+    def _option(self, name: str):
+        if name == 'heartbeat_timeout':
+            return self.conf.placement.heartbeat_timeout
+        return self.conf.placement.candidate_order
+
+    def _operation(self, method):
+        """The operation and the options of ours that it takes."""
+        func = _ADAPTED.get(method.name) or getattr(ops, method.handler)
+        params = inspect.signature(func).parameters
+        return func, {name: self._option(name) for name in _OPTIONS
+                      if name in params}
+
+    def _serve(self, name: str, context, arguments: dict):
+        method = methods.TABLE[name]
+        arguments = methods.TABLE.validate(name, arguments)
+        func, options = self._operation(method)
+        result = self._transaction(name, arguments, func, options)
+        _log_done(name, arguments, result)
+        return result
+
+    def _transaction(self, name: str, arguments: dict, func, options: dict):
         for attempt in range(_RETRIES):
             try:
                 with self._guard, self.engine.begin() as conn:
-                    return func(conn, **kwargs, **extra)
+                    return func(conn, **arguments, **options)
             except exception.NotAuthorized as error:
-                LOG.warning('Refused %s from host %s: %s', method,
-                            kwargs.get('host'), error)
+                LOG.warning('Refused %s from host %s: %s', name,
+                            arguments.get('host'), error)
                 raise
             except sa_exc.IntegrityError:
                 # Two writers created the same row at once; the loser retries
                 # with fresh data, as after any generation conflict.
-                LOG.info('%s lost a race to a concurrent writer', method)
-                if method == 'report_allocations':
+                LOG.info('%s lost a race to a concurrent writer', name)
+                if name == 'report_allocations':
                     raise exception.ConsumerGenerationConflict(
                         consumer_uuid='(one of the reported consumers)',
                         reason='changed concurrently; retry') from None
@@ -93,83 +116,27 @@ class PlacementManager:
                     raise
                 time.sleep(0.01 * (attempt + 1))
 
-    def _timeout(self) -> int:
-        return self.conf.placement.heartbeat_timeout
 
-    # -- writes from compute daemons ----------------------------------------
-
-    def report_provider_tree(self, context, **kwargs):
-        result = self._run('report_provider_tree', kwargs,
-                           ops.report_provider_tree)
+def _log_done(name: str, arguments: dict, result) -> None:
+    if name == 'report_provider_tree':
         # At INFO only when providers appear or go (provider_ops): a busy
         # placement takes hundreds of tree reports a second.
-        LOG.debug('Provider tree of host %s: %d providers', kwargs['host'],
+        LOG.debug('Provider tree of host %s: %d providers', arguments['host'],
                   len(result))
-        return result
-
-    def report_allocations(self, context, **kwargs):
-        result = self._run('report_allocations', kwargs,
-                           ops.report_allocations)
+    elif name == 'report_allocations':
         LOG.debug('Allocations of host %s (%d consumers, full=%s) stored',
-                  kwargs['host'], len(kwargs['allocations']), kwargs['full'])
-        return result
-
-    def heartbeat(self, context, **kwargs):
-        try:
-            sent_at = datetime.datetime.fromisoformat(kwargs.get('sent_at', ''))
-        except (TypeError, ValueError):
-            LOG.warning('Ignored heartbeat from %s: sent_at is not ISO-8601',
-                        kwargs.get('host'))
-            return
-        kwargs['sent_at'] = sent_at.isoformat()
-        heard = self._run('heartbeat', kwargs, _heartbeat)
-        if not heard:
-            LOG.warning('Ignored heartbeat from host %s for %s: not a root '
-                        'provider of that host', kwargs['host'],
-                        kwargs['root_uuid'])
-
-    # -- reads --------------------------------------------------------------
-
-    def list_resource_providers(self, context, **kwargs):
-        return self._run('list_resource_providers', kwargs,
-                         ops.list_resource_providers,
-                         heartbeat_timeout=self._timeout())
-
-    def get_resource_provider(self, context, **kwargs):
-        return self._run('get_resource_provider', kwargs,
-                         ops.get_resource_provider,
-                         heartbeat_timeout=self._timeout())
-
-    def get_usages(self, context, **kwargs):
-        return self._run('get_usages', kwargs, ops.get_usages)
-
-    def get_allocations(self, context, **kwargs):
-        return self._run('get_allocations', kwargs, ops.get_allocations)
-
-    def get_allocation_candidates(self, context, **kwargs):
-        return self._run('get_allocation_candidates', kwargs,
-                         ops.get_allocation_candidates,
-                         heartbeat_timeout=self._timeout(),
-                         order=self.conf.placement.candidate_order)
-
-    # -- operator writes ----------------------------------------------------
-
-    def set_traits(self, context, **kwargs):
-        result = self._run('set_traits', kwargs, ops.set_traits)
-        LOG.info('Traits of provider %s set to %s', kwargs['uuid'],
-                 kwargs['traits'])
-        return result
-
-    def set_aggregates(self, context, **kwargs):
-        result = self._run('set_aggregates', kwargs, ops.set_aggregates)
-        LOG.info('Aggregates of provider %s set to %s', kwargs['uuid'],
-                 kwargs['aggregates'])
-        return result
-
-    def delete_resource_provider(self, context, **kwargs):
-        self._run('delete_resource_provider', kwargs,
-                  ops.delete_resource_provider)
-        LOG.info('Provider %s and its descendants deleted', kwargs['uuid'])
+                  arguments['host'], len(arguments['allocations']),
+                  arguments['full'])
+    elif name == 'heartbeat' and not result:
+        LOG.warning('Ignored heartbeat from host %s for %s: not a root '
+                    'provider of that host', arguments['host'],
+                    arguments['root_uuid'])
+    elif name in ('set_traits', 'set_aggregates'):
+        what = 'traits' if name == 'set_traits' else 'aggregates'
+        LOG.info('%s of provider %s set to %s', what.capitalize(),
+                 arguments['uuid'], validation.short(arguments[what]))
+    elif name == 'delete_resource_provider':
+        LOG.info('Provider %s and its descendants deleted', arguments['uuid'])
 
 
 class PlacementEndpoint(PlacementManager):
@@ -180,13 +147,5 @@ class PlacementEndpoint(PlacementManager):
     refused write; the caller still gets them by class name.
     """
 
-
-_expected = messaging.expected_exceptions(*exception.RPC_ERRORS,
-                                          exception.NotAuthorized)
-for _name in RPC_METHODS:
-    setattr(PlacementEndpoint, _name, _expected(getattr(PlacementManager, _name)))
-
-
-def _heartbeat(session, host, root_uuid, sent_at):
-    # sent_at is the host's clock: logged for skew, never trusted for liveness.
-    return ops.heartbeat(session, host, root_uuid)
+    _serve = messaging.expected_exceptions(
+        *exception.RPC_ERRORS, exception.NotAuthorized)(PlacementManager._serve)

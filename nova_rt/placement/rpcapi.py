@@ -7,11 +7,15 @@ is a cast: liveness never waits for placement.
 
 Errors come back as oslo.messaging remote exceptions whose class name is the
 spec's (``ResourceProviderGenerationConflict``, ``InventoryInUse`` ...).
+
+The methods are written out, for their signatures and type hints; at import
+they are held to the table of methods (``placement/methods.py``).
 """
 
 from __future__ import annotations
 
 from nova_rt import rpc
+from nova_rt.placement import methods
 
 
 class PlacementAPI:
@@ -88,3 +92,6 @@ class PlacementAPI:
 
     def delete_resource_provider(self, context, uuid: str) -> None:
         return self._call(context, 'delete_resource_provider', uuid=uuid)
+
+
+methods.TABLE.check_client(PlacementAPI)

@@ -4,6 +4,7 @@ One real placement and one real nova-rt-compute per backend (threading and
 eventlet) serve the whole module; every test works on fresh uuids.
 """
 
+import time
 import uuid
 
 import oslo_messaging as messaging
@@ -184,7 +185,7 @@ def test_pci_calls_without_devices(compute_stack):
     ('update_migration', {'migration_uuid': new_uuid(), 'status': 7}, 'status'),
     ('claim_pci_devices', {'instance_uuid': new_uuid(), 'alias_counts': {'nic': -1},
                            'request_id': new_uuid()}, 'alias_counts.nic'),
-    ('free_pci_devices', {'instance_uuid': new_uuid(), 'addresses': ['zz']}, 'addresses.0'),
+    ('free_pci_devices', {'instance_uuid': new_uuid(), 'addresses': ['zz']}, 'addresses[0]'),
 ])
 def test_invalid_payloads_are_refused_and_change_nothing(compute_stack, method,
                                                          arguments, field):
@@ -215,16 +216,40 @@ def test_plain_transport_sees_the_class_name(compute_stack):
         transport.cleanup()
 
 
-def test_unknown_method_and_argument_are_oslo_messaging_errors(compute_stack):
+def test_unknown_method_is_oslo_messaging_s_and_unknown_argument_ours(compute_stack):
     s = compute_stack
     cctxt = s.api.client.prepare(server=s.host)
-    with pytest.raises(messaging.RemoteError) as info:
-        cctxt.call(s.ctx(), 'format_all_disks')
-    assert info.value.exc_type == 'NoSuchMethod'
-    # Built-in exceptions are rebuilt as themselves by oslo.messaging.
-    with pytest.raises(TypeError) as info:
-        cctxt.call(s.ctx(), 'abort_instance_claim', instance_uuid=new_uuid(), force=True)
-    assert "unexpected keyword argument 'force'" in str(info.value)
+    # Attributes of the endpoint are no methods: only the table's are exposed.
+    for name in ('format_all_disks', 'tracker', 'target', '_serve'):
+        with pytest.raises(messaging.RemoteError) as info:
+            cctxt.call(s.ctx(), name)
+        assert info.value.exc_type == 'NoSuchMethod'
+    # Not a TypeError from the dispatcher: an InvalidInput naming it.
+    for extra in ('force', 'context'):
+        with pytest.raises(exception.InvalidInput) as info:
+            cctxt.call(s.ctx(), 'abort_instance_claim', instance_uuid=new_uuid(),
+                       **{extra: True})
+        assert f'{extra}: is not an argument of abort_instance_claim' in str(info.value)
+    with pytest.raises(exception.InvalidInput) as info:
+        cctxt.call(s.ctx(), 'instance_claim')
+    assert 'instance: is required' in str(info.value)
+
+
+def test_a_huge_argument_is_refused_at_once_and_logged_short(compute_stack):
+    # 120,000 characters of user_id kept the daemon busy for 47 s writing the
+    # refusal's log line (its secret masking was quadratic): issue 14.
+    s = compute_stack
+    inst = instance(user_id='u' * 120_000)
+    started = time.monotonic()
+    with pytest.raises(exception.InvalidInput) as info:
+        s.api.instance_claim(s.ctx(), s.host, instance=inst)
+    assert time.monotonic() - started < 2.0
+    assert str(info.value).startswith('Invalid input: instance.user_id: ')
+    assert len(str(info.value)) < 300
+    state(s)     # still answering
+    lines = [line for line in s.compute.log_text().splitlines()
+             if 'instance_claim refused' in line and 'user_id' in line]
+    assert lines and max(map(len, lines)) < 1000
 
 
 def test_request_id_on_every_log_line_of_the_call(compute_stack):

@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from nova_rt.cli import payloads
-from nova_rt.compute import schemas
+from nova_rt.compute import methods
 
 
 def test_resources_argument():
@@ -49,15 +49,15 @@ def test_payloads_pass_the_daemons_schemas():
     assert flavor['extra_specs'] == {'hw:cpu_policy': 'dedicated'}
     assert flavor['name'] == 'cli.2c2048m10g'
     instance = payloads.instance(payloads.new_uuid(), flavor, 'p1', 'u1')
-    schemas.validate('instance_claim', {'instance': instance})
+    methods.TABLE.validate('instance_claim', {'instance': instance})
     new = payloads.flavor(4, 4096, 10)
     migration = payloads.migration(payloads.new_uuid(), instance['uuid'], 'resize',
                                    'h1', 'h1', flavor, new)
-    schemas.validate('resize_claim', {'instance': instance, 'migration': migration})
+    methods.TABLE.validate('resize_claim', {'instance': instance, 'migration': migration})
     cold = payloads.migration(payloads.new_uuid(), instance['uuid'], 'migrate',
                               'h1', 'h2', flavor, flavor)
     assert cold['migration_type'] == 'migration'
     assert (cold['source_node'], cold['dest_node']) == ('h1', 'h2')
     confirm = payloads.migration(cold['uuid'], instance['uuid'], 'migration',
                                  'h1', 'h2', None, None, status='confirming')
-    schemas.validate('drop_move_claim_at_source', {'migration': confirm})
+    methods.TABLE.validate('drop_move_claim_at_source', {'migration': confirm})
