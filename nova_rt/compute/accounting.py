@@ -128,9 +128,6 @@ class Usage:
                 'pci_devices': [d for h in held for d in h.pci_devices]}
         return result
 
-    def held(self) -> list:
-        return list(self._held.values())
-
     # -- the one mutator ------------------------------------------------------
 
     def apply(self, old: ledger_mod.Ledger, new: ledger_mod.Ledger,

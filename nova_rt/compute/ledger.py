@@ -52,16 +52,6 @@ class Change:
         return ({r.uuid for r in self.put_instances} | set(self.drop_instances),
                 {r.uuid for r in self.put_migrations} | set(self.drop_migrations))
 
-    def also(self, other: 'Change') -> 'Change':
-        """This change followed by ``other`` (its result and log win when set)."""
-        return Change(
-            put_instances=self.put_instances + other.put_instances,
-            put_migrations=self.put_migrations + other.put_migrations,
-            drop_instances=self.drop_instances + other.drop_instances,
-            drop_migrations=self.drop_migrations + other.drop_migrations,
-            result=other.result if other.result is not None else self.result,
-            log=other.log or self.log)
-
 
 @dataclasses.dataclass(frozen=True)
 class Ledger:

@@ -149,12 +149,6 @@ def shortfalls(requested: Mapping[str, int], used: Mapping[str, int],
     return reasons
 
 
-def add_resources(total: collections.Counter, resources: Mapping[str, int],
-                  sign: int = 1) -> None:
-    for rc, amount in resources.items():
-        total[rc] += sign * amount
-
-
 def instance_stats(instances: Iterable) -> dict:
     """Nova's ComputeNode stats from instances that hold resources here.
 
