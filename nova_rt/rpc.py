@@ -11,6 +11,8 @@ from __future__ import annotations
 import oslo_messaging as messaging
 from oslo_context import context as oslo_context
 
+from nova_rt.identity import scheme as identity_scheme
+
 COMPUTE_TOPIC = 'nova-rt-compute'
 PLACEMENT_TOPIC = 'nova-rt-placement'
 RPC_VERSION = '1.0'
@@ -35,7 +37,9 @@ class ContextSerializer(messaging.NoOpSerializer):
     reason to refuse the call: a value of the wrong type or size is dropped
     (oslo.context then makes up its own ``request_id``), so that no context
     can make the dispatcher fail with a TypeError.  ``auth_token`` and
-    ``roles`` are never kept, so never logged.
+    ``roles`` are never kept, so never logged.  The sender's signature
+    (``identity.scheme.CONTEXT_KEY``) is kept apart, as the context's
+    ``nova_rt_identity``, for the endpoint's guard to check.
     """
 
     def serialize_context(self, context):
@@ -55,7 +59,9 @@ class ContextSerializer(messaging.NoOpSerializer):
         for key in _CONTEXT_FLAGS:
             if isinstance(context.get(key), bool):
                 kwargs[key] = context[key]
-        return oslo_context.RequestContext(overwrite=True, **kwargs)
+        request = oslo_context.RequestContext(overwrite=True, **kwargs)
+        request.nova_rt_identity = context.get(identity_scheme.CONTEXT_KEY)
+        return request
 
 
 def _context_string(value):

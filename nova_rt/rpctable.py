@@ -30,6 +30,7 @@ from typing import Callable, Optional
 
 from nova_rt import exception
 from nova_rt import validation
+from nova_rt.identity import scheme
 
 #: Marks an argument without default: the caller must send it.
 REQUIRED = inspect.Parameter.empty
@@ -54,6 +55,9 @@ class Method:
     placement operation), the method's own name unless given.  ``event``:
     the notification's (event type, payload name), if it sends one.
     ``check``: what a schema cannot say, run on the validated arguments.
+    ``who``: who may call it when ``[identity] enforce`` is on
+    (``identity.scheme.WHO``): reads are for anyone, other methods for
+    conductors (and operators) unless the row says otherwise.
     """
     name: str
     arguments: tuple = ()
@@ -63,11 +67,18 @@ class Method:
     budget: validation.Budget = validation.CALL
     check: Optional[Callable[[dict], None]] = None
     handler: str = ''
+    who: str = ''
 
     def __post_init__(self):
         object.__setattr__(self, 'arguments', tuple(self.arguments))
         if not self.handler:
             object.__setattr__(self, 'handler', self.name)
+        if not self.who:
+            object.__setattr__(self, 'who', scheme.ANYONE if self.read_only
+                               else scheme.CONDUCTOR)
+        if self.who not in scheme.WHO:
+            raise ValueError(f'{self.name}: who={self.who!r} is not one of '
+                             f'{scheme.WHO}')
 
     def argument(self, name: str) -> Argument:
         return next(arg for arg in self.arguments if arg.name == name)

@@ -127,13 +127,27 @@ class Clients:
     """``compute`` (ComputeAPI) and ``placement`` (PlacementAPI), made on
     first use so that ``--help`` and usage errors need no broker."""
 
-    def __init__(self, conf, transport_url: str | None, timeout: float):
+    def __init__(self, conf, transport_url: str | None, timeout: float,
+                 service: str = 'cli'):
         self._conf = conf
         self._url = transport_url
         self.timeout = timeout
+        self._service = service     # whose [identity] principal signs
         self._transport = None
         self._compute = None
         self._placement = None
+        self._caller = None
+
+    def _identity(self):
+        """Who signs this process's calls (``[identity]``)."""
+        if self._caller is None:
+            from nova_rt.identity import config as identity_config
+            try:
+                identity_config.check(self._conf, self._service)
+            except exception.ConfigError as exc:
+                raise CliError(str(exc)) from None
+            self._caller = identity_config.caller(self._conf, self._service)
+        return self._caller
 
     def _get_transport(self):
         if self._transport is None:
@@ -154,7 +168,9 @@ class Clients:
     @property
     def compute(self):
         if self._compute is None:
-            api = compute_rpcapi.ComputeAPI(self._get_transport(), timeout=self.timeout)
+            api = compute_rpcapi.ComputeAPI(self._get_transport(),
+                                            timeout=self.timeout,
+                                            identity=self._identity())
             self._compute = _Guarded(_fail_fast(api), 'nova-rt-compute',
                                      self._shown_url(), self._conf.control_exchange,
                                      self.timeout, server_arg=True)
@@ -164,7 +180,8 @@ class Clients:
     def placement(self):
         if self._placement is None:
             api = placement_rpcapi.PlacementAPI(self._get_transport(),
-                                                timeout=self.timeout)
+                                                timeout=self.timeout,
+                                                identity=self._identity())
             self._placement = _Guarded(_fail_fast(api), 'nova-rt-placement',
                                        self._shown_url(), self._conf.control_exchange,
                                        self.timeout, server_arg=False)

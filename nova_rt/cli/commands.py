@@ -189,6 +189,30 @@ def provider_show(clients, args) -> output.Result:
     return output.Result(rp, views.provider_show)
 
 
+def _operator_write(method: str, field: str):
+    """``provider trait set`` / ``aggregate set``: replace the provider's
+    traits or aggregates at its current generation (an operator write:
+    with ``[identity] enforce``, the CLI's principal must be one of
+    ``[identity] operators``)."""
+    def handler(clients, args) -> output.Result:
+        ctx = clients.context()
+        generation = args.generation
+        if generation is None:
+            generation = clients.placement.get_resource_provider(
+                ctx, args.uuid)['generation']
+        getattr(clients.placement, method)(
+            ctx, args.uuid, getattr(args, field), generation)
+        rp = clients.placement.get_resource_provider(ctx, args.uuid)
+        return output.Result(rp, views.provider_show)
+    return handler
+
+
+def provider_delete(clients, args) -> output.Result:
+    clients.placement.delete_resource_provider(clients.context(), args.uuid)
+    return _done(f'provider {args.uuid} and its descendants deleted',
+                 uuid=args.uuid)
+
+
 # -- the parser --------------------------------------------------------------
 
 def _format_opt(parser) -> None:
@@ -331,6 +355,24 @@ def _placement_commands(sub) -> None:
     p = _leaf(providers, 'show', provider_show,
               'a provider with inventories, usages, traits, aggregates')
     p.add_argument('uuid', metavar='UUID', type=payloads.uuid_arg)
+    p = _leaf(providers, 'delete', provider_delete,
+              'decommission a provider (refused while allocated; operators)')
+    p.add_argument('uuid', metavar='UUID', type=payloads.uuid_arg)
+    for noun, field, option, kind, help_text in (
+            ('trait', 'traits', '--trait', payloads.trait_arg,
+             "replace a provider's traits (none given: remove them all)"),
+            ('aggregate', 'aggregates', '--aggregate', payloads.uuid_arg,
+             "replace a provider's aggregates (none given: leave them all)")):
+        p = _leaf(_group(providers, noun, f"a provider's {field}"), 'set',
+                  _operator_write(f'set_{field}', field),
+                  f'{help_text}; operators')
+        p.add_argument('uuid', metavar='UUID', type=payloads.uuid_arg)
+        p.add_argument(option, dest=field, action='append', default=[],
+                       type=kind, metavar=noun.upper(),
+                       help='repeat for each; the set replaces the old one')
+        p.add_argument('--generation', type=payloads.non_negative_int,
+                       help="the provider's generation to write at "
+                            '(default: its current one)')
 
 
 def add_commands(subparsers) -> None:

@@ -1,4 +1,5 @@
-"""``nova-rt-manage --config-file F db sync|version | store recover``.
+"""``nova-rt-manage --config-file F db sync|version | store recover |
+identity create-key|rotate-key|retire-old-keys PRINCIPAL``.
 
 ``db sync`` upgrades the schema of ``[placement_database] connection`` to
 the newest migration (idempotent); ``db version`` prints the current one and
@@ -12,6 +13,11 @@ host, with the daemon's configuration, while nova-rt-compute is stopped.
 It prints what it rebuilt and what it could not, and exits 0 once the new
 store is in place (or, with ``--dry-run``, once it has shown what it would
 write), 1 when it wrote nothing.
+
+``identity create-key PRINCIPAL`` writes ``<PRINCIPAL>.key`` (mode 0600) and
+``<PRINCIPAL>.pub`` into ``[identity] keys_dir`` and prints their paths;
+``rotate-key`` makes a new key and keeps the previous one valid until
+``retire-old-keys`` (``doc/source/security.rst``).
 """
 
 from __future__ import annotations
@@ -52,6 +58,19 @@ def _add_commands(subparsers):
                               'aside, as any replaced file)')
 
 
+    identity_parser = subparsers.add_parser(
+        'identity', help='message signing keys ([identity] keys_dir)')
+    identity_sub = identity_parser.add_subparsers(dest='action')
+    identity_sub.required = True
+    for action, text in (
+            ('create-key', "write a new principal's key pair"),
+            ('rotate-key', 'a new key; the previous one stays valid'),
+            ('retire-old-keys', 'only the current key stays valid')):
+        parser = identity_sub.add_parser(action, help=text)
+        parser.add_argument('principal', metavar='PRINCIPAL',
+                            help='a host name, an operator or a conductor')
+
+
 _CATEGORY = cfg.SubCommandOpt('category', title='Commands',
                               handler=_add_commands)
 
@@ -63,6 +82,10 @@ def main(argv=None) -> int:
         conf.register_cli_opt(_CATEGORY)
     try:
         conf(argv, project='nova_rt', prog='nova-rt-manage')
+        if conf.category.name == 'identity':
+            # Making keys needs none of the services' configuration, and
+            # must work before the keys it makes exist.
+            return _identity(conf, conf.category)
         service = 'compute' if conf.category.name == 'store' else 'placement'
         nova_conf.validate(conf, service=service)
     except exception.ConfigError as error:
@@ -71,6 +94,46 @@ def main(argv=None) -> int:
     if conf.category.name == 'store':
         return _store_recover(conf, conf.category)
     return _db(conf)
+
+
+def _identity(conf, args) -> int:
+    """``identity create-key|rotate-key|retire-old-keys PRINCIPAL``.
+
+    The key file is ``[identity] key_file`` when PRINCIPAL is this
+    configuration's own principal and that option is set, else
+    ``<keys_dir>/<PRINCIPAL>.key``.
+    """
+    from nova_rt.identity import config as identity_config
+    from nova_rt.identity import keys
+
+    keys_dir = conf.identity.keys_dir
+    principal = args.principal
+    key_file = None
+    if conf.identity.key_file and principal in (
+            identity_config.principal(conf, 'compute'),
+            identity_config.principal(conf, 'placement')):
+        key_file = conf.identity.key_file
+    try:
+        if args.action == 'create-key':
+            private, public = keys.create_key(keys_dir, principal, key_file)
+            print(f'{principal}: private key {private} (mode 0600: keep it on '
+                  f'its own host only)')
+            print(f'{principal}: public key {public} (copy it into '
+                  '[identity] keys_dir on every host that must believe it)')
+        elif args.action == 'rotate-key':
+            private, public, valid = keys.rotate_key(keys_dir, principal,
+                                                     key_file)
+            print(f'{principal}: new private key {private}')
+            print(f'{principal}: {public} now holds keys {", ".join(valid)} '
+                  '(newest first): copy it to every receiver, then run '
+                  f'"nova-rt-manage identity retire-old-keys {principal}"')
+        else:
+            public, kid = keys.retire_old_keys(keys_dir, principal, key_file)
+            print(f'{principal}: {public} now holds only key {kid}')
+    except (keys.KeyFileError, OSError) as error:
+        print(f'nova-rt-manage: {error}', file=sys.stderr)
+        return 1
+    return 0
 
 
 def _db(conf) -> int:
@@ -124,7 +187,8 @@ def _store_recover(conf, args) -> int:
         return _refuse(f'{path} is open in process {", ".join(map(str, in_use))}'
                        ': stop nova-rt-compute first. Nothing was written.')
 
-    clients = cli_clients.Clients(conf, None, RECOVER_TIMEOUT)
+    # Signed as this compute host: its own allocations are what it reads.
+    clients = cli_clients.Clients(conf, None, RECOVER_TIMEOUT, service='compute')
     try:
         sources = recovery.gather(conf, clients.placement, clients.context())
     except exception.LocalStoreError as error:

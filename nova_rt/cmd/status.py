@@ -1,7 +1,9 @@
 """``nova-rt-status upgrade check``: is this host ready to run nova_rt?
 
-Configuration valid, message broker reachable, placement database at the
-schema head, claim store not newer than this release, libvirt reachable.
+Configuration valid, messages signed (``[identity] enforce`` on, private
+keys readable by their owner only), message broker reachable, placement
+database at the schema head, claim store not newer than this release, libvirt
+reachable.
 
 Run before starting upgraded services, as Nova's ``nova-status upgrade check``.
 Exit code 0: all checks passed; 1: warnings to read; 2: a failure that will
@@ -145,8 +147,30 @@ class Checks(upgradecheck.UpgradeCommands):
         return Result(Code.SUCCESS, f'{info.hypervisor_type} on {info.hostname}, '
                                     f'{len(info.online_cpus)} CPUs')
 
+    def _check_identity(self) -> Result:
+        from nova_rt.identity import config as identity_config
+        from nova_rt.identity import keys
+        group = self.conf.identity
+        problems = []
+        for service in ('compute', 'placement'):
+            path = identity_config.key_file(self.conf, service)
+            if os.path.exists(path) and keys.readable_by_others(path):
+                mode = stat.S_IMODE(os.stat(path).st_mode)
+                problems.append(f'{path} has mode {mode:04o}: a private key '
+                                'must be readable by its owner only '
+                                f'(chmod 0600 {path}).')
+        if not group.enforce:
+            problems.append('[identity] enforce is off: messages are not '
+                            'required to be signed, so any holder of the '
+                            "broker's credentials can speak for any host "
+                            '(doc/source/security.rst says how to turn it on).')
+        if problems:
+            return Result(Code.WARNING, ' '.join(problems))
+        return Result(Code.SUCCESS)
+
     _upgrade_checks = (
         ('Configuration', _check_config),
+        ('Message signatures', _check_identity),
         ('Transport URL', _check_transport_url),
         ('Message broker', _check_broker),
         ('Placement database', _check_placement_database),

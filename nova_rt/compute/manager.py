@@ -26,6 +26,7 @@ from nova_rt import rpctable
 from nova_rt.compute import gate as gate_mod
 from nova_rt.compute import methods
 from nova_rt.compute import notifications
+from nova_rt.identity import guard as guard_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -48,8 +49,10 @@ class ComputeManager:
     def __init__(self, tracker, on_change: Optional[Callable[[], None]] = None,
                  run_audit: Optional[Callable[[], dict]] = None,
                  notifier: Optional[notifications.ComputeNotifier] = None,
-                 gate: Optional[gate_mod.CallGate] = None):
+                 gate: Optional[gate_mod.CallGate] = None,
+                 identity: Optional[guard_mod.Guard] = None):
         self.tracker = tracker
+        self.identity = identity
         self.gate = gate or gate_mod.CallGate()
         self._on_change = on_change
         self._run_audit = run_audit
@@ -66,7 +69,13 @@ class ComputeManager:
         method = methods.TABLE[name]
         started = time.monotonic()
         arguments = sent
+        verdict = guard_mod.Verdict(name)
         try:
+            # Who is calling comes first: an unauthorized call is
+            # NotAuthorized whatever else is wrong with it.
+            if self.identity is not None:
+                verdict = self.identity.check(context, method, sent)
+                verdict.raise_refusal()
             arguments = methods.TABLE.validate(name, sent)
             result = self._handle(method, arguments, sent)
         except exception.NovaRtException as exc:
@@ -74,6 +83,7 @@ class ComputeManager:
                      _cut(str(exc)))
             if not isinstance(exc, exception.InvalidInput):
                 self.notifier.notify(context, name, arguments, error=exc)
+            verdict.seal_error(exc)
             # A refusal is part of the contract, not a server fault:
             # oslo.messaging sends it back without logging a traceback.
             raise messaging.ExpectedException()
@@ -83,14 +93,14 @@ class ComputeManager:
         elapsed_ms = (time.monotonic() - started) * 1000
         if method.read_only:
             LOG.debug('%s served in %.1f ms', name, elapsed_ms)
-            return result
+            return verdict.seal(result)
         # The tracker logs what a call changed at INFO; one line per call is
         # enough on the claim path.
         LOG.debug('%s %s done in %.1f ms', name, _subject(arguments), elapsed_ms)
         if self._on_change is not None and name != methods.AUDIT:
             self._on_change()
         self.notifier.notify(context, name, arguments, result)
-        return result
+        return verdict.seal(result)
 
     def _handle(self, method: rpctable.Method, arguments: dict, sent: dict):
         if method.name == methods.AUDIT and self._run_audit is not None:

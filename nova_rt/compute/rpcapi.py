@@ -50,21 +50,29 @@ def _plain_error(exc: Exception) -> Exception:
 
 
 class ComputeAPI:
-    """``ComputeAPI(transport, version_cap=None, timeout=None)``.
+    """``ComputeAPI(transport, version_cap=None, timeout=None, identity=None)``.
 
     ``transport`` should come from ``get_transport`` so that errors keep
     their class; with a plain transport they arrive as
     ``oslo_messaging.RemoteError`` whose ``exc_type`` is the class name.
+
+    ``identity``: a ``nova_rt.identity.caller.Caller``
+    (``identity.config.caller(conf, 'cli')``): every call is then signed as
+    its principal, and an answer is accepted only when signed by the host
+    called (``doc/source/security.rst``).
     """
 
     VERSION = rpc.RPC_VERSION
     #: Public methods that are no RPC method.
     NOT_RPC = ('can_send_version',)
+    #: The Caller that signs and checks, if any.
+    identity = None
 
     def __init__(self, transport, version_cap: str | None = None,
-                 timeout: float | None = None):
+                 timeout: float | None = None, identity=None):
         self.client = rpc.get_client(transport, rpc.compute_target(),
                                      version_cap=version_cap, timeout=timeout)
+        self.identity = identity
 
     def can_send_version(self, version: str) -> bool:
         return self.client.can_send_version(version)
@@ -76,13 +84,23 @@ class ComputeAPI:
             # prepare(timeout=None) would mean "wait forever", not "default".
             options['timeout'] = timeout
         cctxt = self.client.prepare(**options)
+        nonce = None
+        if self.identity is not None:
+            context, nonce = self.identity.stamp(
+                context, topic=rpc.COMPUTE_TOPIC, server=host, method=method,
+                args=kwargs)
         try:
-            return cctxt.call(context or {}, method, **kwargs)
+            reply = cctxt.call(context or {}, method, **kwargs)
         except exception.NovaRtException as exc:
+            if self.identity is not None:
+                self.identity.check_error(host, method, nonce, exc)
             plain = _plain_error(exc)
             if plain is exc:
                 raise
             raise plain from None
+        if self.identity is not None:
+            return self.identity.open_reply(host, method, nonce, reply)
+        return reply
 
     # -- claims of instances -------------------------------------------------
 

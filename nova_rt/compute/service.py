@@ -44,6 +44,7 @@ from nova_rt.compute import reporter as reporter_mod
 from nova_rt.compute import rpcapi as compute_rpcapi
 from nova_rt.compute import store as store_mod
 from nova_rt.compute import tracker as tracker_mod
+from nova_rt.identity import config as identity_config
 
 LOG = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ class ComputeService(oslo_service.ServiceBase):
         self._ratios_at = 0.0
         self._own_transport = False
         self._audit_waiters: list = []
+        self._identity_caller = None
         self._waiters_lock = threading.Lock()
 
     # ------------------------------------------------------------ start
@@ -166,6 +168,11 @@ class ComputeService(oslo_service.ServiceBase):
             if self._pci_monitor is None:
                 self._pci_monitor = udev.PciMonitor()
 
+    def _caller(self):
+        if self._identity_caller is None:
+            self._identity_caller = identity_config.caller(self.conf, 'compute')
+        return self._identity_caller
+
     def start(self):
         conf = self.conf
         started = time.monotonic()
@@ -179,7 +186,8 @@ class ComputeService(oslo_service.ServiceBase):
             placement_rpcapi.PlacementAPI(self._transport)
             self._placement = placement_rpcapi.PlacementAPI(
                 self._transport,
-                timeout=min(conf.rpc_response_timeout, PLACEMENT_TIMEOUT))
+                timeout=min(conf.rpc_response_timeout, PLACEMENT_TIMEOUT),
+                identity=self._caller())
         self.store = store_mod.open_store(conf.state_path)
         # -- issue 14 item 8: a store that lost this node's claims stops the
         # start here, before the first full report could erase them.
@@ -213,7 +221,9 @@ class ComputeService(oslo_service.ServiceBase):
             self._host_source.give_way = calls.give_way
         self.manager = manager_mod.ComputeManager(
             self.tracker, on_change=self.report_soon, run_audit=self.audit_now,
-            notifier=self.notifier, gate=calls)
+            notifier=self.notifier, gate=calls,
+            identity=identity_config.guard(
+                conf, 'compute', topic=rpc.COMPUTE_TOPIC, server=self.host))
         self.rpc_server = rpc.get_server(
             conf, self._transport, rpc.compute_target(self.host), [self.manager])
         self.rpc_server.start()
@@ -447,7 +457,8 @@ class ComputeService(oslo_service.ServiceBase):
         try:
             from nova_rt.placement import rpcapi as placement_rpcapi
             self.reporter.placement = placement_rpcapi.PlacementAPI(
-                self._transport, timeout=FLUSH_TIMEOUT)
+                self._transport, timeout=FLUSH_TIMEOUT,
+                identity=self._caller())
         except Exception:
             pass
         try:

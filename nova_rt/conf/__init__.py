@@ -13,6 +13,7 @@ from oslo_config import cfg
 
 from nova_rt.conf import compute
 from nova_rt.conf import default
+from nova_rt.conf import identity
 from nova_rt.conf import libvirt
 from nova_rt.conf import pci
 from nova_rt.conf import placement
@@ -20,7 +21,7 @@ from nova_rt import exception
 
 CONF = cfg.CONF
 
-_MODULES = (default, compute, libvirt, pci, placement)
+_MODULES = (default, compute, libvirt, pci, placement, identity)
 
 
 def register_opts(conf):
@@ -161,6 +162,8 @@ def validate(conf=CONF, service='compute'):
         raise exception.ConfigError(
             reason="[compute] cpu_shared_set and cpu_dedicated_set overlap "
                    f"on CPUs {cpuset.format_cpu_spec(shared & dedicated)}")
+    from nova_rt.identity import config as identity_config
+    identity_config.check(conf, service)
     if service == 'placement':
         _check_database(conf)
     if service == 'compute':

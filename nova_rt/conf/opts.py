@@ -4,6 +4,7 @@ import itertools
 
 from nova_rt.conf import compute
 from nova_rt.conf import default
+from nova_rt.conf import identity
 from nova_rt.conf import libvirt
 from nova_rt.conf import pci
 from nova_rt.conf import placement
@@ -11,7 +12,7 @@ from nova_rt.conf import placement
 
 def list_opts():
     groups = {}
-    for module in (default, compute, libvirt, pci, placement):
+    for module in (default, compute, libvirt, pci, placement, identity):
         for group, opts in module.list_opts().items():
             groups.setdefault(group, []).extend(opts)
     return [(group, list(itertools.chain(opts)))

@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 from nova_rt import exception
 from nova_rt import rpc
 from nova_rt import validation
+from nova_rt.identity import guard as guard_mod
 from nova_rt.placement import db
 from nova_rt.placement import methods
 from nova_rt.placement import operations as ops
@@ -63,13 +64,14 @@ class PlacementManager:
 
     target = rpc.placement_target()
 
-    def __init__(self, engine, conf):
+    def __init__(self, engine, conf, identity=None):
         # Core connections, not ORM sessions: the operations issue plain
         # statements and the ORM's per-statement overhead was half the cost
         # of a report (bench/bench_placement.py).
         self.engine = engine
         self._guard = db.transaction_guard(engine)
         self.conf = conf
+        self.identity = identity
 
     def _option(self, name: str):
         if name == 'heartbeat_timeout':
@@ -85,11 +87,21 @@ class PlacementManager:
 
     def _serve(self, name: str, context, arguments: dict):
         method = methods.TABLE[name]
-        arguments = methods.TABLE.validate(name, arguments)
-        func, options = self._operation(method)
-        result = self._transaction(name, arguments, func, options)
+        verdict = guard_mod.Verdict(name)
+        try:
+            # Who is calling comes first: an unauthorized call is
+            # NotAuthorized even where it would also be a conflict.
+            if self.identity is not None:
+                verdict = self.identity.check(context, method, arguments)
+                verdict.raise_refusal()
+            arguments = methods.TABLE.validate(name, arguments)
+            func, options = self._operation(method)
+            result = self._transaction(name, arguments, func, options)
+        except exception.NovaRtException as error:
+            verdict.seal_error(error)
+            raise
         _log_done(name, arguments, result)
-        return result
+        return verdict.seal(result)
 
     def _transaction(self, name: str, arguments: dict, func, options: dict):
         for attempt in range(_RETRIES):

@@ -15,10 +15,13 @@ import datetime
 from nova_rt import exception
 from nova_rt import rpctable
 from nova_rt import validation
+from nova_rt.identity import scheme
 from nova_rt.placement import schemas as s
 
 A = rpctable.Argument
 M = rpctable.Method
+OWN_HOST = scheme.OWN_HOST
+OPERATOR = scheme.OPERATOR
 
 
 def _iso_sent_at(arguments: dict) -> None:
@@ -33,15 +36,15 @@ def _iso_sent_at(arguments: dict) -> None:
 TABLE = rpctable.Table('nova-rt-placement', [
     # -- writes from compute daemons (each the owner of its provider tree)
     M('report_provider_tree', [A('host', s.HOST), A('providers', s.PROVIDERS)],
-      budget=validation.REPORT),
+      budget=validation.REPORT, who=OWN_HOST),
     M('report_allocations',
       [A('host', s.HOST), A('root_uuid', s.UUID),
        A('generation', s.GENERATION), A('allocations', s.ALLOCATIONS),
        A('full', {'type': 'boolean'})],
-      budget=validation.REPORT),
+      budget=validation.REPORT, who=OWN_HOST),
     M('heartbeat',
       [A('host', s.HOST), A('root_uuid', s.UUID), A('sent_at', s.SENT_AT)],
-      cast=True, check=_iso_sent_at),
+      cast=True, check=_iso_sent_at, who=OWN_HOST),
     # -- reads
     M('list_resource_providers',
       [A('name', s.nullable(s.NAME), None), A('host', s.nullable(s.HOST), None),
@@ -64,9 +67,11 @@ TABLE = rpctable.Table('nova-rt-placement', [
       read_only=True),
     # -- operator writes
     M('set_traits',
-      [A('uuid', s.UUID), A('traits', s.TRAITS), A('generation', s.GENERATION)]),
+      [A('uuid', s.UUID), A('traits', s.TRAITS), A('generation', s.GENERATION)],
+      who=OPERATOR),
     M('set_aggregates',
       [A('uuid', s.UUID), A('aggregates', s.AGGREGATES),
-       A('generation', s.GENERATION)]),
-    M('delete_resource_provider', [A('uuid', s.UUID)]),
+       A('generation', s.GENERATION)],
+      who=OPERATOR),
+    M('delete_resource_provider', [A('uuid', s.UUID)], who=OPERATOR),
 ])

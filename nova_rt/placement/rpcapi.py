@@ -14,23 +14,48 @@ they are held to the table of methods (``placement/methods.py``).
 
 from __future__ import annotations
 
+from nova_rt import exception
 from nova_rt import rpc
 from nova_rt.placement import methods
 
 
 class PlacementAPI:
-    """``PlacementAPI(transport, timeout=None)``: one method per RPC method.
+    """``PlacementAPI(transport, timeout=None, identity=None)``: one method
+    per RPC method.
+
+    ``identity`` (a ``nova_rt.identity.caller.Caller``): calls are signed as
+    its principal and answers accepted only from ``[identity]
+    placement_principal``.
 
     >>> api = PlacementAPI(rpc.get_transport(conf))      # doctest: +SKIP
     >>> gens = api.report_provider_tree(ctx, host='h1', providers=[...])
     """
 
-    def __init__(self, transport, timeout: float | None = None):
+    def __init__(self, transport, timeout: float | None = None,
+                 identity=None):
         self.client = rpc.get_client(transport, rpc.placement_target(),
                                      timeout=timeout)
+        self.identity = identity
+
+    def _stamp(self, context, method: str, kwargs: dict) -> tuple:
+        if self.identity is None:
+            return context or {}, None
+        return self.identity.stamp(context, topic=rpc.PLACEMENT_TOPIC,
+                                   server=None, method=method, args=kwargs)
 
     def _call(self, context, method, **kwargs):
-        return self.client.prepare().call(context or {}, method, **kwargs)
+        context, nonce = self._stamp(context, method, kwargs)
+        try:
+            reply = self.client.prepare().call(context, method, **kwargs)
+        except exception.NovaRtException as exc:
+            if self.identity is not None:
+                self.identity.check_error(
+                    self.identity.placement_principal, method, nonce, exc)
+            raise
+        if self.identity is None:
+            return reply
+        return self.identity.open_reply(self.identity.placement_principal,
+                                        method, nonce, reply)
 
     # -- writes from the compute daemon (owner of the provider tree) --------
 
@@ -47,8 +72,9 @@ class PlacementAPI:
 
     def heartbeat(self, context, host: str, root_uuid: str,
                   sent_at: str) -> None:
-        self.client.prepare().cast(context or {}, 'heartbeat', host=host,
-                                   root_uuid=root_uuid, sent_at=sent_at)
+        arguments = {'host': host, 'root_uuid': root_uuid, 'sent_at': sent_at}
+        context, _ = self._stamp(context, 'heartbeat', arguments)
+        self.client.prepare().cast(context, 'heartbeat', **arguments)
 
     # -- reads --------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from oslo_service import service
 
 from nova_rt import gcutil
 from nova_rt import rpc
+from nova_rt.identity import config as identity_config
 from nova_rt.placement import db
 from nova_rt.placement import housekeeping
 from nova_rt.placement import manager
@@ -53,7 +54,10 @@ class PlacementService(service.Service):
         transport = self.transport or rpc.get_transport(self.conf)
         url = self.conf.placement_database.connection
         engine = db.get_engine(url)
-        endpoint = manager.PlacementEndpoint(engine, self.conf)
+        endpoint = manager.PlacementEndpoint(
+            engine, self.conf, identity=identity_config.guard(
+                self.conf, 'placement', topic=rpc.PLACEMENT_TOPIC,
+                server=None))
         # Every process listens on the shared topic queue (competing
         # consumers); the server name only has to be unique per process.
         target = rpc.placement_target()(

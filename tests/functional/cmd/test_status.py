@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+from nova_rt.identity import keys
+
 STATUS = pathlib.Path(sys.executable).with_name('nova-rt-status')
 RABBIT = 'rabbit://guest:guest@127.0.0.1:5672/'
 
@@ -29,8 +31,15 @@ def _state(tmp_path, mode=0o700):
     return state
 
 
+def _identity(tmp_path, enforce=True):
+    keys_dir = tmp_path / 'keys'
+    keys.create_key(str(keys_dir), 'host-a')
+    return (f'[DEFAULT]\nhost = host-a\n[identity]\nkeys_dir = {keys_dir}\n'
+            f'enforce = {enforce}\n')
+
+
 def test_good_host_passes(tmp_path):
-    code, report = _check(tmp_path, f'''[DEFAULT]
+    code, report = _check(tmp_path, _identity(tmp_path) + f'''[DEFAULT]
 transport_url = {RABBIT}
 state_path = {_state(tmp_path)}
 [libvirt]
@@ -38,10 +47,48 @@ connection_uri = test:///default
 ''')
     assert code == 0, report
     assert {c['result'] for c in report.values()} == {0}
-    assert set(report) == {'Configuration', 'Transport URL', 'Message broker',
+    assert set(report) == {'Configuration', 'Message signatures',
+                           'Transport URL', 'Message broker',
                            'Placement database', 'State directory',
                            'Claim store', 'Libvirt'}
     assert 'TEST' in report['Libvirt']['details']
+
+
+def test_signatures_off_or_a_key_others_can_read_are_warnings(tmp_path):
+    config = _identity(tmp_path, enforce=False) + f'''[DEFAULT]
+transport_url = {RABBIT}
+state_path = {_state(tmp_path)}
+[libvirt]
+connection_uri = test:///default
+'''
+    code, report = _check(tmp_path, config)
+    assert code == 1
+    assert report['Message signatures']['result'] == 1
+    assert 'enforce is off' in report['Message signatures']['details']
+    key = tmp_path / 'keys' / 'host-a.key'
+    key.chmod(0o644)
+    code, report = _check(tmp_path, config.replace('enforce = False',
+                                                   'enforce = True'))
+    details = report['Message signatures']['details']
+    assert report['Message signatures']['result'] == 1
+    assert f'{key} has mode 0644' in details and 'enforce' not in details
+
+
+def test_enforce_without_a_key_fails_and_names_the_fix(tmp_path):
+    code, report = _check(tmp_path, f'''[DEFAULT]
+host = host-a
+transport_url = {RABBIT}
+state_path = {_state(tmp_path)}
+[identity]
+enforce = true
+keys_dir = {tmp_path}
+[libvirt]
+connection_uri = test:///default
+''')
+    assert code == 2
+    details = report['Configuration']['details']
+    assert '[identity] key_file' in details
+    assert 'nova-rt-manage identity create-key host-a' in details
 
 
 def test_bad_config_fails_with_the_option_named(tmp_path):
