@@ -35,6 +35,30 @@ function configure_nova_rt {
             "${url/postgresql:\/\//postgresql+psycopg://}"
     fi
     # Otherwise the default: SQLite under state_path, one placement process.
+    configure_nova_rt_identity
+}
+
+# Every message signed and checked ([identity] enforce = true): a key pair for
+# this host, for placement and for the operator the CLI signs as. Placement
+# and the compute daemon share $NOVA_RT_CONF and each signs as its own
+# principal (the host name, nova-rt-placement); the CLI reads
+# $NOVA_RT_ADMIN_CONF after it to sign as $NOVA_RT_OPERATOR.
+function configure_nova_rt_identity {
+    local keys_dir=$NOVA_RT_CONF_DIR/keys principal bin_dir
+    bin_dir=$(get_python_exec_prefix)
+    sudo install -d -o "$STACK_USER" -m 0755 "$keys_dir"
+    iniset "$NOVA_RT_CONF" identity enforce True
+    iniset "$NOVA_RT_CONF" identity keys_dir "$keys_dir"
+    iniset "$NOVA_RT_CONF" identity operators "$NOVA_RT_OPERATOR"
+    iniset "$NOVA_RT_CONF" identity conductors "$NOVA_RT_OPERATOR"
+    for principal in "$(hostname)" nova-rt-placement "$NOVA_RT_OPERATOR"; do
+        if [[ ! -f "$keys_dir/$principal.key" ]]; then
+            "$bin_dir/nova-rt-manage" --config-file "$NOVA_RT_CONF" \
+                identity create-key "$principal"
+        fi
+    done
+    rm -f "$NOVA_RT_ADMIN_CONF"
+    iniset "$NOVA_RT_ADMIN_CONF" identity principal "$NOVA_RT_OPERATOR"
 }
 
 function start_nova_rt {
@@ -52,7 +76,8 @@ function stop_nova_rt {
 }
 
 function cleanup_nova_rt {
-    sudo rm -rf "$NOVA_RT_STATE_PATH" "$NOVA_RT_CONF"
+    sudo rm -rf "$NOVA_RT_STATE_PATH" "$NOVA_RT_CONF" "$NOVA_RT_ADMIN_CONF" \
+        "$NOVA_RT_CONF_DIR/keys"
 }
 
 if is_service_enabled nova-rt-compute nova-rt-placement; then

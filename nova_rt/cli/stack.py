@@ -26,6 +26,8 @@ from typing import Optional
 
 RABBIT = 'rabbit://guest:guest@127.0.0.1:5672/'
 STATE_FILE = 'state.json'
+#: The principal the quick start's CLI signs as, one of [identity] operators.
+OPERATOR = 'admin'
 
 
 class StackError(Exception):
@@ -134,6 +136,8 @@ class DemoStack:
         self.vhost: Optional[str] = None
         self.transport_url = RABBIT
         self.config_file = os.path.join(workdir, 'nova-rt.conf')
+        self.placement_config = os.path.join(workdir, 'placement.conf')
+        self.keys_dir = os.path.join(workdir, 'keys')
         self.procs: dict = {}        # name -> Popen
 
     # -- configuration -------------------------------------------------------
@@ -148,14 +152,30 @@ class DemoStack:
     def host_config(self, host: HostSpec) -> str:
         return os.path.join(self.workdir, f'compute-{host.name}.conf')
 
+    def write_keys(self) -> str:
+        """A key pair per principal (``nova-rt-manage identity create-key``
+        does the same); the ``[identity]`` section every service shares:
+        signatures enforced, ``admin`` the operator the CLI signs as."""
+        from nova_rt.identity import keys
+        for principal in (*(h.name for h in self.hosts), 'nova-rt-placement',
+                          OPERATOR):
+            keys.create_key(self.keys_dir, principal)
+        return (f'[identity]\nenforce = true\nkeys_dir = {self.keys_dir}\n'
+                f'operators = {OPERATOR}\n')
+
     def write_configs(self) -> None:
-        """nova-rt.conf for placement and the CLI; one file per compute host."""
+        """nova-rt.conf for the CLI (signing as the operator), placement.conf,
+        one file per compute host."""
         self._make_vhost()
+        identity = self.write_keys()
         common = (f'[DEFAULT]\ntransport_url = {self.transport_url}\n'
                   f'control_exchange = {self.exchange}\n'
                   'rpc_response_timeout = 10\n')
         with open(self.config_file, 'w') as f:
+            f.write(common + identity + f'principal = {OPERATOR}\n')
+        with open(self.placement_config, 'w') as f:
             f.write(common + f'state_path = {self.workdir}/placement\n'
+                    + identity +
                     f'[placement_database]\nconnection = sqlite:///'
                     f'{self.workdir}/placement.sqlite\n')
         for host in self.hosts:
@@ -168,7 +188,7 @@ class DemoStack:
                         'update_resources_interval = 10\nheartbeat_interval = 2\n'
                         'reserved_host_memory_mb = 512\n'
                         f'[libvirt]\nconnection_uri = test://{xml}\n'
-                        f'{host.pci_sections}\n')
+                        f'{host.pci_sections}\n' + identity)
         self.save_state()
 
     def save_state(self) -> None:
@@ -195,14 +215,14 @@ class DemoStack:
     def db_sync(self) -> None:
         result = subprocess.run(
             [self.python, '-m', 'nova_rt.cmd.manage', '--config-file',
-             self.config_file, 'db', 'sync'], stdin=subprocess.DEVNULL,
+             self.placement_config, 'db', 'sync'], stdin=subprocess.DEVNULL,
             capture_output=True, text=True, timeout=120)
         if result.returncode:
             raise StackError('nova-rt-manage db sync failed:\n' + result.stderr)
 
     def start_placement(self) -> None:
         self._spawn('placement', [self.python, '-m', 'nova_rt.cmd.placement',
-                                  '--config-file', self.config_file])
+                                  '--config-file', self.placement_config])
 
     def start_compute(self, host: HostSpec) -> None:
         argv = [self.python, '-m', 'nova_rt.cmd.compute', '--config-file',

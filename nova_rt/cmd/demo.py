@@ -170,10 +170,18 @@ def _say(text: str = '') -> None:
 
 def _start(stack, testbed: str) -> float:
     started = time.monotonic()
-    config = stack.config_file
+    config = stack.placement_config
     where = (f'vhost {stack.vhost}' if stack.vhost else 'the default vhost')
     _say(f'# Services on RabbitMQ ({where}, exchange {stack.exchange}); '
          f'files in {stack.workdir}')
+    _say(f'# Every message is signed ([identity] enforce = true): a key pair '
+         f'per principal in {stack.keys_dir}, made as')
+    for principal in (*(h.name for h in stack.hosts), 'nova-rt-placement',
+                      stack_mod.OPERATOR):
+        _say(f'$ nova-rt-manage --config-file {config} identity create-key '
+             f'{principal}')
+    _say(f'# The CLI signs as {stack_mod.OPERATOR}, one of [identity] '
+         'operators; each compute host as itself.')
     _say(f'$ nova-rt-manage --config-file {config} db sync')
     stack.db_sync()
     _say(f'$ nova-rt-placement --config-file {config} &')
