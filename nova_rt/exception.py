@@ -95,10 +95,12 @@ class AllocationCapacityExceeded(NovaRtException):
 
 
 class NotAuthorized(InvalidInput):
-    """A host writing to a provider it does not own (placement).
-
-    The contract names no class for this refusal; it is an ``InvalidInput``
-    (nothing is written) under a name that says why.
+    """The sender may not do this (``doc/source/security.rst``): a host
+    writing to a provider it does not own, or, with ``[identity] enforce``,
+    a message unsigned, wrongly signed, replayed or from a principal that may
+    not call the method; on a client, an answer not signed by the principal
+    called.  Nothing changed.  An ``InvalidInput`` too, for callers that
+    predate the name.
     """
 
     msg_fmt = "Not authorized: %(reason)s"
