@@ -51,6 +51,10 @@ def check(conf, service: str) -> None:
         for item in (value if isinstance(value, list) else [value]):
             if not scheme.valid_principal(item):
                 raise _error(option, f'{item!r} is not a valid principal name')
+    if service == 'compute' and name != conf.host:
+        # Placement takes a host's reports only from that host's principal.
+        raise _error('principal', f'nova-rt-compute signs as its [DEFAULT] '
+                     f'host {conf.host!r}, not {name!r}: leave it unset')
     if service == 'placement' and name != group.placement_principal:
         raise _error('principal', f'nova-rt-placement signs as {name!r} but '
                      f'clients expect placement_principal '

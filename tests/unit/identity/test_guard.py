@@ -192,3 +192,36 @@ def test_key_files(keys_dir, tmp_path):
     not_pem.write_text('hello')
     with pytest.raises(keys.KeyFileError, match='not an unencrypted PEM'):
         keys.load_signing_key(str(not_pem), 'x')
+
+
+@pytest.mark.parametrize('service, settings, expected', [
+    ('compute', {'principal': 'other'},
+     "[identity] principal: nova-rt-compute signs as its [DEFAULT] host "
+     "'host-a'"),
+    ('placement', {'principal': 'host-a'},
+     "[identity] principal: nova-rt-placement signs as 'host-a'"),
+    ('cli', {'principal': 'a/b'},
+     "[identity] principal: 'a/b' is not a valid principal name"),
+    ('cli', {'operators': ['ok', 'not ok']}, "[identity] operators: 'not ok'"),
+    ('compute', {'enforce': True}, "[identity] key_file: "),
+    ('placement', {'enforce': True, 'keys_dir': '/nonexistent'},
+     'identity create-key nova-rt-placement'),
+])
+def test_what_cannot_work_stops_the_start_naming_the_option(
+        tmp_path, service, settings, expected):
+    from oslo_config import cfg
+
+    from nova_rt.conf import identity as identity_opts
+    from nova_rt.identity import config as identity_config
+    conf = cfg.ConfigOpts()
+    conf.register_opt(cfg.StrOpt('host', default='host-a'))
+    # A group of its own: the module's OptGroup would carry overrides over.
+    conf.register_opts(identity_opts.identity_opts, group='identity')
+    conf([], default_config_files=[])
+    conf.set_override('keys_dir', str(tmp_path), group='identity')
+    for name, value in settings.items():
+        conf.set_override(name, value, group='identity')
+    with pytest.raises(exception.ConfigError) as info:
+        identity_config.check(conf, service)
+    assert expected in str(info.value)
+    assert '\n' not in str(info.value)
