@@ -8,14 +8,22 @@ writes its ``request_id`` on every line logged while serving the call.
 
 from __future__ import annotations
 
+import logging
+
 import oslo_messaging as messaging
 from oslo_context import context as oslo_context
 
+from nova_rt import rpctable
+from nova_rt.conf import upgrade_levels
 from nova_rt.identity import scheme as identity_scheme
+
+LOG = logging.getLogger(__name__)
 
 COMPUTE_TOPIC = 'nova-rt-compute'
 PLACEMENT_TOPIC = 'nova-rt-placement'
-RPC_VERSION = '1.0'
+#: The version clients' targets name (the spec's): a call names its own
+#: version, the lowest its arguments need (``VersionCaps.prepare``).
+RPC_VERSION = rpctable.BASE_VERSION
 
 #: Context keys a caller may send, by the type their value must have;
 #: anything else is dropped.
@@ -108,3 +116,52 @@ def compute_target(host=None):
 
 def placement_target():
     return messaging.Target(topic=PLACEMENT_TOPIC, version=RPC_VERSION)
+
+
+class VersionCaps:
+    """What a client may send to each peer of one API (``[upgrade_levels]``).
+
+    ``cap``: None (the newest), ``'auto'``, a release name or ``'X.Y'``.
+    With ``auto`` the client sends the newest version; a peer that answers
+    ``UnsupportedVersion`` (oslo.messaging's dispatcher refuses the call
+    before anything runs, so sending it again is safe) is remembered at the
+    next older version until this process restarts, as Nova's ``auto``
+    holds until a restart.
+    """
+
+    def __init__(self, table: rpctable.Table, api: str, cap=None):
+        self.table = table
+        self.api = api
+        cap = upgrade_levels.version_cap(cap, api)
+        self.auto = cap == upgrade_levels.AUTO
+        #: The fixed cap, for oslo.messaging's own check too.
+        self.cap = None if self.auto else cap
+        self._learned: dict = {}
+
+    def cap_for(self, peer=None):
+        return self._learned.get(peer, self.cap)
+
+    def can_send_version(self, version: str, peer=None) -> bool:
+        cap = self.cap_for(peer)
+        return cap is None or (rpctable.version_tuple(version)
+                               <= rpctable.version_tuple(cap))
+
+    def prepare(self, peer, method: str, arguments: dict) -> tuple:
+        """(version, arguments) to send ``method`` to ``peer``."""
+        return self.table.downgrade(method, arguments, self.cap_for(peer))
+
+    def step_down(self, peer, version: str, error: Exception) -> bool:
+        """True when a call sent at ``version`` that failed with ``error``
+        should be sent again, at the older version now remembered."""
+        refused = getattr(error, 'exc_type', type(error).__name__)
+        if not self.auto or not refused.startswith('UnsupportedVersion'):
+            return False
+        older = [v for v in self.table.versions
+                 if rpctable.version_tuple(v) < rpctable.version_tuple(version)]
+        if not older:
+            return False
+        self._learned[peer] = older[-1]
+        LOG.warning('[upgrade_levels] %s = auto: %s does not serve %s; '
+                    'sending it %s until this service restarts', self.api,
+                    peer or self.api, version, older[-1])
+        return True

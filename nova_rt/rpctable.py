@@ -18,7 +18,12 @@ A service lists its methods in a ``Table`` (``compute/methods.py``,
 - the client: ``check_client(cls)`` holds a hand-written client's methods to
   the table (names, order, required and optional arguments), at import;
 - the docs: ``signature(name)`` is how ``doc/source/rpc-api.rst`` must name
-  each method (a unit test checks the page).
+  each method (a unit test checks the page);
+- versions, as Nova's RPC APIs have them: an argument added after ``1.0``
+  says ``since='1.N'`` and must be optional.  ``version`` is the newest an
+  endpoint serves (it accepts every older one), ``downgrade`` is what a
+  client sends to a peer capped at an older version, and ``as_of(version)``
+  is the table as that older release had it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,14 @@ from nova_rt.identity import scheme
 
 #: Marks an argument without default: the caller must send it.
 REQUIRED = inspect.Parameter.empty
+#: The version every table starts at.
+BASE_VERSION = '1.0'
+
+
+def version_tuple(version: str) -> tuple:
+    """``'1.10'`` -> ``(1, 10)``: versions compare as numbers, not text."""
+    major, minor = version.split('.')
+    return int(major), int(minor)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +54,8 @@ class Argument:
     name: str
     schema: dict
     default: object = REQUIRED
+    #: The API version that added it: a peer older than that refuses it.
+    since: str = BASE_VERSION
 
     @property
     def required(self) -> bool:
@@ -88,6 +103,12 @@ class Table:
     def __init__(self, service: str, methods):
         self.service = service
         self.methods = {method.name: method for method in methods}
+        for method in self.methods.values():
+            for arg in method.arguments:
+                if arg.since != BASE_VERSION and arg.required:
+                    # A caller of the older version cannot send it.
+                    raise ValueError(f'{method.name}: {arg.name}, added in '
+                                     f'{arg.since}, must have a default')
         self._schemas = {
             (method.name, arg.name): validation.Schema(arg.schema)
             for method in self.methods.values() for arg in method.arguments}
@@ -141,6 +162,50 @@ class Table:
                 'properties': {a.name: a.schema for a in method.arguments},
                 'required': [a.name for a in method.arguments if a.required],
                 'additionalProperties': False}
+
+    # -- versions -------------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        """The newest version: what the endpoint serves, and every older."""
+        return max((arg.since for method in self for arg in method.arguments),
+                   key=version_tuple, default=BASE_VERSION)
+
+    @property
+    def versions(self) -> list:
+        """Every version of the API, oldest first."""
+        found = {BASE_VERSION, *(arg.since for method in self
+                                 for arg in method.arguments)}
+        return sorted(found, key=version_tuple)
+
+    def as_of(self, version: str) -> 'Table':
+        """The table as the release speaking ``version`` had it."""
+        newest = version_tuple(version)
+        return Table(self.service, [
+            dataclasses.replace(method, arguments=[
+                arg for arg in method.arguments
+                if version_tuple(arg.since) <= newest])
+            for method in self])
+
+    def downgrade(self, name: str, arguments: dict,
+                  cap: Optional[str] = None) -> tuple:
+        """(version to send, arguments) for a peer that speaks up to ``cap``.
+
+        The version is the lowest that the arguments sent need, so that a
+        call that uses nothing new reaches any peer; arguments newer than
+        ``cap`` are left out (they are optional, and the older peer would
+        refuse them as unknown).
+        """
+        method = self.methods[name]
+        since = {arg.name: version_tuple(arg.since) for arg in method.arguments}
+        if cap is not None:
+            limit = version_tuple(cap)
+            arguments = {key: value for key, value in arguments.items()
+                         if since.get(key, (0, 0)) <= limit}
+        needed = max((since.get(key, (0, 0)) for key in arguments),
+                     default=version_tuple(BASE_VERSION))
+        needed = max(needed, version_tuple(BASE_VERSION))
+        return f'{needed[0]}.{needed[1]}', arguments
 
     # -- what is derived ------------------------------------------------------
 

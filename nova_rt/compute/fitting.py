@@ -74,17 +74,25 @@ def fit_pci_request(view, record: claims.InstanceRecord, alias_counts: dict,
                                   devices=tuple(_pci_views(view, addresses)))
 
 
+#: How a refusal names what unmanaged domains take.
+_HOST_AMOUNTS = {usage.VCPU: '{} VCPU', usage.MEMORY_MB: '{} MB'}
+
+
 def _host_usage_note(view, reasons: list) -> str:
     """Name what the host itself uses when that is what fills it, so that a
     refused claim on a busy host says why (libvirt's test:///default runs a
-    domain of its own)."""
+    domain of its own, and a newcomer's first claim met it unexplained)."""
     busy = {rc: n for rc, n in view.host_used.items()
             if n and any(r.startswith(rc + ':') for r in reasons)}
     if not busy:
         return ''
-    figures = ', '.join(f'{rc}={n}' for rc, n in sorted(busy.items()))
-    return (f' (running domains that no claim explains use {figures}; see '
-            f'get_host_state()["unmanaged_domains"])')
+    amounts = ' and '.join(_HOST_AMOUNTS.get(rc, '{} ' + rc).format(n)
+                           for rc, n in sorted(busy.items(),
+                                               key=lambda item: item[0] != usage.VCPU))
+    count = view.unmanaged_domains
+    return (f'; {count} unmanaged domain{"" if count == 1 else "s"} (running, '
+            f'but no claim of this host explains them) use {amounts}: see '
+            f'get_host_state()["unmanaged_domains"]')
 
 
 def _fit_numa_and_pci(view, request, pci_requests) -> tuple:

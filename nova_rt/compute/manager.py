@@ -21,7 +21,6 @@ from typing import Callable, Optional
 import oslo_messaging as messaging
 
 from nova_rt import exception
-from nova_rt import rpc
 from nova_rt import rpctable
 from nova_rt.compute import gate as gate_mod
 from nova_rt.compute import methods
@@ -44,7 +43,8 @@ class ComputeManager:
     that the service can report to placement right after the audit.
     """
 
-    target = messaging.Target(version=rpc.RPC_VERSION)
+    # Serves every version up to the table's: 1.0 callers included.
+    target = messaging.Target(version=methods.TABLE.version)
 
     def __init__(self, tracker, on_change: Optional[Callable[[], None]] = None,
                  run_audit: Optional[Callable[[], dict]] = None,

@@ -47,11 +47,12 @@ TABLE = rpctable.Table('nova-rt-compute', [
       [A('instance', schemas.INSTANCE), A('migration', schemas.MIGRATION)],
       event=('compute.move.claim', _MOVE_EVENT)),
     # ``migration``: the full payload, for a host that may not have seen the
-    # migration (the source of a cross-host move hearing "finished").
+    # migration (the source of a cross-host move hearing "finished").  Daemons
+    # older than 1.1 refuse it as an unknown argument.
     M('update_migration',
       [A('migration_uuid', schemas.UUID),
        A('status', schemas.MIGRATION_STATUS),
-       A('migration', schemas.NULLABLE_MIGRATION, None)],
+       A('migration', schemas.NULLABLE_MIGRATION, None, since='1.1')],
       event=('compute.move.update', _MOVE_EVENT)),
     M('drop_move_claim_at_source', [A('migration', schemas.MIGRATION)],
       event=('compute.move.drop', _MOVE_EVENT)),

@@ -97,6 +97,8 @@ class HostView:
     cell_usage: Mapping
     pci: object
     host_used: Mapping = dataclasses.field(default_factory=dict)
+    #: How many running domains ``host_used`` comes from.
+    unmanaged_domains: int = 0
 
     def require_host(self) -> None:
         if self.node.host is None:

@@ -10,9 +10,11 @@ should answer, and the spec's keyword arguments.  A refusal is raised as the
 ``nova_rt.exception`` class the spec names (``ComputeResourcesUnavailable``
 ...), with the daemon's message and without the remote traceback.
 
-Versioning: the API is ``1.0``.  A later minor version that adds an argument
-will be sent only when ``version_cap`` allows it (``can_send_version``), so a
-conductor upgraded first keeps talking to older daemons.
+Versioning (``doc/source/rpc-api.rst``, "Versions"): each call is sent at
+the lowest version its arguments need; an argument newer than
+``version_cap`` (``[upgrade_levels] compute``: ``auto``, a release name or a
+version) is left out, so a conductor upgraded first keeps talking to older
+daemons.
 
 The methods are written out, for their signatures and type hints; at import
 they are held to the table of methods (``compute/methods.py``), so that a
@@ -62,7 +64,7 @@ class ComputeAPI:
     called (``doc/source/security.rst``).
     """
 
-    VERSION = rpc.RPC_VERSION
+    VERSION = methods.TABLE.version
     #: Public methods that are no RPC method.
     NOT_RPC = ('can_send_version',)
     #: The Caller that signs and checks, if any.
@@ -70,15 +72,29 @@ class ComputeAPI:
 
     def __init__(self, transport, version_cap: str | None = None,
                  timeout: float | None = None, identity=None):
+        self.versions = rpc.VersionCaps(methods.TABLE, 'compute', version_cap)
         self.client = rpc.get_client(transport, rpc.compute_target(),
-                                     version_cap=version_cap, timeout=timeout)
+                                     version_cap=self.versions.cap,
+                                     timeout=timeout)
         self.identity = identity
 
-    def can_send_version(self, version: str) -> bool:
-        return self.client.can_send_version(version)
+    def can_send_version(self, version: str, host: str | None = None) -> bool:
+        """Whether ``version`` may be sent (to ``host``, under ``auto``)."""
+        return self.versions.can_send_version(version, host)
 
-    def _call(self, context, host: str, method: str, version: str = '1.0',
+    def _call(self, context, host: str, method: str,
               timeout: float | None = None, **kwargs):
+        while True:
+            version, sent = self.versions.prepare(host, method, kwargs)
+            try:
+                return self._send(context, host, method, version, timeout,
+                                  sent)
+            except messaging.RemoteError as exc:
+                if not self.versions.step_down(host, version, exc):
+                    raise
+
+    def _send(self, context, host: str, method: str, version: str,
+              timeout: float | None, kwargs: dict):
         options = {'server': host, 'version': version}
         if timeout is not None:
             # prepare(timeout=None) would mean "wait forever", not "default".

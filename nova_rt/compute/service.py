@@ -187,7 +187,8 @@ class ComputeService(oslo_service.ServiceBase):
             self._placement = placement_rpcapi.PlacementAPI(
                 self._transport,
                 timeout=min(conf.rpc_response_timeout, PLACEMENT_TIMEOUT),
-                identity=self._caller())
+                identity=self._caller(),
+                version_cap=conf.upgrade_levels.placement)
         self.store = store_mod.open_store(conf.state_path)
         # -- issue 14 item 8: a store that lost this node's claims stops the
         # start here, before the first full report could erase them.
@@ -458,7 +459,8 @@ class ComputeService(oslo_service.ServiceBase):
             from nova_rt.placement import rpcapi as placement_rpcapi
             self.reporter.placement = placement_rpcapi.PlacementAPI(
                 self._transport, timeout=FLUSH_TIMEOUT,
-                identity=self._caller())
+                identity=self._caller(),
+                version_cap=self.conf.upgrade_levels.placement)
         except Exception:
             pass
         try:

@@ -122,7 +122,7 @@ class ResourceTracker:
         return node_mod.HostView(
             config=self.config, node=self._node, used=used,
             cell_usage=self._usage.cell_usage, pci=self._pci,
-            host_used=self._host_used)
+            host_used=self._host_used, unmanaged_domains=len(self._unmanaged))
 
     def _run(self, transition, **request):
         with self._lock:

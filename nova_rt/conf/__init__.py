@@ -17,11 +17,13 @@ from nova_rt.conf import identity
 from nova_rt.conf import libvirt
 from nova_rt.conf import pci
 from nova_rt.conf import placement
+from nova_rt.conf import upgrade_levels
 from nova_rt import exception
 
 CONF = cfg.CONF
 
-_MODULES = (default, compute, libvirt, pci, placement, identity)
+_MODULES = (default, compute, libvirt, pci, placement, identity,
+            upgrade_levels)
 
 
 def register_opts(conf):
@@ -164,6 +166,7 @@ def validate(conf=CONF, service='compute'):
                    f"on CPUs {cpuset.format_cpu_spec(shared & dedicated)}")
     from nova_rt.identity import config as identity_config
     identity_config.check(conf, service)
+    upgrade_levels.check(conf)
     if service == 'placement':
         _check_database(conf)
     if service == 'compute':

@@ -17,6 +17,7 @@ compute_opts = [
              'overlap cpu_shared_set.'),
     cfg.IntOpt(
         'resource_provider_association_refresh', default=300, min=0,
+        max=2 ** 31 - 1,
         mutable=True,
         help='Seconds between full resyncs of this node\'s provider tree and '
              'allocations with placement. 0 disables the periodic full '

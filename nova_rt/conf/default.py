@@ -9,6 +9,10 @@ import socket
 
 from oslo_config import cfg
 
+#: Placement's largest amount (its integer columns): a reserved amount
+#: above it could never be reported.
+MAX_AMOUNT = 2 ** 31 - 1
+
 service_opts = [
     cfg.HostDomainOpt(
         'host', default=socket.gethostname(),
@@ -43,14 +47,14 @@ service_opts = [
 
 resource_opts = [
     cfg.IntOpt(
-        'reserved_host_memory_mb', default=512, min=0, mutable=True,
+        'reserved_host_memory_mb', default=512, min=0, max=MAX_AMOUNT, mutable=True,
         help='Memory (MiB) kept for the host; counted as used.'),
     cfg.IntOpt(
-        'reserved_host_disk_mb', default=0, min=0, mutable=True,
+        'reserved_host_disk_mb', default=0, min=0, max=MAX_AMOUNT, mutable=True,
         help='Disk (MiB) kept for the host; counted as used, rounded up to '
              'whole GiB.'),
     cfg.IntOpt(
-        'reserved_host_cpus', default=0, min=0, mutable=True,
+        'reserved_host_cpus', default=0, min=0, max=MAX_AMOUNT, mutable=True,
         help='Host CPUs kept for the host; counted as used vCPUs.'),
 ]
 

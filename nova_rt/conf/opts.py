@@ -8,11 +8,13 @@ from nova_rt.conf import identity
 from nova_rt.conf import libvirt
 from nova_rt.conf import pci
 from nova_rt.conf import placement
+from nova_rt.conf import upgrade_levels
 
 
 def list_opts():
     groups = {}
-    for module in (default, compute, libvirt, pci, placement, identity):
+    for module in (default, compute, libvirt, pci, placement, identity,
+                   upgrade_levels):
         for group, opts in module.list_opts().items():
             groups.setdefault(group, []).extend(opts)
     return [(group, list(itertools.chain(opts)))

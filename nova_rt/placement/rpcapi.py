@@ -14,14 +14,19 @@ they are held to the table of methods (``placement/methods.py``).
 
 from __future__ import annotations
 
+import oslo_messaging as messaging
+
 from nova_rt import exception
 from nova_rt import rpc
 from nova_rt.placement import methods
 
 
 class PlacementAPI:
-    """``PlacementAPI(transport, timeout=None, identity=None)``: one method
-    per RPC method.
+    """``PlacementAPI(transport, timeout=None, identity=None,
+    version_cap=None)``: one method per RPC method.
+
+    ``version_cap``: ``[upgrade_levels] placement`` (``auto``, a release name
+    or a version): arguments newer than it are not sent.
 
     ``identity`` (a ``nova_rt.identity.caller.Caller``): calls are signed as
     its principal and answers accepted only from ``[identity]
@@ -31,11 +36,20 @@ class PlacementAPI:
     >>> gens = api.report_provider_tree(ctx, host='h1', providers=[...])
     """
 
+    #: Public methods that are no RPC method.
+    NOT_RPC = ('can_send_version',)
+
     def __init__(self, transport, timeout: float | None = None,
-                 identity=None):
+                 identity=None, version_cap: str | None = None):
+        self.versions = rpc.VersionCaps(methods.TABLE, 'placement',
+                                        version_cap)
         self.client = rpc.get_client(transport, rpc.placement_target(),
+                                     version_cap=self.versions.cap,
                                      timeout=timeout)
         self.identity = identity
+
+    def can_send_version(self, version: str) -> bool:
+        return self.versions.can_send_version(version)
 
     def _stamp(self, context, method: str, kwargs: dict) -> tuple:
         if self.identity is None:
@@ -44,9 +58,19 @@ class PlacementAPI:
                                    server=None, method=method, args=kwargs)
 
     def _call(self, context, method, **kwargs):
+        while True:
+            version, sent = self.versions.prepare(None, method, kwargs)
+            try:
+                return self._send(context, method, version, sent)
+            except messaging.RemoteError as exc:
+                if not self.versions.step_down(None, version, exc):
+                    raise
+
+    def _send(self, context, method: str, version: str, kwargs: dict):
         context, nonce = self._stamp(context, method, kwargs)
         try:
-            reply = self.client.prepare().call(context, method, **kwargs)
+            reply = self.client.prepare(version=version).call(
+                context, method, **kwargs)
         except exception.NovaRtException as exc:
             if self.identity is not None:
                 self.identity.check_error(
@@ -72,9 +96,11 @@ class PlacementAPI:
 
     def heartbeat(self, context, host: str, root_uuid: str,
                   sent_at: str) -> None:
-        arguments = {'host': host, 'root_uuid': root_uuid, 'sent_at': sent_at}
+        version, arguments = self.versions.prepare(None, 'heartbeat', {
+            'host': host, 'root_uuid': root_uuid, 'sent_at': sent_at})
         context, _ = self._stamp(context, 'heartbeat', arguments)
-        self.client.prepare().cast(context, 'heartbeat', **arguments)
+        self.client.prepare(version=version).cast(context, 'heartbeat',
+                                                  **arguments)
 
     # -- reads --------------------------------------------------------------
 

@@ -107,3 +107,58 @@ def test_a_client_that_drifts_from_the_table_fails(change):
     drifted = type('Drifted', (Client,), change)
     with pytest.raises(TypeError):
         TABLE.check_client(drifted, client_only={'ping': ('timeout',)})
+
+
+# -- versions ---------------------------------------------------------------
+
+VERSIONED = rpctable.Table('svc', [
+    M('put', [A('name', STRING), A('note', STRING, None, since='1.1'),
+              A('tags', LIST, [], since='1.2')]),
+    M('ping', read_only=True),
+])
+
+
+def test_the_version_is_the_newest_argument_s():
+    assert TABLE.version == '1.0'
+    assert VERSIONED.version == '1.2'
+    assert VERSIONED.versions == ['1.0', '1.1', '1.2']
+
+
+def test_versions_compare_as_numbers():
+    table = rpctable.Table('svc', [M('put', [
+        A('a', STRING, None, since='1.9'), A('b', STRING, None, since='1.10')])])
+    assert table.version == '1.10'
+    assert table.downgrade('put', {'a': 'x', 'b': 'y'}, '1.9') == (
+        '1.9', {'a': 'x'})
+
+
+def test_an_argument_added_later_must_be_optional():
+    with pytest.raises(ValueError, match='note, added in 1.1, must have a default'):
+        rpctable.Table('svc', [M('put', [A('note', STRING, since='1.1')])])
+
+
+@pytest.mark.parametrize('arguments, cap, sent', [
+    # The lowest version the arguments need, whatever the cap.
+    ({'name': 'a'}, None, ('1.0', {'name': 'a'})),
+    ({'name': 'a', 'note': 'n'}, None, ('1.1', {'name': 'a', 'note': 'n'})),
+    ({'name': 'a', 'note': 'n', 'tags': []}, None,
+     ('1.2', {'name': 'a', 'note': 'n', 'tags': []})),
+    # A cap leaves out what the peer would refuse.
+    ({'name': 'a', 'note': 'n', 'tags': []}, '1.1',
+     ('1.1', {'name': 'a', 'note': 'n'})),
+    ({'name': 'a', 'note': 'n', 'tags': []}, '1.0', ('1.0', {'name': 'a'})),
+])
+def test_downgrade_sends_what_the_capped_peer_accepts(arguments, cap, sent):
+    assert VERSIONED.downgrade('put', arguments, cap) == sent
+
+
+def test_as_of_is_the_older_release_s_table():
+    old = VERSIONED.as_of('1.0')
+    assert old.version == '1.0'
+    # What the older release refuses, and the downgrade makes it accept.
+    with pytest.raises(exception.InvalidInput, match='note: is not an argument'):
+        old.validate('put', {'name': 'a', 'note': 'n'})
+    _, sent = VERSIONED.downgrade('put', {'name': 'a', 'note': 'n'}, '1.0')
+    assert old.validate('put', sent) == {'name': 'a'}
+    # The newer release takes both forms.
+    assert VERSIONED.validate('put', {'name': 'a'})['note'] is None

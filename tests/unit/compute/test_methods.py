@@ -9,6 +9,7 @@ import oslo_messaging as messaging
 import pytest
 
 from nova_rt import exception
+from nova_rt import rpc
 from nova_rt import validation
 from nova_rt.compute import manager as manager_mod
 from nova_rt.compute import methods
@@ -166,20 +167,39 @@ def test_events_come_from_the_table():
     assert 'compute.instance.claim.end' in sent
 
 
-def test_the_client_sends_migration_only_when_there_is_one():
+def _recording_client(version_cap=None):
     calls = []
 
     class Prepared:
+        def __init__(self, version):
+            self.version = version
+
         def call(self, context, method, **kwargs):
-            calls.append(kwargs)
+            calls.append((self.version, kwargs))
 
     api = rpcapi.ComputeAPI.__new__(rpcapi.ComputeAPI)
-    api.client = type('C', (), {'prepare': lambda self, **kw: Prepared()})()
+    api.versions = rpc.VersionCaps(methods.TABLE, 'compute', version_cap)
+    api.client = type('C', (), {
+        'prepare': lambda self, **kw: Prepared(kw['version'])})()
+    return api, calls
+
+
+def test_the_client_sends_migration_only_when_there_is_one():
+    api, calls = _recording_client()
     api.update_migration({}, 'h1', UUID2, 'finished')
     api.update_migration({}, 'h1', UUID2, 'finished', migration={'uuid': UUID2})
-    assert calls == [{'migration_uuid': UUID2, 'status': 'finished'},
-                     {'migration_uuid': UUID2, 'status': 'finished',
-                      'migration': {'uuid': UUID2}}]
+    # At the lowest version each call needs: 1.0 daemons take the first.
+    assert calls == [('1.0', {'migration_uuid': UUID2, 'status': 'finished'}),
+                     ('1.1', {'migration_uuid': UUID2, 'status': 'finished',
+                              'migration': {'uuid': UUID2}})]
+
+
+@pytest.mark.parametrize('cap', ['1.0', '2026.2'])
+def test_a_client_capped_at_1_0_leaves_the_1_1_argument_out(cap):
+    api, calls = _recording_client(cap)
+    api.update_migration({}, 'h1', UUID2, 'finished', migration={'uuid': UUID2})
+    assert calls == [('1.0', {'migration_uuid': UUID2, 'status': 'finished'})]
+    assert not api.can_send_version('1.1')
 
 
 def test_the_docs_name_every_method_as_the_table_does():

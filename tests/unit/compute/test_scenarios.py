@@ -416,6 +416,30 @@ def test_unmanaged_domains_count_as_used():
     with pytest.raises(exception.ComputeResourcesUnavailable) as err:
         rt.instance_claim(instance=h.instance(dict(FLAVOR_1, memory_mb=300)))
     assert 'MEMORY_MB: requested 300, 256 free' in str(err.value)
+    # What fills the host is named, in the reason of the refusal.
+    assert ('; 1 unmanaged domain (running, but no claim of this host '
+            'explains them) use 256 MB: see get_host_state()["unmanaged_domains"]'
+            ) in str(err.value)
+
+
+def test_a_refusal_names_the_unmanaged_domains_that_fill_the_host():
+    from nova_rt import objects
+    doms = [objects.DomainInfo(uuid=f'aaaaaaaa-0000-0000-0000-00000000000{i}',
+                               name=f'stray{i}', state='running', active=True,
+                               vcpus=7, memory_mb=128) for i in (1, 2)]
+    rt = h.make_tracker(domains=doms)
+    with pytest.raises(exception.ComputeResourcesUnavailable) as err:
+        rt.instance_claim(instance=h.instance(dict(FLAVOR_1, vcpus=4,
+                                                   memory_mb=300)))
+    assert str(err.value).endswith(
+        '; 2 unmanaged domains (running, but no claim of this host explains '
+        'them) use 14 VCPU and 256 MB: see get_host_state()["unmanaged_domains"]')
+    # Claims alone filling the host: no word of unmanaged domains.
+    rt = h.make_tracker()
+    rt.instance_claim(instance=h.instance(dict(FLAVOR_1, memory_mb=512)))
+    with pytest.raises(exception.ComputeResourcesUnavailable) as err:
+        rt.instance_claim(instance=h.instance(FLAVOR_1))
+    assert 'unmanaged' not in str(err.value)
 
 
 def test_audit_summary_and_missing_domains():
