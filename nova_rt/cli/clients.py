@@ -168,9 +168,10 @@ class Clients:
     @property
     def compute(self):
         if self._compute is None:
-            api = compute_rpcapi.ComputeAPI(self._get_transport(),
-                                            timeout=self.timeout,
-                                            identity=self._identity())
+            api = compute_rpcapi.ComputeAPI(
+                self._get_transport(), timeout=self.timeout,
+                identity=self._identity(),
+                version_cap=self._conf.upgrade_levels.compute)
             self._compute = _Guarded(_fail_fast(api), 'nova-rt-compute',
                                      self._shown_url(), self._conf.control_exchange,
                                      self.timeout, server_arg=True)
@@ -179,9 +180,10 @@ class Clients:
     @property
     def placement(self):
         if self._placement is None:
-            api = placement_rpcapi.PlacementAPI(self._get_transport(),
-                                                timeout=self.timeout,
-                                                identity=self._identity())
+            api = placement_rpcapi.PlacementAPI(
+                self._get_transport(), timeout=self.timeout,
+                identity=self._identity(),
+                version_cap=self._conf.upgrade_levels.placement)
             self._placement = _Guarded(_fail_fast(api), 'nova-rt-placement',
                                        self._shown_url(), self._conf.control_exchange,
                                        self.timeout, server_arg=False)
