@@ -38,13 +38,18 @@ def _identity(tmp_path, enforce=True):
             f'enforce = {enforce}\n')
 
 
-def test_good_host_passes(tmp_path):
-    code, report = _check(tmp_path, _identity(tmp_path) + f'''[DEFAULT]
+def _compute_host(tmp_path):
+    """A good host's configuration, with nothing of placement in it."""
+    return _identity(tmp_path) + f'''[DEFAULT]
 transport_url = {RABBIT}
 state_path = {_state(tmp_path)}
 [libvirt]
 connection_uri = test:///default
-''')
+'''
+
+
+def test_good_host_passes(tmp_path):
+    code, report = _check(tmp_path, _compute_host(tmp_path))
     assert code == 0, report
     assert {c['result'] for c in report.values()} == {0}
     assert set(report) == {'Configuration', 'Message signatures',
@@ -181,16 +186,9 @@ connection = {url}
 
 
 def _placement_host(tmp_path, placement_database):
-    identity = _identity(tmp_path)
+    config = _compute_host(tmp_path)
     keys.create_key(str(tmp_path / 'keys'), 'nova-rt-placement')
-    return identity + f'''[DEFAULT]
-transport_url = {RABBIT}
-state_path = {_state(tmp_path)}
-[libvirt]
-connection_uri = test:///default
-[placement_database]
-{placement_database}
-'''
+    return config + f'[placement_database]\n{placement_database}\n'
 
 
 def test_placement_host_without_its_sqlite_database_fails_and_names_the_fix(tmp_path):
@@ -222,12 +220,7 @@ def test_sync_on_startup_is_a_first_start_that_works(tmp_path):
 
 
 def test_compute_only_host_says_how_it_was_told_apart(tmp_path):
-    code, report = _check(tmp_path, _identity(tmp_path) + f'''[DEFAULT]
-transport_url = {RABBIT}
-state_path = {_state(tmp_path)}
-[libvirt]
-connection_uri = test:///default
-''')
+    code, report = _check(tmp_path, _compute_host(tmp_path))
     check = report['Placement database']
     assert code == 0 and check['result'] == 0, check
     assert '[placement_database] is not configured' in check['details']
