@@ -64,6 +64,11 @@ function configure_nova_rt_identity {
 function start_nova_rt {
     local bin_dir
     bin_dir=$(get_python_exec_prefix)
+    if is_service_enabled nova-rt-placement; then
+        # Placement refuses to start below the newest schema and, as
+        # OpenStack Placement, does not migrate by itself by default.
+        "$bin_dir/nova-rt-manage" --config-file "$NOVA_RT_CONF" db sync
+    fi
     run_process nova-rt-placement "$bin_dir/nova-rt-placement --config-file $NOVA_RT_CONF"
     # In the libvirt group, to use libvirt's read-write socket.
     run_process nova-rt-compute "$bin_dir/nova-rt-compute --config-file $NOVA_RT_CONF" \

@@ -14,4 +14,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 tools/setup.sh
-exec .venv/bin/python -m nova_rt.cmd.demo "$@"
+exec .venv/bin/python -m tools.demo "$@"

@@ -54,7 +54,7 @@ PYTEST=(umockdev-wrapper .venv/bin/python -m pytest)
 echo "run-tests: pytest"
 "${PYTEST[@]}" tests -q "$@" || failed+=(pytest)
 
-echo "run-tests: quick start"; .venv/bin/python -m nova_rt.cmd.demo --ci || failed+=(quickstart)
+echo "run-tests: quick start"; .venv/bin/python -m tools.demo --ci || failed+=(quickstart)
 
 echo "run-tests: ruff check"
 .venv/bin/ruff check . || failed+=(ruff)

@@ -44,10 +44,13 @@ def _timeout(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     from nova_rt.cli import commands
     from nova_rt.cli import output
+    from nova_rt import version
     parser = argparse.ArgumentParser(
         prog=PROG, description='Look at and drive nova-rt-compute and '
         'nova-rt-placement over RPC.', epilog=commands.EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--version', action='version',
+                        version=version.version_string())
     parser.add_argument('--config-file', action='append', metavar='FILE',
                         help='oslo.config file with transport_url and '
                              'control_exchange (repeatable; default '

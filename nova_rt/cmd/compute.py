@@ -80,12 +80,13 @@ def main(argv=None) -> int:
     from nova_rt import conf as nova_conf
     from nova_rt import exception
     from nova_rt import log
+    from nova_rt import version
 
     conf = nova_conf.CONF
     log.register_options(conf)
     service_opts.register_service_opts(conf)
     try:
-        conf(argv, project='nova_rt', prog=PROG,
+        conf(argv, project='nova_rt', prog=PROG, version=version.version_string(),
              default_config_files=[f for f in DEFAULT_CONFIG_FILES
                                    if os.path.exists(f)])
         nova_conf.validate(conf, service='compute')

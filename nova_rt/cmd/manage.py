@@ -28,6 +28,7 @@ from oslo_config import cfg
 
 from nova_rt import conf as nova_conf
 from nova_rt import exception
+from nova_rt import version
 
 #: Seconds each placement call of ``store recover`` may take.
 RECOVER_TIMEOUT = 30.0
@@ -81,7 +82,8 @@ def main(argv=None) -> int:
     if 'category' not in conf:
         conf.register_cli_opt(_CATEGORY)
     try:
-        conf(argv, project='nova_rt', prog='nova-rt-manage')
+        conf(argv, project='nova_rt', prog='nova-rt-manage',
+             version=version.version_string())
         if conf.category.name == 'identity':
             # Making keys needs none of the services' configuration, and
             # must work before the keys it makes exist.

@@ -13,12 +13,13 @@ import sys
 from nova_rt import conf as nova_conf
 from nova_rt import exception
 from nova_rt import log as nova_log
+from nova_rt import version
 
 
 def _parse(argv, prog: str):
     conf = nova_conf.CONF
     nova_log.register_options(conf)
-    conf(argv, project='nova_rt', prog=prog)
+    conf(argv, project='nova_rt', prog=prog, version=version.version_string())
     nova_conf.validate(conf, service='placement')
     return conf
 

@@ -92,22 +92,42 @@ class Checks(upgradecheck.UpgradeCommands):
             return Result(Code.FAILURE, str(exc))
         return Result(Code.SUCCESS)
 
+    def _placement_host(self) -> bool:
+        """Whether this host runs nova-rt-placement, as its configuration says.
+
+        Compute hosts leave ``[placement_database]`` alone, so an option of
+        it set anywhere (a file, the command line) marks a placement host;
+        install.rst asks placement hosts to set ``connection`` even when they
+        keep the default SQLite database.
+        """
+        from oslo_config import cfg
+        unset = (cfg.Locations.opt_default, cfg.Locations.set_default)
+        return any(self.conf.get_location(name, 'placement_database').location
+                   not in unset for name in ('connection', 'sync_on_startup'))
+
     def _check_placement_database(self) -> Result:
         from nova_rt.placement import db
-        url = self.conf.placement_database.connection
+        group = self.conf.placement_database
+        url = group.connection
         if url.startswith('sqlite:///') and not os.path.exists(url[len('sqlite:///'):]):
-            return Result(Code.SUCCESS,
-                          'No placement database here (a compute-only host).')
+            # Connecting would create the file: this check changes nothing.
+            return self._no_sqlite_database(url[len('sqlite:///'):])
         try:
             current, head = db.current(url), db.head()
         except Exception as exc:
             return Result(Code.FAILURE,
                           f'[placement_database] connection {db.safe_url(url)}: '
                           f'{" ".join(str(exc).split())[:300]}')
+        if current != head and group.sync_on_startup:
+            return Result(Code.SUCCESS,
+                          f'The placement database is at {current or "no schema"}; '
+                          'nova-rt-placement upgrades it to '
+                          f'{head} when it starts ([placement_database] '
+                          'sync_on_startup).')
         if current != head:
             return Result(Code.FAILURE,
                           f'The placement database is at {current or "no schema"}, '
-                          f'this release needs {head}: run nova-rt-manage db sync.')
+                          f'this release needs {head}: run {self._sync_command()}.')
         if (self.conf.placement_database.vacuum_interval == 0
                 and not db.autovacuum_on(url)):
             return Result(Code.WARNING,
@@ -116,6 +136,25 @@ class Checks(upgradecheck.UpgradeCommands):
                           'clears the rows that every report leaves dead, and '
                           'reports slow down as they pile up.')
         return Result(Code.SUCCESS)
+
+    def _sync_command(self) -> str:
+        files = ''.join(f' --config-file {f}' for f in self.conf.config_file)
+        return f'nova-rt-manage{files} db sync'
+
+    def _no_sqlite_database(self, path: str) -> Result:
+        if not self._placement_host():
+            return Result(Code.SUCCESS,
+                          f'No placement database here ({path} does not exist and '
+                          '[placement_database] is not configured): a '
+                          'compute-only host.')
+        if self.conf.placement_database.sync_on_startup:
+            return Result(Code.SUCCESS,
+                          f'{path} does not exist yet; nova-rt-placement creates it '
+                          'when it starts ([placement_database] sync_on_startup).')
+        return Result(Code.FAILURE,
+                      f'[placement_database] connection: {path} does not exist, '
+                      'and nova-rt-placement will not start without its schema: '
+                      f'run {self._sync_command()}.')
 
     def _check_claim_store(self) -> Result:
         from nova_rt.compute import store
@@ -181,10 +220,16 @@ class Checks(upgradecheck.UpgradeCommands):
 
 
 def main(argv=None, conf=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # oslo.upgradecheck's main() gives oslo.config no version to print.
+    if '--version' in argv:
+        from nova_rt import version
+        print(version.version_string())
+        return 0
     conf = nova_conf.CONF if conf is None else conf
     register_messaging_opts(conf)
     return upgradecheck.main(conf, project='nova_rt', upgrade_command=Checks(conf),
-                             argv=sys.argv[1:] if argv is None else argv)
+                             argv=argv)
 
 
 if __name__ == '__main__':

@@ -1,12 +1,14 @@
 """The quick start end to end: run --keep-running, use it, stop it.
 
-tools/run-tests.sh also runs ``python -m nova_rt.cmd.demo --ci`` (the plain
+tools/run-tests.sh also runs ``python -m tools.demo --ci`` (the plain
 run-and-stop path); this test covers what that cannot: that the services left
-running really serve, and that ``stop`` ends them all and cleans up.
+running really serve, that ``stop`` ends them all and cleans up, and that the
+demo needs nothing but its own directory.
 """
 
 import json
 import os
+import pathlib
 import re
 import shutil
 import signal
@@ -15,7 +17,9 @@ import sys
 
 import pytest
 
-from nova_rt.cli import stack
+from tools.demo import stack
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -31,9 +35,13 @@ def demo_run():
             pass
 
 
-def test_keep_running_then_stop(demo_run):
+def test_keep_running_then_stop(demo_run, tmp_path):
+    # From a copy of tools/demo alone: the demo reads nothing else of the
+    # repository (tests/ in particular) when it runs.
+    shutil.copytree(REPO / 'tools' / 'demo', tmp_path / 'tools' / 'demo',
+                    ignore=shutil.ignore_patterns('__pycache__'))
     result = subprocess.run(
-        [sys.executable, '-m', 'nova_rt.cmd.demo', '--keep-running'],
+        [sys.executable, '-m', 'tools.demo', '--keep-running'], cwd=tmp_path,
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     pids = {name: int(pid) for name, pid in
             re.findall(r'^  (\S+) +pid (\d+)', result.stdout, re.M)}
@@ -57,7 +65,7 @@ def test_keep_running_then_stop(demo_run):
         'demo-host-1', 'demo-host-2'}
 
     stopped = subprocess.run(
-        [sys.executable, '-m', 'nova_rt.cmd.demo', 'stop', workdir],
+        [sys.executable, '-m', 'tools.demo', 'stop', workdir], cwd=tmp_path,
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert stopped.returncode == 0, stopped.stderr
     assert 'stopped 3 process(es)' in stopped.stdout
@@ -66,6 +74,6 @@ def test_keep_running_then_stop(demo_run):
     assert not os.path.exists(workdir)
 
     again = subprocess.run(
-        [sys.executable, '-m', 'nova_rt.cmd.demo', 'stop', workdir],
+        [sys.executable, '-m', 'tools.demo', 'stop', workdir], cwd=tmp_path,
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert again.returncode == 1 and 'no demo state in' in again.stderr

@@ -1,6 +1,7 @@
 """The demo against libvirt's real test driver, as tools/quickstart.sh runs it."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -8,11 +9,13 @@ import pytest
 
 pytest.importorskip('libvirt')
 
+REPO = pathlib.Path(__file__).resolve().parents[3]
+
 
 def test_quickstart_demo_prints_the_test_driver_inventory():
     result = subprocess.run(
-        [sys.executable, '-m', 'nova_rt.cmd.demo', '--format', 'json', 'inventory'],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        [sys.executable, '-m', 'tools.demo', '--format', 'json', 'inventory'],
+        cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report['uri'] == 'test:///default'
@@ -25,9 +28,9 @@ def test_quickstart_demo_prints_the_test_driver_inventory():
 
 def test_unreachable_hypervisor_is_one_clear_error():
     result = subprocess.run(
-        [sys.executable, '-m', 'nova_rt.cmd.demo', 'inventory',
+        [sys.executable, '-m', 'tools.demo', 'inventory',
          '--uri', 'test:///nonexistent/host.xml'],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert 'demo: The hypervisor cannot be reached' in result.stderr
     assert result.stdout == ''

@@ -38,13 +38,18 @@ def _identity(tmp_path, enforce=True):
             f'enforce = {enforce}\n')
 
 
-def test_good_host_passes(tmp_path):
-    code, report = _check(tmp_path, _identity(tmp_path) + f'''[DEFAULT]
+def _compute_host(tmp_path):
+    """A good host's configuration, with nothing of placement in it."""
+    return _identity(tmp_path) + f'''[DEFAULT]
 transport_url = {RABBIT}
 state_path = {_state(tmp_path)}
 [libvirt]
 connection_uri = test:///default
-''')
+'''
+
+
+def test_good_host_passes(tmp_path):
+    code, report = _check(tmp_path, _compute_host(tmp_path))
     assert code == 0, report
     assert {c['result'] for c in report.values()} == {0}
     assert set(report) == {'Configuration', 'Message signatures',
@@ -131,7 +136,9 @@ connection = sqlite:///{db}
     assert report['Message broker']['result'] == 2
     assert 'guest:***@' in report['Message broker']['details']
     assert report['Placement database']['result'] == 2
-    assert 'nova-rt-manage db sync' in report['Placement database']['details']
+    conf_file = tmp_path / 'nova-rt.conf'
+    assert (f'run nova-rt-manage --config-file {conf_file} db sync'
+            in report['Placement database']['details'])
     assert report['Libvirt']['result'] == 2
     # after a db sync the database check passes
     subprocess.run([str(STATUS.with_name('nova-rt-manage')), '--config-file',
@@ -176,3 +183,58 @@ connection = {url}
         assert report['Placement database']['result'] == 0
     finally:
         fixtures.drop_pg_database(url)
+
+
+def _placement_host(tmp_path, placement_database):
+    config = _compute_host(tmp_path)
+    keys.create_key(str(tmp_path / 'keys'), 'nova-rt-placement')
+    return config + f'[placement_database]\n{placement_database}\n'
+
+
+def test_placement_host_without_its_sqlite_database_fails_and_names_the_fix(tmp_path):
+    # The default URL, written out as install.rst asks of a placement host.
+    db = tmp_path / 'state' / 'placement.sqlite'
+    code, report = _check(tmp_path, _placement_host(
+        tmp_path, 'connection = sqlite:///$state_path/placement.sqlite'))
+    check = report['Placement database']
+    assert code == 2 and check['result'] == 2, check
+    assert f'{db} does not exist' in check['details']
+    sync = f'nova-rt-manage --config-file {tmp_path / "nova-rt.conf"} db sync'
+    assert sync in check['details']
+    assert not db.exists()                       # the check created nothing
+    argv = sync.split()
+    synced = subprocess.run([str(STATUS.with_name(argv[0])), *argv[1:]],
+                            stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True, timeout=60)
+    assert synced.returncode == 0, synced.stderr
+    code, report = _check(tmp_path, (tmp_path / 'nova-rt.conf').read_text())
+    assert code == 0 and report['Placement database']['result'] == 0, report
+
+
+def test_sync_on_startup_is_a_first_start_that_works(tmp_path):
+    code, report = _check(tmp_path, _placement_host(tmp_path, 'sync_on_startup = true'))
+    check = report['Placement database']
+    assert code == 0 and check['result'] == 0, check
+    assert 'creates it when it starts' in check['details']
+    assert not (tmp_path / 'state' / 'placement.sqlite').exists()
+
+
+def test_compute_only_host_says_how_it_was_told_apart(tmp_path):
+    code, report = _check(tmp_path, _compute_host(tmp_path))
+    check = report['Placement database']
+    assert code == 0 and check['result'] == 0, check
+    assert '[placement_database] is not configured' in check['details']
+    assert 'compute-only host' in check['details']
+
+
+def test_every_command_prints_the_pbr_version():
+    from nova_rt import version
+    expected = version.version_string()
+    assert expected
+    for name in ('nova-rt-compute', 'nova-rt-placement', 'nova-rt-manage',
+                 'nova-rt-status', 'nova-rt'):
+        result = subprocess.run([str(STATUS.with_name(name)), '--version'],
+                                stdin=subprocess.DEVNULL, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, (name, result.stderr)
+        assert result.stdout.strip() == expected, (name, result.stdout)

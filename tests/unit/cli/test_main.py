@@ -3,7 +3,6 @@
 import pytest
 
 from nova_rt.cmd import cli
-from nova_rt.cmd import demo
 
 
 @pytest.mark.parametrize('argv,words', [
@@ -57,10 +56,3 @@ def test_config_file_from_the_environment(monkeypatch):
     assert cli.config_files(None) == ['/etc/x.conf']
     assert cli.config_files(['/a.conf']) == ['/a.conf']
 
-
-def test_demo_arguments_default_to_the_system_demo():
-    parser = demo.build_parser()
-    assert parser.parse_args(['run', '--ci']).exit_after_show
-    assert parser.parse_args(['run', '--keep-running']).keep_running
-    assert parser.parse_args(['stop', '/tmp/x']).workdir == '/tmp/x'
-    assert parser.parse_args(['inventory']).uri == demo.DEFAULT_URI

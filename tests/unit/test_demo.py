@@ -1,10 +1,12 @@
-"""The demo's inventory report and table, from plain host data."""
+"""The demo (tools/demo): its inventory report and table from plain host
+data, and its arguments."""
 
 import pytest
 
 from nova_rt import exception
 from nova_rt import objects
-from nova_rt.cmd import demo
+from tools.demo import inventory as demo
+from tools.demo import main
 
 
 def _host():
@@ -47,3 +49,11 @@ def test_table_lists_classes_and_cells():
     assert lines[0] == 'Host h1 (QEMU, qemu:///system)'
     assert any(line.split() == ['PCPU', '4'] for line in lines)
     assert any(line.split()[:4] == ['1', '-', '4-7', '1024'] for line in lines)
+
+
+def test_demo_arguments_default_to_the_system_demo():
+    parser = main.build_parser()
+    assert parser.parse_args(['run', '--ci']).exit_after_show
+    assert parser.parse_args(['run', '--keep-running']).keep_running
+    assert parser.parse_args(['stop', '/tmp/x']).workdir == '/tmp/x'
+    assert parser.parse_args(['inventory']).uri == demo.DEFAULT_URI

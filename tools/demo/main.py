@@ -1,7 +1,9 @@
-"""``python -m nova_rt.cmd.demo``: nova_rt at work on this machine.
+"""``python -m tools.demo``, from the repository's root: nova_rt at work on
+this machine.
 
 Run by ``tools/quickstart.sh`` (the README's first command), which passes its
-arguments through.  Subcommands:
+arguments through.  It lives outside the nova_rt package, which it only
+drives: the installed services and the ``nova-rt`` CLI.  Subcommands:
 
 ``run`` (the default)
     starts ``nova-rt-placement`` (SQLite) and two ``nova-rt-compute`` daemons
@@ -15,13 +17,12 @@ arguments through.  Subcommands:
     stops what ``run --keep-running`` left running and removes its files.
 ``inventory``
     the host inventory as nova-rt-compute reads it (issue 2), as JSON and a
-    table: a pure ``inventory_report`` and ``inventory_table`` and a thin
-    ``run_inventory``.
+    table (``tools/demo/inventory.py``).
 
 Example::
 
-    $ python -m nova_rt.cmd.demo --ci
-    $ python -m nova_rt.cmd.demo inventory --uri test:///default --format table
+    $ python -m tools.demo --ci
+    $ python -m tools.demo inventory --uri test:///default --format table
 """
 
 from __future__ import annotations
@@ -39,94 +40,15 @@ import time
 from typing import Optional
 
 from nova_rt import exception
-from nova_rt import objects
-from nova_rt.cli import stack as stack_mod
-from nova_rt.hardware import cpu_inventory
-from nova_rt.hardware import cpuset
-
-DEFAULT_URI = 'test:///default'
+from tools.demo import inventory
+from tools.demo import stack as stack_mod
 
 
 # --- inventory -------------------------------------------------------------
 
-def inventory_report(host: objects.HostInfo, shared_set: Optional[str] = None,
-                     dedicated_set: Optional[str] = None) -> dict:
-    """The totals nova-rt-compute would report for ``host`` (pure).
-
-    ``shared_set`` and ``dedicated_set`` are ``[compute] cpu_shared_set`` and
-    ``cpu_dedicated_set`` range strings; dedicated CPUs become ``PCPU``.
-    """
-    vcpus, pcpus = cpu_inventory.cpu_inventory(
-        host.online_cpus,
-        cpu_inventory.parse_cpu_set_option(cpu_inventory.SHARED_OPT, shared_set),
-        cpu_inventory.parse_cpu_set_option(cpu_inventory.DEDICATED_OPT, dedicated_set))
-    totals = {'VCPU': len(vcpus), 'MEMORY_MB': host.memory_mb,
-              'DISK_GB': host.disk_total_gb}
-    if pcpus:
-        totals['PCPU'] = len(pcpus)
-    cells = []
-    for cell, (cell_vcpus, cell_pcpus) in zip(
-            host.numa_cells, cpu_inventory.split_cells(host.numa_cells, vcpus, pcpus)):
-        cells.append({
-            'id': cell.id,
-            'cpuset': sorted(cell_vcpus),
-            'pcpuset': sorted(cell_pcpus),
-            'memory_mb': cell.memory_mb,
-            'mempages': [{'size_kb': p.size_kb, 'total': p.total}
-                         for p in cell.mempages],
-        })
-    return {'uri': host.uri, 'hostname': host.hostname,
-            'hypervisor_type': host.hypervisor_type,
-            'inventory': totals, 'numa_cells': cells}
-
-
-def _cpus(cpus: list) -> str:
-    return cpuset.format_cpu_spec(cpus) or '-'
-
-
-def inventory_table(report: dict) -> str:
-    """``inventory_report``'s result as aligned text for a person."""
-    lines = [f"Host {report['hostname']} ({report['hypervisor_type']}, "
-             f"{report['uri']})", '',
-             f"{'resource class':<16}{'total':>10}"]
-    for rc, total in report['inventory'].items():
-        lines.append(f"{rc:<16}{total:>10}")
-    if report['numa_cells']:
-        lines += ['', f"{'NUMA cell':<11}{'cpus':<16}{'pcpus':<12}"
-                      f"{'memory_mb':>10}  pages (size_kb x total)"]
-        for cell in report['numa_cells']:
-            pages = ', '.join(f"{p['size_kb']}x{p['total']}" for p in cell['mempages'])
-            lines.append(f"{cell['id']:<11}{_cpus(cell['cpuset']):<16}"
-                         f"{_cpus(cell['pcpuset']):<12}{cell['memory_mb']:>10}  {pages}")
-    else:
-        lines += ['', 'No NUMA topology reported.']
-    return '\n'.join(lines)
-
-
-def run_inventory(args) -> dict:
-    from nova_rt.virt import host as virt_host
-    libvirt_host = virt_host.LibvirtHost(
-        args.uri, instances_path=args.instances_path, reconnect_max_interval=1)
-    try:
-        host = libvirt_host.get_host_info()
-    finally:
-        libvirt_host.stop()
-    return inventory_report(host, args.cpu_shared_set, args.cpu_dedicated_set)
-
-
-def _inventory_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--uri', default=DEFAULT_URI,
-                        help='libvirt URI (default: %(default)s)')
-    parser.add_argument('--instances-path', default='/',
-                        help='filesystem whose size is DISK_GB (default: %(default)s)')
-    parser.add_argument('--cpu-shared-set', help='as [compute] cpu_shared_set')
-    parser.add_argument('--cpu-dedicated-set', help='as [compute] cpu_dedicated_set')
-
-
-
 def cmd_inventory(args) -> int:
     try:
-        report = run_inventory(args)
+        report = inventory.run_inventory(args)
     except (exception.ConfigError, exception.HypervisorUnavailable) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
@@ -135,7 +57,7 @@ def cmd_inventory(args) -> int:
     if args.format == 'both':
         print()
     if args.format in ('both', 'table'):
-        print(inventory_table(report))
+        print(inventory.inventory_table(report))
     return 0
 
 
@@ -151,7 +73,10 @@ PCI_SECTIONS = (
     f'alias = {{"name": "{PCI_ALIAS}", "vendor_id": "8086", '
     '"product_id": "10ed", "device_type": "type-VF"}\n')
 REPO = pathlib.Path(__file__).resolve().parents[2]
-TESTBED = REPO / 'tests' / 'fixtures' / 'pci' / 'sriov-host.umockdev'
+#: An 82599 with 8 VFs behind its root port, made with
+#: tests/fixtures/pci/records.py's sriov_pf (PF1 of the functional tests'
+#: host); the demo carries its own so that it reads nothing from tests/.
+TESTBED = pathlib.Path(__file__).resolve().parent / 'sriov-nic.umockdev'
 
 
 def _pci_testbed() -> str:
@@ -159,8 +84,7 @@ def _pci_testbed() -> str:
         raise stack_mod.StackError('umockdev-run is not installed (tools/setup.sh '
                                    'installs it from bindep.txt)')
     if not TESTBED.exists():
-        raise stack_mod.StackError(f'PCI testbed {TESTBED} not found: run the demo '
-                                   'from a clone of the repository')
+        raise stack_mod.StackError(f'PCI testbed {TESTBED} not found')
     return str(TESTBED)
 
 
@@ -230,7 +154,7 @@ def _keep_running_note(stack) -> None:
         _say(f'  {name:<12} pid {pid}   log {stack.log_path(name)}')
     _say(f'Try:  NOVA_RT_CONFIG_FILE={stack.config_file} .venv/bin/nova-rt host list')
     _say(f'Stop: tools/quickstart.sh stop {stack.workdir}')
-    _say(f'  (or: {sys.executable} -m nova_rt.cmd.demo stop {stack.workdir})')
+    _say(f'  (or: {sys.executable} -m tools.demo stop {stack.workdir})')
 
 
 def _interrupt(signum, _frame):
@@ -242,7 +166,7 @@ def _interrupt(signum, _frame):
 
 
 def cmd_run(args) -> int:
-    from nova_rt.cli import tour
+    from tools.demo import tour
     # SIGTERM or a closed terminal stop the demo like ^C: its daemons too.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
@@ -332,13 +256,13 @@ COMMANDS = {
             _run_args, cmd_run),
     'stop': ('stop what "run --keep-running" left running', _stop_args, cmd_stop),
     'inventory': ('the host inventory as nova-rt-compute reads it',
-                  _inventory_args, cmd_inventory),
+                  inventory.add_arguments, cmd_inventory),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog='nova_rt.cmd.demo', description='Show nova_rt at work on this machine.')
+        prog='python -m tools.demo', description='Show nova_rt at work on this machine.')
     parser.add_argument('--format', choices=('both', 'json', 'table'), default='both',
                         help='inventory output: JSON, a table, or both (default)')
     subparsers = parser.add_subparsers(dest='command')

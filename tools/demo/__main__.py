@@ -1,0 +1,5 @@
+import sys
+
+from tools.demo import main
+
+sys.exit(main.main())
