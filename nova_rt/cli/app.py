@@ -8,7 +8,6 @@ command classes run under ``nova-rt`` and ``openstack rt``.
 from __future__ import annotations
 
 import argparse
-import os
 
 from cliff import app
 from cliff import commandmanager
@@ -73,20 +72,7 @@ class NovaRtApp(app.App):
                 # cliff names the interpreter's argv[0], not this program.
                 action.version = f'{PROG} {version}'
         parser.prog = PROG
-        parser.add_argument(
-            '--config-file', action='append', metavar='FILE',
-            help='oslo.config file with transport_url and control_exchange '
-                 f'(repeatable; default ${connect.CONFIG_ENV}, else '
-                 f'{", ".join(connect.DEFAULT_CONFIG_FILES)})')
-        parser.add_argument(
-            '--transport-url', metavar='URL',
-            default=os.environ.get(connect.TRANSPORT_URL_ENV),
-            help='overrides [DEFAULT] transport_url '
-                 f'(default ${connect.TRANSPORT_URL_ENV})')
-        parser.add_argument(
-            '--timeout', type=connect.timeout_arg,
-            default=connect.DEFAULT_TIMEOUT, metavar='SECONDS',
-            help='how long to wait for an answer (default: %(default)s)')
+        connect.add_options(parser)
         parser.add_argument(
             '-f', '--format', dest='global_format', choices=output.FORMATS,
             help='output format of the command (also accepted after it, '

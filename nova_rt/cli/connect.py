@@ -39,6 +39,25 @@ def timeout_arg(text: str) -> float:
     return value
 
 
+def add_options(parser, prefix: str = '--') -> None:
+    """``--config-file``, ``--transport-url``, ``--timeout``; under osc
+    (``prefix='--os-rt-'``) one config file, as osc takes one of each."""
+    parser.add_argument(
+        f'{prefix}config-file', action='append' if prefix == '--' else 'store',
+        metavar='FILE',
+        help='nova_rt config file with transport_url and control_exchange '
+             f'(default ${CONFIG_ENV}, else {", ".join(DEFAULT_CONFIG_FILES)}'
+             + ('; repeatable)' if prefix == '--' else ')'))
+    parser.add_argument(
+        f'{prefix}transport-url', metavar='URL',
+        default=os.environ.get(TRANSPORT_URL_ENV),
+        help=f'overrides [DEFAULT] transport_url (default ${TRANSPORT_URL_ENV})')
+    parser.add_argument(
+        f'{prefix}timeout', type=timeout_arg, default=DEFAULT_TIMEOUT,
+        metavar='SECONDS',
+        help='how long to wait for an answer (default: %(default)s)')
+
+
 def config_files(given: Optional[Sequence[str]]) -> tuple[list, list]:
     """``(files to read, places looked)``; a file named by the operator is
     read (and must exist), the system default only if it is there."""

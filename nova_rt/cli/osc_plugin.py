@@ -9,8 +9,6 @@ settings of ``--os-rt-config-file`` (default ``$NOVA_RT_CONFIG_FILE``, else
 
 from __future__ import annotations
 
-import os
-
 from nova_rt.cli import connect
 
 API_NAME = 'rt'
@@ -37,18 +35,5 @@ def build_option_parser(parser):
         '--os-rt-api-version', metavar='<rt-api-version>',
         default=DEFAULT_API_VERSION,
         help=f'nova_rt CLI version (default: {DEFAULT_API_VERSION})')
-    parser.add_argument(
-        '--os-rt-config-file', metavar='<file>',
-        help='nova_rt config file with transport_url and control_exchange '
-             f'(default ${connect.CONFIG_ENV}, else '
-             f'{", ".join(connect.DEFAULT_CONFIG_FILES)})')
-    parser.add_argument(
-        '--os-rt-transport-url', metavar='<url>',
-        default=os.environ.get(connect.TRANSPORT_URL_ENV),
-        help='overrides [DEFAULT] transport_url of the nova_rt config '
-             f'(default ${connect.TRANSPORT_URL_ENV})')
-    parser.add_argument(
-        '--os-rt-timeout', metavar='<seconds>', type=connect.timeout_arg,
-        default=connect.DEFAULT_TIMEOUT,
-        help='how long to wait for nova_rt to answer (default: %(default)s)')
+    connect.add_options(parser, prefix='--os-rt-')
     return parser
