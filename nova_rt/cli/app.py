@@ -8,6 +8,7 @@ command classes run under ``nova-rt`` and ``openstack rt``.
 from __future__ import annotations
 
 import argparse
+import logging
 
 from cliff import app
 from cliff import commandmanager
@@ -120,5 +121,4 @@ class NovaRtApp(app.App):
         if self.client_manager is not None:
             self.client_manager.close()
         if self._log_level is not None:
-            import logging
             logging.getLogger().setLevel(self._log_level)
