@@ -1,35 +1,34 @@
-"""Output of the ``nova-rt`` CLI: tables, JSON, YAML and usage bars. Pure.
+"""What the ``nova-rt`` CLI shows, before cliff formats it. Pure.
 
-Every command returns a ``Result``: the data (plain JSON types, what ``-f json``
-and ``-f yaml`` print unchanged, so scripts never parse a table) and a function
-that turns that data into the table a person reads.
+Every command's data is a JSON document (what ``-f json`` and ``-f yaml``
+print unchanged, so scripts never parse a table): a list of records or one
+record.  Its columns are the records' keys, as in osc-placement.  A ``View``
+says which of them a person reads first (``-f table|value|csv`` show those
+unless ``--long`` or ``-c``) and how a value reads as text: usage as bars,
+lists one per line.
 
 >>> print(usage_bar(5, 16))
 [###.......] 5/16
->>> print(table([{'a': 1, 'b': 'x'}], [('a', 'A'), ('b', 'B')]))
-+---+---+
-| A | B |
-+---+---+
-| 1 | x |
-+---+---+
+>>> Column({'VCPU': 2, 'MEMORY_MB': 512}).human_readable()
+'VCPU=2\\nMEMORY_MB=512'
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any, Callable, Iterable, Sequence
 
-import yaml
+from cliff import columns as cliff_columns
 
-FORMATS = ('table', 'json', 'yaml')
+#: The ``-f`` choices this CLI documents (cliff also offers ``shell``).
+FORMATS = ('table', 'json', 'yaml', 'value', 'csv')
+#: Formats that print the whole document unless ``-c`` narrows it.
+DOCUMENT_FORMATS = ('json', 'yaml', 'shell')
 BAR_WIDTH = 10
 
 
-@dataclasses.dataclass
-class Result:
-    data: Any
-    to_table: Callable[[Any], str]
+class UsageError(ValueError):
+    """Bad arguments found after parsing: exit code 2, nothing sent."""
 
 
 def usage_bar(used: float, total: float, width: int = BAR_WIDTH) -> str:
@@ -65,39 +64,76 @@ def cell(value) -> str:
     return str(value)
 
 
-def table(rows: Iterable[dict], columns: Sequence[tuple[str, str]]) -> str:
-    """An openstackclient-style bordered table; cells may span lines."""
-    header = [title for _key, title in columns]
-    body = [[cell(row.get(key)).split('\n') for key, _title in columns]
-            for row in rows]
-    widths = [len(title) for title in header]
-    for row in body:
-        for index, lines in enumerate(row):
-            widths[index] = max(widths[index], *(len(line) for line in lines))
-    rule = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
+class Column(cliff_columns.FormattableColumn):
+    """A document value and the text a person reads for it.
 
-    def line(parts):
-        return '| ' + ' | '.join(p.ljust(w) for p, w in zip(parts, widths)) + ' |'
+    cliff's table uses ``human_readable``; json, yaml, value and csv use
+    ``machine_readable``, the value unchanged.
+    """
 
-    out = [rule, line(header), rule]
-    for row in body:
-        height = max(len(lines) for lines in row)
-        for i in range(height):
-            out.append(line([lines[i] if i < len(lines) else '' for lines in row]))
-    out.append(rule)
-    return '\n'.join(out)
+    def __init__(self, value: Any, text: str | None = None):
+        super().__init__(value)
+        self._text = cell(value) if text is None else text
+
+    def human_readable(self) -> str:
+        return self._text
 
 
-def fields(pairs: Iterable[tuple[str, Any]]) -> str:
-    """``show`` output: a two-column Field/Value table."""
-    return table([{'field': k, 'value': v} for k, v in pairs],
-                 [('field', 'Field'), ('value', 'Value')])
+def _no_text(record: dict) -> dict:
+    return {}
 
 
-def render(result: Result, fmt: str) -> str:
-    if fmt == 'json':
-        return json.dumps(result.data, indent=2, sort_keys=True)
-    if fmt == 'yaml':
-        return yaml.safe_dump(result.data, default_flow_style=False,
-                              sort_keys=True).rstrip('\n')
-    return result.to_table(result.data)
+@dataclasses.dataclass(frozen=True)
+class View:
+    """How a person reads one command's records.
+
+    ``main``: the columns shown first, in this order (empty: all of them);
+    ``known``: every column the document can have, where the contract fixes
+    them, so that a wrong ``-c`` is refused before a write is sent;
+    ``text(record)``: ``{column: text}`` where the plain ``cell`` text is
+    not the best reading; ``empty``: said in a table when a list is empty.
+    """
+
+    main: Sequence[str] = ()
+    known: Sequence[str] = ()
+    text: Callable[[dict], dict] = _no_text
+    empty: str = ''
+
+
+def _normal(name: str) -> str:
+    # cliff's own normalisation for -c, so 'Heartbeat Age S' finds it too.
+    return name.lower().strip().replace(' ', '_')
+
+
+def keys_of(records: Iterable[dict]) -> list:
+    """Every key of ``records``, in the order first seen."""
+    seen: dict = {}
+    for record in records:
+        seen.update(dict.fromkeys(record))
+    return list(seen)
+
+
+def check_columns(requested: Sequence[str], keys: Sequence[str]) -> None:
+    """A ``UsageError`` for a ``-c`` that names no column, rather than
+    cliff's error that does not say which option was wrong."""
+    known = {_normal(k) for k in keys}
+    unknown = [c for c in requested if _normal(c) not in known]
+    if unknown and keys:
+        raise UsageError(f'-c/--column: no column {unknown[0]!r} '
+                         f'(columns: {", ".join(keys)})')
+
+
+def pick_columns(keys: Sequence[str], view: View, fmt: str, long: bool,
+                 requested: Sequence[str]) -> list:
+    """The columns to hand to cliff, which then applies ``-c`` itself."""
+    check_columns(requested, keys)
+    main = [k for k in view.main if k in keys]
+    rest = [k for k in keys if k not in main]
+    if requested or long or fmt in DOCUMENT_FORMATS or not main:
+        return main + rest
+    return main
+
+
+def row(record: dict, columns: Sequence[str], view: View) -> tuple:
+    texts = view.text(record)
+    return tuple(Column(record.get(c), texts.get(c)) for c in columns)

@@ -24,26 +24,43 @@ MIGRATION_TYPES = {'resize': 'resize', 'migrate': 'migration',
                    'evacuate': 'evacuation', 'live': 'live-migration'}
 
 
-def resources_arg(text: str) -> dict:
-    """``VCPU=2,MEMORY_MB=2048`` -> ``{'VCPU': 2, 'MEMORY_MB': 2048}``."""
+def resource_arg(text: str) -> tuple[str, int]:
+    """``VCPU=2`` -> ``('VCPU', 2)`` (``--resource``, as osc-placement)."""
+    name, sep, amount = text.strip().partition('=')
+    name = name.strip()
+    if not sep or not _RESOURCE_CLASS.match(name):
+        raise argparse.ArgumentTypeError(
+            f'{text.strip()!r} is not RESOURCE_CLASS=N (e.g. VCPU=2)')
+    try:
+        value = int(amount)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f'{name}: amount {amount.strip()!r} is not a whole number >= 1')
+    return name, value
+
+
+def merge_resources(pairs) -> dict:
+    """``[(RC, N), ...]`` -> ``{RC: N}``; a class given twice is a mistake,
+    not a sum or a silent override."""
     resources: dict = {}
-    for item in text.split(','):
-        name, sep, amount = item.strip().partition('=')
-        name = name.strip()
-        if not sep or not _RESOURCE_CLASS.match(name):
-            raise argparse.ArgumentTypeError(
-                f'{item.strip()!r} is not RESOURCE_CLASS=N (e.g. VCPU=2)')
-        try:
-            value = int(amount)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise argparse.ArgumentTypeError(
-                f'{name}: amount {amount.strip()!r} is not a whole number >= 1')
+    for name, value in pairs:
         if name in resources:
-            raise argparse.ArgumentTypeError(f'{name} is given twice')
+            raise ValueError(f'{name} is given twice')
         resources[name] = value
+    if not resources:
+        raise ValueError('give at least one RESOURCE_CLASS=N (e.g. VCPU=2)')
     return resources
+
+
+def resources_arg(text: str) -> dict:
+    """``VCPU=2,MEMORY_MB=2048`` -> ``{'VCPU': 2, 'MEMORY_MB': 2048}``
+    (the deprecated ``--resources``)."""
+    try:
+        return merge_resources(resource_arg(item) for item in text.split(','))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def trait_arg(text: str) -> str:

@@ -1,8 +1,9 @@
-"""Table views of the ``nova-rt`` CLI's results. Pure: plain data in, text out.
+"""How a person reads each ``nova-rt`` command's data. Pure: data in, text out.
 
-Each function takes the data a command returns (what ``-f json`` prints) and
-makes what a person reads: usage as bars where the eye is faster than the
-figures, everything else as openstackclient-style tables.
+Each ``View`` names the columns a table shows first and turns the values
+the eye reads faster another way into text: usage as bars against
+capacity, NUMA cells, PCI pools and domains one per line.  The data itself
+(what ``-f json`` prints) is never changed here.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 from nova_rt.cli import output
 from nova_rt.hardware import cpuset
 
-#: Columns of ``host list`` and ``provider show`` in this order; other
-#: classes follow alphabetically.
+#: Resource classes in this order; other classes follow alphabetically.
 MAIN_CLASSES = ('VCPU', 'PCPU', 'MEMORY_MB', 'DISK_GB')
 
 
@@ -25,29 +25,30 @@ def _cpus(cpus) -> str:
     return cpuset.format_cpu_spec(cpus or []) or '-'
 
 
-def _age(seconds) -> str:
-    return '-' if seconds is None else f'{seconds:.0f}s ago'
+def _lines(items) -> str:
+    return '\n'.join(items) or '-'
+
+
+def usage_bars(usages: dict, capacity: dict) -> str:
+    """One ``RC [###.......] used/capacity`` line per class with capacity."""
+    classes = _classes(capacity)
+    width = max((len(rc) for rc in classes), default=0)
+    return _lines(f'{rc.ljust(width)} '
+                  f'{output.usage_bar((usages or {}).get(rc, 0), capacity[rc])}'
+                  for rc in classes)
 
 
 # -- hosts -------------------------------------------------------------------
 
-def host_list(hosts: list) -> str:
-    """``host list``: one row per compute node, placement's usage as bars."""
-    if not hosts:
-        return 'No compute hosts have reported to placement.'
-    classes = _classes(rc for h in hosts for rc in h.get('capacity', {}))
-    rows = []
-    for host in hosts:
-        row = {'host': host['host'], 'alive': host['alive'],
-               'heartbeat': _age(host.get('heartbeat_age_s'))}
-        for rc in classes:
-            if rc in host.get('capacity', {}):
-                row[rc] = output.usage_bar(host['usages'].get(rc, 0),
-                                           host['capacity'][rc])
-        rows.append(row)
-    return output.table(rows, [('host', 'Host'), ('alive', 'Alive'),
-                               ('heartbeat', 'Heartbeat')]
-                        + [(rc, rc) for rc in classes])
+def _host_row(host: dict) -> dict:
+    age = host.get('heartbeat_age_s')
+    return {'heartbeat_age_s': '-' if age is None else f'{age:.0f}s ago',
+            'usages': usage_bars(host.get('usages'), host.get('capacity') or {})}
+
+
+HOST_LIST = output.View(
+    main=('host', 'alive', 'heartbeat_age_s', 'usages'), text=_host_row,
+    empty='No compute hosts have reported to placement.')
 
 
 def _ratio(state: dict, rc: str) -> str:
@@ -55,48 +56,19 @@ def _ratio(state: dict, rc: str) -> str:
     return '' if ratio in (None, 1.0) else f'  (x{ratio:g} allocation ratio)'
 
 
-def _host_fields(state: dict) -> list:
-    hv = state.get('hypervisor') or {}
-    pairs = [('host', state['host']), ('node', state.get('node')),
-             ('hypervisor', f"{hv.get('uri', '-')} "
-                            f"({'connected' if hv.get('connected') else 'NOT connected'})"),
-             ('VCPU', output.usage_bar(state['vcpus_used'], state['vcpus'])
-              + _ratio(state, 'VCPU'))]
-    if state.get('pcpus'):
-        pairs.append(('PCPU', output.usage_bar(state['pcpus_used'], state['pcpus'])))
-    pairs += [
-        ('MEMORY_MB', output.usage_bar(state['memory_mb_used'], state['memory_mb'])
-         + _ratio(state, 'MEMORY_MB')),
-        ('DISK_GB', output.usage_bar(state['local_gb_used'], state['local_gb'])
-         + _ratio(state, 'DISK_GB')),
-        ('running_vms', state.get('running_vms')),
-        ('current_workload', state.get('current_workload')),
-        ('instances', state.get('instances') or []),
-        ('migrations', state.get('migrations') or []),
-    ]
-    audit = state.get('last_audit') or {}
-    if audit:
-        pairs.append(('last_audit', f"{audit.get('at')} "
-                                    f"({audit.get('duration_s', 0):.3f}s)"))
-    return pairs
-
-
-def _numa_table(cells: list) -> str:
-    rows = []
+def numa_cells(cells: list) -> str:
+    lines = []
     for c in cells:
-        pages = [f"{p['size_kb']}K: {p['used']}/{p['total']}"
-                 for p in c.get('mempages', [])]
-        rows.append({'id': c['id'], 'cpus': _cpus(c.get('cpuset')),
-                     'pcpus': _cpus(c.get('pcpuset')),
-                     'cpu': output.usage_bar(c.get('cpu_usage', 0),
-                                             len(c.get('cpuset') or [])),
-                     'memory': output.usage_bar(c.get('memory_usage_mb', 0),
-                                                c.get('memory_mb', 0)),
-                     'pinned': _cpus(c.get('pinned_cpus')),
-                     'pages': pages})
-    return output.table(rows, [('id', 'Cell'), ('cpus', 'CPUs'), ('pcpus', 'PCPUs'),
-                               ('cpu', 'CPU usage'), ('memory', 'Memory MB'),
-                               ('pinned', 'Pinned'), ('pages', 'Pages used/total')])
+        pages = ', '.join(f"{p['size_kb']}K {p['used']}/{p['total']}"
+                          for p in c.get('mempages', []))
+        lines.append(
+            f"cell {c['id']}: cpus {_cpus(c.get('cpuset'))}"
+            f" (dedicated {_cpus(c.get('pcpuset'))}, pinned "
+            f"{_cpus(c.get('pinned_cpus'))})"
+            f" cpu {output.usage_bar(c.get('cpu_usage', 0), len(c.get('cpuset') or []))}"
+            f" memory_mb {output.usage_bar(c.get('memory_usage_mb', 0), c.get('memory_mb', 0))}"
+            + (f' pages {pages}' if pages else ''))
+    return _lines(lines)
 
 
 def pool_size(pool: dict, devices: list) -> int:
@@ -116,110 +88,138 @@ def pool_size(pool: dict, devices: list) -> int:
     return max(sum(1 for dev in devices if same(dev)), pool['count'])
 
 
-def _pci_table(pools: list, devices: list) -> str:
-    rows = []
+def pci_pools(pools: list, devices: list) -> str:
+    lines = []
     for pool in pools:
         size = pool_size(pool, devices)
-        rows.append({'device': f"{pool['vendor_id']}:{pool['product_id']}",
-                     'type': pool['dev_type'], 'numa': pool.get('numa_node'),
-                     'parent': pool.get('parent_addr'),
-                     'tags': pool.get('tags') or None,
-                     'used': output.usage_bar(size - pool['count'], size)})
-    return output.table(rows, [('device', 'Vendor:product'), ('type', 'Type'),
-                               ('numa', 'NUMA'), ('parent', 'PF'),
-                               ('tags', 'Tags'), ('used', 'In use')])
+        tags = ','.join(f'{k}={v}' for k, v in (pool.get('tags') or {}).items())
+        lines.append(f"{pool['vendor_id']}:{pool['product_id']} {pool['dev_type']}"
+                     f" numa {output.cell(pool.get('numa_node'))}"
+                     f" PF {output.cell(pool.get('parent_addr'))}"
+                     + (f' tags {tags}' if tags else '')
+                     + f' in use {output.usage_bar(size - pool["count"], size)}')
+    return _lines(lines)
 
 
-def host_show(state: dict) -> str:
-    """``host show``: the node as its daemon sees it, then its parts."""
-    parts = [output.fields(_host_fields(state))]
-    cells = (state.get('numa_topology') or {}).get('cells') or []
-    parts.append('NUMA cells:\n' + (_numa_table(cells) if cells else '  none'))
-    pools = state.get('pci_pools') or []
-    parts.append('PCI pools:\n' + (_pci_table(pools, state.get('pci_devices') or [])
-                                   if pools else '  none'))
-    used = [d for d in state.get('pci_devices') or [] if d.get('instance_uuid')]
-    if used:
-        parts.append('PCI devices in use:\n' + output.table(
-            used, [('address', 'Address'), ('dev_type', 'Type'),
-                   ('status', 'Status'), ('instance_uuid', 'Instance')]))
-    domains = state.get('unmanaged_domains') or []
-    parts.append('Unmanaged domains (running, not tracked; counted as used):\n'
-                 + (output.table(domains, [('name', 'Name'), ('uuid', 'UUID'),
-                                           ('vcpus', 'vCPUs'),
-                                           ('memory_mb', 'Memory MB')])
-                    if domains else '  none'))
-    return '\n\n'.join(parts)
+def pci_devices_in_use(devices: list) -> str:
+    """Only the devices an instance holds: an SR-IOV host has dozens free."""
+    used = [d for d in devices if d.get('instance_uuid')]
+    lines = [f"{d['address']} {d['dev_type']} {d.get('status')} "
+             f"{d['instance_uuid']}" for d in used]
+    if len(devices) > len(used):
+        lines.append(f'({len(devices) - len(used)} not in use)')
+    return _lines(lines)
+
+
+def _host_state(state: dict) -> dict:
+    hv = state.get('hypervisor') or {}
+    audit = state.get('last_audit') or {}
+    devices = state.get('pci_devices') or []
+    return {
+        'hypervisor': f"{hv.get('uri', '-')} "
+                      f"({'connected' if hv.get('connected') else 'NOT connected'})",
+        'vcpus_used': output.usage_bar(state.get('vcpus_used', 0), state.get('vcpus'))
+        + _ratio(state, 'VCPU'),
+        'pcpus_used': (output.usage_bar(state.get('pcpus_used', 0), state['pcpus'])
+                       if state.get('pcpus') else '-'),
+        'memory_mb_used': output.usage_bar(state.get('memory_mb_used', 0),
+                                           state.get('memory_mb'))
+        + _ratio(state, 'MEMORY_MB'),
+        'local_gb_used': output.usage_bar(state.get('local_gb_used', 0),
+                                          state.get('local_gb'))
+        + _ratio(state, 'DISK_GB'),
+        'numa_topology': numa_cells((state.get('numa_topology') or {})
+                                    .get('cells') or []),
+        'pci_pools': pci_pools(state.get('pci_pools') or [], devices),
+        'pci_devices': pci_devices_in_use(devices),
+        'unmanaged_domains': _lines(
+            f"{d.get('name')} {d.get('uuid')}: {d.get('vcpus')} vCPU, "
+            f"{d.get('memory_mb')} MB" for d in state.get('unmanaged_domains') or []),
+        'last_audit': (f"{audit.get('at')} ({audit.get('duration_s', 0):.3f}s)"
+                       if audit else '-'),
+    }
+
+
+#: Unmanaged domains are running but not tracked, and counted as used.
+HOST_SHOW = output.View(
+    main=('host', 'node', 'hypervisor', 'vcpus_used', 'pcpus_used',
+          'memory_mb_used', 'local_gb_used', 'running_vms', 'instances',
+          'migrations', 'numa_topology', 'pci_pools', 'pci_devices',
+          'unmanaged_domains', 'last_audit'),
+    text=_host_state)
 
 
 # -- claims, moves, audit ----------------------------------------------------
 
-def claim(claim: dict) -> str:
+def _claim(claim: dict) -> dict:
     numa = (claim.get('numa_topology') or {}).get('cells') or []
-    return output.fields([
-        ('instance_uuid', claim.get('instance_uuid')),
-        ('migration_uuid', claim.get('migration_uuid')),
-        ('host', claim.get('host')), ('node', claim.get('node')),
-        ('resources', claim.get('resources') or {}),
-        ('numa_cells', [f"cell {c['id']}: cpus {_cpus(c.get('cpuset'))}, "
-                        f"{c.get('memory_mb')} MB" for c in numa]),
-        ('pci_devices', [f"{d['address']} {d['vendor_id']}:{d['product_id']} "
-                         f"{d['dev_type']}" for d in claim.get('pci_devices') or []]),
-    ])
+    return {
+        'numa_topology': _lines(f"cell {c['id']}: cpus {_cpus(c.get('cpuset'))}, "
+                                f"{c.get('memory_mb')} MB" for c in numa),
+        'pci_devices': _lines(f"{d['address']} {d['vendor_id']}:{d['product_id']} "
+                              f"{d['dev_type']}" for d in claim.get('pci_devices') or []),
+    }
 
 
-def move(result: dict) -> str:
+_CLAIM_FIELDS = ('instance_uuid', 'migration_uuid', 'host', 'node', 'resources',
+                 'numa_topology', 'pci_devices')
+CLAIM = output.View(main=_CLAIM_FIELDS, known=_CLAIM_FIELDS, text=_claim)
+
+
+def _move(result: dict) -> dict:
     mig = result['migration']
-    return output.fields([
-        ('migration_uuid', mig['uuid']), ('instance_uuid', mig['instance_uuid']),
-        ('migration_type', mig['migration_type']),
-        ('source', mig['source_compute']), ('dest', mig['dest_compute']),
-        ('claimed on dest', (result.get('claim') or {}).get('resources') or {}),
-    ])
+    return {'migration': output.cell({
+        'uuid': mig['uuid'], 'instance_uuid': mig['instance_uuid'],
+        'migration_type': mig['migration_type'], 'status': mig.get('status'),
+        'source': mig['source_compute'], 'dest': mig['dest_compute']}),
+        'claim': output.cell((result.get('claim') or {}).get('resources') or {})}
 
 
-def done(result: dict) -> str:
-    """Calls that return nothing: one sentence saying what was done."""
-    return result['message']
+#: ``migration resize|migrate|evacuate|live``: the move and what the
+#: destination now holds for it.
+MOVE = output.View(main=('migration', 'claim'), known=('migration', 'claim'),
+                   text=_move)
 
-
-def audit(summary: dict) -> str:
-    return output.fields(sorted(summary.items()))
+#: Calls that return nothing: the sentence saying what was done (the
+#: fields it names are in ``--long`` and the document).
+DONE = output.View(main=('message',), known=(
+    'message', 'host', 'dest', 'uuid', 'instance_uuid', 'migration_uuid',
+    'vm_state', 'task_state', 'status'))
+AUDIT = output.View()
 
 
 # -- placement ---------------------------------------------------------------
 
-def candidates(cands: list) -> str:
-    if not cands:
-        return 'No allocation candidates: no live host can take that.'
-    rows = [{'host': c['host'], 'root': c['root_uuid'],
-             'allocation': {rc: n for alloc in c['allocation'].values()
-                            for rc, n in alloc.items()},
-             'free': c.get('free', {})} for c in cands]
-    return output.table(rows, [('host', 'Host'), ('root', 'Root provider'),
-                               ('allocation', 'Allocation'), ('free', 'Free before')])
+def _candidate(cand: dict) -> dict:
+    return {'allocation': output.cell(
+        {rc: n for alloc in (cand.get('allocation') or {}).values()
+         for rc, n in alloc.items()})}
 
 
-def provider_list(providers: list) -> str:
-    return output.table(providers, [
-        ('uuid', 'UUID'), ('name', 'Name'), ('host', 'Host'),
-        ('parent_uuid', 'Parent'), ('generation', 'Generation'),
-        ('alive', 'Alive')])
+CANDIDATES = output.View(
+    main=('host', 'root_uuid', 'allocation', 'free'), text=_candidate,
+    empty='No allocation candidates: no live host can take that.')
+
+PROVIDER_LIST = output.View(
+    main=('uuid', 'name', 'host', 'parent_uuid', 'generation', 'alive'))
 
 
-def provider_show(rp: dict) -> str:
-    head = output.fields([(k, rp.get(k)) for k in (
-        'uuid', 'name', 'host', 'parent_uuid', 'root_uuid', 'generation',
-        'alive', 'last_heartbeat', 'traits', 'aggregates')])
-    invs = rp.get('inventories') or {}
-    if not invs:
-        return head + '\n\nInventories: none'
-    rows = [{'rc': rc, 'total': inv['total'], 'reserved': inv['reserved'],
-             'ratio': inv['allocation_ratio'],
-             'units': f"{inv['min_unit']}..{inv['max_unit']} step {inv['step_size']}",
-             'used': output.usage_bar(rp.get('usages', {}).get(rc, 0),
-                                      inv.get('capacity', inv['total']))}
-            for rc, inv in ((rc, invs[rc]) for rc in _classes(invs))]
-    return head + '\n\nInventories:\n' + output.table(rows, [
-        ('rc', 'Resource class'), ('total', 'Total'), ('reserved', 'Reserved'),
-        ('ratio', 'Ratio'), ('units', 'Units'), ('used', 'Used/capacity')])
+def inventories(invs: dict, usages: dict) -> str:
+    return _lines(
+        f"{rc}: total {inv['total']}, reserved {inv['reserved']}, "
+        f"ratio {inv['allocation_ratio']}, units {inv['min_unit']}.."
+        f"{inv['max_unit']} step {inv['step_size']}, used "
+        f"{output.usage_bar(usages.get(rc, 0), inv.get('capacity', inv['total']))}"
+        for rc, inv in ((rc, invs[rc]) for rc in _classes(invs)))
+
+
+def _provider(rp: dict) -> dict:
+    return {'inventories': inventories(rp.get('inventories') or {},
+                                       rp.get('usages') or {})}
+
+
+_PROVIDER_FIELDS = ('uuid', 'name', 'host', 'parent_uuid', 'root_uuid',
+                    'generation', 'alive', 'last_heartbeat', 'traits',
+                    'aggregates', 'inventories')
+PROVIDER_SHOW = output.View(main=_PROVIDER_FIELDS,
+                            known=_PROVIDER_FIELDS + ('usages',), text=_provider)

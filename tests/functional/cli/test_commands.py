@@ -27,9 +27,14 @@ def _json(nova_rt, *argv):
 def test_host_list_in_every_format(nova_rt, cli_stack):
     code, out, err = nova_rt('host', 'list')
     assert (code, err) == (0, '')
-    row = next(line for line in out.splitlines() if f'| {cli_stack.host} ' in line)
-    assert '| yes ' in row
-    assert len(re.findall(BAR, row)) == 3        # VCPU, MEMORY_MB, DISK_GB
+    lines = out.splitlines()
+    assert [c.strip() for c in lines[1].split('|')[1:-1]] == [
+        'host', 'alive', 'heartbeat_age_s', 'usages']
+    at = next(i for i, line in enumerate(lines) if f'| {cli_stack.host} ' in line)
+    assert '| yes ' in lines[at]
+    usages = [line.split('|')[4] for line in lines[at:at + 3]]
+    assert [u.split()[0] for u in usages] == ['VCPU', 'MEMORY_MB', 'DISK_GB']
+    assert all(re.search(BAR, u) for u in usages)
     hosts = _json(nova_rt, 'host', 'list')
     mine = next(h for h in hosts if h['host'] == cli_stack.host)
     assert mine['alive'] is True
@@ -39,14 +44,46 @@ def test_host_list_in_every_format(nova_rt, cli_stack):
     listed = yaml.safe_load(out)
     assert [h['host'] for h in listed] == [h['host'] for h in hosts]
     assert next(h for h in listed if h['host'] == cli_stack.host)['alive'] is True
+    # After the command, -f wins over the one before it.
+    code, out, _ = nova_rt('-f', 'json', 'host', 'list', '-f', 'yaml')
+    assert not out.startswith('[')
+    assert [h['host'] for h in yaml.safe_load(out)] == [h['host'] for h in hosts]
+
+
+def test_value_csv_and_columns_as_in_openstackclient(nova_rt, cli_stack):
+    code, out, err = nova_rt('host', 'list', '-f', 'value', '-c', 'host',
+                             '-c', 'alive')
+    assert (code, err) == (0, '')
+    assert f'{cli_stack.host} True' in out.splitlines()
+    code, out, _ = nova_rt('host', 'list', '-f', 'csv', '-c', 'host', '-c', 'uuid')
+    rows = out.splitlines()
+    assert rows[0] == '"host","uuid"'
+    uuid_of = dict(line.replace('"', '').split(',') for line in rows[1:])
+    rps = _json(nova_rt, 'provider', 'list', '--host', cli_stack.host)
+    assert uuid_of[cli_stack.host] == rps[0]['uuid']
+    # -c picks from the whole document, and narrows json too.
+    assert _json(nova_rt, 'host', 'show', cli_stack.host, '-c', 'vcpus',
+                 '-c', 'host') == {'vcpus': 8, 'host': cli_stack.host}
+    code, out, err = nova_rt('host', 'list', '-c', 'nope')
+    assert code == 2 and "-c/--column: no column 'nope'" in err
+
+
+def test_long_and_max_width(nova_rt, cli_stack):
+    code, out, _ = nova_rt('provider', 'list', '--long')
+    assert code == 0 and 'root_uuid' in out.splitlines()[1]
+    assert max(len(line) for line in out.splitlines()) > 150
+    code, out, _ = nova_rt('provider', 'list', '--long', '--max-width', '120')
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 120, out
+    assert 'root_uuid' not in nova_rt('provider', 'list')[1]
 
 
 def test_host_show_table_and_json(nova_rt, cli_stack):
     code, out, err = nova_rt('host', 'show', cli_stack.host)
     assert (code, err) == (0, '')
-    assert re.search(r'\| VCPU +\| \[[#.]{10}\] 0/8  \(x4 allocation ratio\)', out)
-    assert re.search(r'\| MEMORY_MB +\| \[#\.{9}\] 512/65536', out)  # reserved
-    assert 'PCI pools:\n  none' in out
+    assert re.search(r'\| vcpus_used +\| \[[#.]{10}\] 0/8  \(x4 allocation ratio\)',
+                     out)
+    assert re.search(r'\| memory_mb_used +\| \[#\.{9}\] 512/65536', out)  # reserved
+    assert re.search(r'\| pci_pools +\| - +\|', out)
     state = _json(nova_rt, 'host', 'show', cli_stack.host)
     assert state['host'] == cli_stack.host
     assert state['vcpus'] == 8
@@ -65,7 +102,8 @@ def test_claim_create_shows_on_the_host_and_abort_frees_it(nova_rt, cli_stack):
     hosts = _json(nova_rt, 'host', 'list')
     assert next(h for h in hosts if h['host'] == cli_stack.host)['usages']['VCPU'] == 2
 
-    code, out, err = nova_rt('claim', 'abort', '--host', cli_stack.host, vm)
+    code, out, err = nova_rt('claim', 'abort', '--host', cli_stack.host, vm,
+                             '-f', 'value', '-c', 'message')
     assert (code, err) == (0, '')
     assert out.strip() == f'Claim of instance {vm} on {cli_stack.host} aborted.'
     assert vm not in _json(nova_rt, 'host', 'show', cli_stack.host)['instances']
@@ -142,14 +180,21 @@ def test_revert_and_abort_free_the_move_claim(nova_rt, cli_stack):
 
 
 def test_candidates(nova_rt, cli_stack):
-    cands = _json(nova_rt, 'candidates', '--resources', 'VCPU=2,MEMORY_MB=2048')
+    cands = _json(nova_rt, 'candidates', '--resource', 'VCPU=2',
+                  '--resource', 'MEMORY_MB=2048')
     mine = next(c for c in cands if c['host'] == cli_stack.host)
     assert list(mine['allocation'].values()) == [{'VCPU': 2, 'MEMORY_MB': 2048}]
-    code, out, _ = nova_rt('candidates', '--resources', 'VCPU=2',
+    # The deprecated comma list still asks the same.
+    old = _json(nova_rt, 'candidates', '--resources', 'VCPU=2,MEMORY_MB=2048')
+    assert [(c['host'], c['allocation']) for c in old] == [
+        (c['host'], c['allocation']) for c in cands]
+    code, out, _ = nova_rt('candidates', '--resource', 'VCPU=2',
                            '--required', 'CUSTOM_NOBODY_HAS_THIS')
     assert code == 0
     assert out.strip() == 'No allocation candidates: no live host can take that.'
-    assert len(_json(nova_rt, 'candidates', '--resources', 'VCPU=1',
+    assert _json(nova_rt, 'candidates', '--resource', 'VCPU=2',
+                 '--required', 'CUSTOM_NOBODY_HAS_THIS') == []
+    assert len(_json(nova_rt, 'candidates', '--resource', 'VCPU=1',
                      '--limit', '1')) == 1
 
 
@@ -161,7 +206,7 @@ def test_provider_list_and_show(nova_rt, cli_stack):
     rp = yaml.safe_load(out)
     assert rp['inventories']['VCPU']['capacity'] == 32
     code, out, _ = nova_rt('provider', 'show', rps[0]['uuid'])
-    assert re.search(r'\| VCPU +\| 8 +\| 0 +\| 4\.0 ', out)
+    assert re.search(r'\| inventories +\| VCPU: total 8, reserved 0, ratio 4\.0, ', out)
     code, out, err = nova_rt('provider', 'show', str(uuid.uuid4()))
     assert code == 1 and err.startswith('ERROR: ResourceProviderNotFound: ')
 
