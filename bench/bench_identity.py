@@ -123,11 +123,14 @@ def summary_us(samples_ns: list) -> dict:
             'n': len(samples_ns)}
 
 
-def each_timed(func, inputs) -> tuple:
-    """(func's results, ns per call) over ``inputs``."""
+def each_timed(func, inputs, before=None) -> tuple:
+    """(func's results, ns per call) over ``inputs``; ``before()`` runs
+    untimed before each call."""
     results, samples = [], []
     clock = time.perf_counter_ns
     for item in inputs:
+        if before is not None:
+            before()
         started = clock()
         results.append(func(item))
         samples.append(clock() - started)
@@ -180,30 +183,51 @@ def in_process_cases(keys_dir: str) -> list:
     return cases
 
 
-def measure_case(case: Case, reps: int) -> dict:
-    """Each step of one message's life, ``reps`` messages."""
+def message_life(case: Case, reps: int, before=None) -> tuple:
+    """ns per message of stamp, check, seal and open_reply, ``reps``
+    messages; and the last stamp."""
     topic, server = case.guard.topic, case.guard.server
     name = case.method.name
     serializer = rpc.ContextSerializer()
     stamped, stamp_ns = each_timed(
         lambda _: case.caller.stamp(CTX, topic=topic, server=server,
-                                    method=name, args=case.args), range(reps))
+                                    method=name, args=case.args), range(reps),
+        before)
     # As the server sees the context: what oslo.messaging hands the endpoint.
     contexts = [serializer.deserialize_context(ctx) for ctx, _ in stamped]
     verdicts, check_ns = each_timed(
-        lambda ctx: case.guard.check(ctx, case.method, case.args), contexts)
+        lambda ctx: case.guard.check(ctx, case.method, case.args), contexts,
+        before)
     refused = [v.refusal for v in verdicts if v.refusal is not None]
     if refused or any(v.key is None for v in verdicts):
         raise RuntimeError(f'{case.name}: the guard refused or cannot sign: '
                            f'{refused[:1]}')
-    replies, seal_ns = each_timed(lambda v: v.seal(case.reply), verdicts)
+    replies, seal_ns = each_timed(lambda v: v.seal(case.reply), verdicts,
+                                  before)
     _, open_ns = each_timed(
         lambda pair: case.caller.open_reply(case.expected, name, pair[0],
                                             pair[1]),
-        [(nonce, reply) for (_, nonce), reply in zip(stamped, replies)])
+        [(nonce, reply) for (_, nonce), reply in zip(stamped, replies)],
+        before)
+    return ({'stamp': summary_us(stamp_ns), 'check': summary_us(check_ns),
+             'seal': summary_us(seal_ns), 'open_reply': summary_us(open_ns)},
+            stamped[-1][0][scheme.CONTEXT_KEY])
+
+
+def cold_caches(megabytes: int = 16):
+    """What evicts the CPU caches between two messages, as a daemon's
+    other work (oslo.messaging, SQL, libvirt) does between its calls."""
+    junk = bytearray(megabytes * 1024 * 1024)
+    return lambda: bytes(junk)
+
+
+def measure_case(case: Case, reps: int) -> dict:
+    """Each step of one message's life, ``reps`` messages, and its parts."""
+    topic, server = case.guard.topic, case.guard.server
+    name = case.method.name
+    steps, first = message_life(case, reps)
 
     key = case.caller.own_key.get()
-    first = stamped[0][0][scheme.CONTEXT_KEY]
     data = scheme.request_bytes(
         topic=topic, server=server, method=name, args=case.args,
         principal=key.principal, key_id=first['key_id'], ts=first['ts'],
@@ -226,9 +250,7 @@ def measure_case(case: Case, reps: int) -> dict:
     _, sign_ns = each_timed(lambda _: key.private_key.sign(data), range(parts))
     _, verify_ns = each_timed(lambda _: public.verify(signature, data),
                               range(parts))
-    return {'bytes': len(data),
-            'stamp': summary_us(stamp_ns), 'check': summary_us(check_ns),
-            'seal': summary_us(seal_ns), 'open_reply': summary_us(open_ns),
+    return {'bytes': len(data), **steps,
             'canonical_json': summary_us(canonical_ns),
             'stdlib_c_json': summary_us(c_json_ns),
             'key_id': summary_us(key_id_ns),
@@ -248,8 +270,13 @@ def in_process(reps: int) -> dict:
         # As the daemons do once started: the collector's pauses are then
         # of what a message makes, not of every module imported.
         gcutil.freeze_startup_objects()
-        return {case.name: measure_case(case, reps_for(case.name, reps))
-                for case in cases}
+        results = {case.name: measure_case(case, reps_for(case.name, reps))
+                   for case in cases}
+        # The claim once more, each step after the caches were flushed:
+        # a daemon does not sign in a tight loop.
+        results['instance_claim, cold caches'], _ = message_life(
+            cases[0], max(reps // 40, 10), cold_caches())
+        return results
 
 
 # -- 2 and 3. real daemons on RabbitMQ ----------------------------------------
@@ -543,6 +570,12 @@ def derived(results: dict) -> None:
     rpc_claims['sign_check_pct_of_a_p50'] = round(one_message / a_us * 100, 2)
     rpc_claims['with_reply_us'] = round(round_trip, 1)
     rpc_claims['with_reply_pct_of_a_p50'] = round(round_trip / a_us * 100, 2)
+    cold = results['in_process'].get('instance_claim, cold caches')
+    if cold:
+        cold_us = sum(cold[step]['p50_us'] for step in cold)
+        rpc_claims['with_reply_cold_us'] = round(cold_us, 1)
+        rpc_claims['with_reply_cold_pct_of_a_p50'] = round(
+            cold_us / a_us * 100, 2)
 
 
 def print_table(results: dict) -> None:
@@ -555,12 +588,12 @@ def print_table(results: dict) -> None:
         columns = ('stamp', 'check', 'seal', 'open_reply', 'canonical_json',
                    'stdlib_c_json', 'key_id', 'ed25519_sign', 'ed25519_verify')
         print('\nin process, per message, us p50 (p99)')
-        print(f"{'message':24s} {'bytes':>7s} " + ' '.join(
+        print(f"{'message':28s} {'bytes':>7s} " + ' '.join(
             f'{c:>17s}' for c in columns))
         for name, case in cases.items():
-            print(f"{name:24s} {case['bytes']:7d} " + ' '.join(
+            print(f"{name:28s} {case.get('bytes', ''):>7} " + ' '.join(
                 f"{case[c]['p50_us']:8.1f} ({case[c]['p99_us']:6.1f})"
-                for c in columns))
+                if c in case else ' ' * 17 for c in columns))
     claims_ = results.get('claims')
     if claims_:
         print('\nover RabbitMQ, one caller: ms p50 (p99), n; CPU ms per call '
@@ -581,6 +614,11 @@ def print_table(results: dict) -> None:
                   f"with the reply's seal and check "
                   f"{claims_['with_reply_us']:.1f} us = "
                   f"{claims_['with_reply_pct_of_a_p50']:.2f}%")
+        if 'with_reply_cold_us' in claims_:
+            print(f"  the same four steps with cold caches: "
+                  f"{claims_['with_reply_cold_us']:.1f} us = "
+                  f"{claims_['with_reply_cold_pct_of_a_p50']:.2f}% of (a)'s "
+                  f"p50")
     reports = results.get('reports')
     if reports:
         print(f"\nplacement CPU per report_allocations change report "

@@ -24,8 +24,11 @@ def test_in_process_figures_as_json():
     assert results['machine']['nproc'] == os.cpu_count()
     assert len(results['machine']['load_after']) == 3
     cases = results['in_process']
+    cold = cases.pop('instance_claim, cold caches')
     assert list(cases) == ['instance_claim'] + [
         f'report_allocations x{n}' for n in (1, 10, 100, 1000)]
+    assert set(cold) == {'stamp', 'check', 'seal', 'open_reply'}
+    assert all(figure['p50_us'] > 0 for figure in cold.values())
     for name, case in cases.items():
         assert set(case) == {'bytes', *STEPS}, name
         for step in STEPS:
