@@ -78,7 +78,8 @@ def load_signing_key(path: str, principal: str) -> scheme.SigningKey:
 
 
 def parse_public_keys(text: str, path: str = '<keys>') -> dict:
-    """{key_id: public key} of a ``.pub`` file's text."""
+    """{key_id: what verifies it (``scheme.verify_key``)} of a ``.pub``
+    file's text."""
     keys = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.split('#', 1)[0].strip()
@@ -93,7 +94,7 @@ def parse_public_keys(text: str, path: str = '<keys>') -> dict:
         except (binascii.Error, ValueError):
             raise KeyFileError(f'{path}:{number}: not an Ed25519 public '
                                'key') from None
-        keys[scheme.key_id(public_key)] = public_key
+        keys[scheme.key_id(public_key)] = scheme.verify_key(public_key)
     return keys
 
 
@@ -210,7 +211,11 @@ def _existing_public(path: str) -> list:
             text = f.read()
     except FileNotFoundError:
         return []
-    return list(parse_public_keys(text, path).values())
+    parse_public_keys(text, path)       # a damaged file is not rotated
+    return [ed25519.Ed25519PublicKey.from_public_bytes(
+                base64.b64decode(line.split()[1]))
+            for line in text.splitlines()
+            if line.split('#', 1)[0].strip()]
 
 
 def _write_pair(keys_dir: str, principal: str, key_file: str | None,

@@ -12,8 +12,8 @@ from nova_rt.identity import scheme
 
 KEY_A = scheme.SigningKey('host-a', ed25519.Ed25519PrivateKey.generate())
 KEY_B = scheme.SigningKey('host-b', ed25519.Ed25519PrivateKey.generate())
-KEYS = {'host-a': {KEY_A.key_id: KEY_A.private_key.public_key()},
-        'host-b': {KEY_B.key_id: KEY_B.private_key.public_key()}}
+KEYS = {'host-a': {KEY_A.key_id: KEY_A.verify_key},
+        'host-b': {KEY_B.key_id: KEY_B.verify_key}}
 NOW = 1_765_100_000_000
 ARGS = {'host': 'host-a', 'root_uuid': '6d0b3b56-3f6e-4c3e-9a64-1d1a7e1b5f0e',
         'generation': 3, 'full': True,
