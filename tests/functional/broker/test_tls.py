@@ -14,6 +14,7 @@ import pytest
 
 from nova_rt.placement import rpcapi as placement_rpcapi
 from tests.functional.broker.conftest import VHOST
+from tests.functional.broker.conftest import client_options
 from tests.functional.broker.conftest import client_transport
 
 CTX = {'request_id': 'req-broker-tls', 'user_id': 'u1', 'project_id': 'p1'}
@@ -74,3 +75,21 @@ def test_the_server_name_is_verified(rabbit, principals):
                 server_hostname='broker.example.com') as conn:
         with pytest.raises(ssl.SSLCertVerificationError):
             conn.connect()
+
+
+@pytest.mark.parametrize('ca', ['trusted', 'system', 'other'])
+def test_the_cli_probe_uses_the_ca_and_client_certificate(rabbit, principals,
+                                                         ca):
+    """``nova-rt``'s broker probe connects the way the services do: with
+    ssl_ca_file, ssl_cert_file and ssl_key_file, not a bare ssl=True."""
+    from nova_rt.cli import clients
+    with client_options(rabbit, principals['operator'],
+                        ca={'system': None, 'other': rabbit.pki.other_ca}.get(
+                            ca, ca)) as (conf, url):
+        if ca == 'trusted':
+            clients.probe_broker(conf, url, timeout=10)
+            return
+        with pytest.raises(clients.CliError) as failure:
+            clients.probe_broker(conf, url, timeout=10)
+    assert 'CERTIFICATE_VERIFY_FAILED' in str(failure.value)
+    assert principals['operator'].password not in str(failure.value)
