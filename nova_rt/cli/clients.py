@@ -95,15 +95,36 @@ def probe_broker(conf, url: str | None, timeout: float) -> None:
     parsed = messaging.TransportURL.parse(conf, url)
     if parsed.transport not in ('rabbit', None) or not parsed.hosts:
         return
+    import ssl
+
     import kombu
+    rabbit = conf.oslo_messaging_rabbit
+    # TLS as oslo.messaging's rabbit driver will make it (its
+    # _fetch_ssl_params), so that the probe trusts the CA and shows the
+    # client certificate the services will: a bare ``ssl=True`` checked the
+    # broker against the system's CAs, and a broker of a private CA failed
+    # the probe while the real connection would have worked.
+    tls = False
+    if rabbit.ssl:
+        tls = {}
+        if rabbit.ssl_cert_file:
+            tls['certfile'] = rabbit.ssl_cert_file
+        if rabbit.ssl_key_file:
+            tls['keyfile'] = rabbit.ssl_key_file
+        if rabbit.ssl_ca_file:
+            tls['ca_certs'] = rabbit.ssl_ca_file
+            tls['cert_reqs'] = ssl.CERT_REQUIRED
+            # The name is checked when there is one broker, as the driver does.
+            if len(parsed.hosts) == 1:
+                tls['server_hostname'] = parsed.hosts[0].hostname
+        tls = tls or True
     problems = []
     for host in parsed.hosts:
         connection = kombu.Connection(
             hostname=host.hostname, port=host.port or 5672,
             userid=host.username or 'guest', password=host.password or 'guest',
             virtual_host=parsed.virtual_host or '/',
-            ssl=bool(conf.oslo_messaging_rabbit.ssl),
-            connect_timeout=min(timeout, 10))
+            ssl=tls, connect_timeout=min(timeout, 10))
         try:
             connection.connect()
             return

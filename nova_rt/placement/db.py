@@ -33,10 +33,19 @@ _engines: dict[str, sa.Engine] = {}
 _engines_lock = threading.Lock()
 
 
+#: libpq takes secrets in the query string too (``?password=``, and
+#: ``sslpassword=`` for an encrypted client key).
+_SECRET_QUERY_KEYS = ('password', 'sslpassword')
+
+
 def safe_url(url: str) -> str:
-    """The URL with its password masked, for messages and logs."""
+    """The URL with its passwords masked, for messages and logs."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        secrets = {key: '***' for key in _SECRET_QUERY_KEYS
+                   if key in parsed.query}
+        return parsed.update_query_dict(secrets).render_as_string(
+            hide_password=True)
     except Exception:
         return '<unparsable database URL>'
 
