@@ -20,20 +20,47 @@ def pg_url():
 
 
 @pytest.fixture(scope='session')
+def mysql_url():
+    fixtures.require_mysql()
+    url = fixtures.fresh_mysql_database()
+    try:
+        db.sync(url)
+        yield url
+    finally:
+        fixtures.drop_mysql_database(url)
+
+
+#: The session fixture holding each backend's database.
+_URL_FIXTURES = {'sqlite': 'sqlite_url', 'postgresql': 'pg_url',
+                 'mysql': 'mysql_url'}
+
+
+@pytest.fixture(scope='session')
 def sqlite_url(tmp_path_factory):
     url = f'sqlite:///{tmp_path_factory.mktemp("placement")}/placement.sqlite'
     db.sync(url)
     return url
 
 
-@pytest.fixture(params=['sqlite', 'postgresql'])
-def db_url(request):
-    """The placement database on each backend, emptied for every test."""
-    url = request.getfixturevalue(
-        'pg_url' if request.param == 'postgresql' else 'sqlite_url')
+def _emptied(request, backend: str) -> str:
+    url = request.getfixturevalue(_URL_FIXTURES[backend])
     with db.get_engine(url).begin() as conn:
         helpers.empty_tables(conn)
     return url
+
+
+@pytest.fixture(params=list(_URL_FIXTURES))
+def db_url(request):
+    """The placement database on each backend, emptied for every test."""
+    return _emptied(request, request.param)
+
+
+@pytest.fixture(params=['sqlite', 'postgresql'])
+def direct_db_url(request):
+    """``db_url`` on the backends where ``common.Direct`` and ``pipelined``
+    differ from plain SQLAlchemy (psycopg) or are compared with it; MySQL
+    runs every statement through SQLAlchemy."""
+    return _emptied(request, request.param)
 
 
 @pytest.fixture

@@ -43,7 +43,8 @@ def test_calls_survive_the_server_dropping_pooled_connections():
         assert mgr.get_allocations(CTX, consumer_uuid=c) == {root: {'VCPU': 1}}
 
 
-def test_direct_statements_answer_as_sqlalchemy_does(db_url):
+def test_direct_statements_answer_as_sqlalchemy_does(direct_db_url):
+    db_url = direct_db_url
     """common.Direct (psycopg straight on PostgreSQL, SQLAlchemy elsewhere):
     same rows by name and position, literals SQLAlchemy bound itself
     (``generation + 1``) included, IN lists, rowcounts, executemany with
@@ -103,7 +104,8 @@ def test_direct_statements_answer_as_sqlalchemy_does(db_url):
             add_traits.rows(conn, {'b_name': 'CUSTOM_A'})
 
 
-def test_pipelined_errors_are_sqlalchemy_errors(db_url):
+def test_pipelined_errors_are_sqlalchemy_errors(direct_db_url):
+    db_url = direct_db_url
     """An error PostgreSQL reports when a pipeline is synced (on leaving
     ``pipelined``) is SQLAlchemy's, as any statement's."""
     from nova_rt.placement import common
@@ -120,3 +122,26 @@ def test_pipelined_errors_are_sqlalchemy_errors(db_url):
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(
             models.Trait)).scalar() == 1
+
+
+@pytest.mark.parametrize('url', [
+    'postgresql+psycopg://postgres:s3cret@127.0.0.1:1/nowhere',
+    'mysql+pymysql://root:s3cret@127.0.0.1:1/nowhere'])
+def test_a_database_away_is_a_contract_error(url, caplog):
+    """Nothing answers where the database should be: a read and a write
+    are HypervisorUnavailable naming the placement database, not the
+    driver's OperationalError, and no password reaches the message or the
+    log."""
+    from nova_rt import exception
+    engine = db.create_engine(url)
+    try:
+        mgr = manager.PlacementManager(engine, Conf)
+        with pytest.raises(exception.HypervisorUnavailable) as read:
+            mgr.get_allocations(CTX, consumer_uuid=new_uuid())
+        with pytest.raises(exception.HypervisorUnavailable):
+            add_host(mgr, host='h-away')
+    finally:
+        engine.dispose()
+    assert 'placement database' in str(read.value)
+    assert exception.HypervisorUnavailable in exception.RPC_ERRORS
+    assert 's3cret' not in str(read.value) + caplog.text
