@@ -8,26 +8,27 @@ from tests.functional.placement import helpers
 from tests.functional.placement.fixtures import placement_rpc  # noqa: F401
 
 
-@pytest.fixture(scope='session')
-def pg_url():
-    fixtures.require_pg()
-    url = fixtures.fresh_pg_database()
+def _synced_database(backend: str):
+    """A fresh database of the session on that server, synced, dropped at
+    the end."""
+    url = fixtures.fresh_database(backend)
     try:
         db.sync(url)
         yield url
     finally:
-        fixtures.drop_pg_database(url)
+        fixtures.drop_database(url)
+
+
+@pytest.fixture(scope='session')
+def pg_url():
+    fixtures.require_pg()
+    yield from _synced_database('postgresql')
 
 
 @pytest.fixture(scope='session')
 def mysql_url():
     fixtures.require_mysql()
-    url = fixtures.fresh_mysql_database()
-    try:
-        db.sync(url)
-        yield url
-    finally:
-        fixtures.drop_mysql_database(url)
+    yield from _synced_database('mysql')
 
 
 #: The session fixture holding each backend's database.
