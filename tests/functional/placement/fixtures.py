@@ -146,13 +146,16 @@ def drop_database(url: str) -> None:
 
 
 @contextlib.contextmanager
-def own_pg_engine():
-    """A synced database of its own on PostgreSQL and a private engine on
+def own_engine(backend: str = 'postgresql'):
+    """A synced database of its own on that server and a private engine on
     it (not the process-wide one): for tests that disturb its connections
     or judge its statistics.  Both are gone afterwards."""
     from nova_rt.placement import db
-    require_pg()
-    url = fresh_pg_database()
+    if backend == 'mysql':
+        require_mysql()
+    else:
+        require_pg()
+    url = fresh_database(backend)
     engine = None
     try:
         db.sync(url)
@@ -161,7 +164,11 @@ def own_pg_engine():
     finally:
         if engine is not None:
             engine.dispose()
-        drop_pg_database(url)
+        drop_database(url)
+
+
+def own_pg_engine():
+    return own_engine('postgresql')
 
 
 def wait_until(predicate, timeout: float = 30, interval: float = 0.1):

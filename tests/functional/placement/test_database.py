@@ -20,12 +20,32 @@ def _drop_connections(name: str) -> int:
             (name,)).fetchall())
 
 
-def test_calls_survive_the_server_dropping_pooled_connections():
+def _kill_mysql_connections(name: str) -> int:
+    import pymysql
+    conn = pymysql.connect(**fixtures.MYSQL_ADMIN, autocommit=True)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute('SELECT id FROM information_schema.processlist '
+                           'WHERE db = %s AND id <> CONNECTION_ID()', (name,))
+            ids = [row[0] for row in cursor.fetchall()]
+            for connection_id in ids:
+                cursor.execute(f'KILL {int(connection_id)}')
+        return len(ids)
+    finally:
+        conn.close()
+
+
+_DROP_CONNECTIONS = {'postgresql': _drop_connections,
+                     'mysql': _kill_mysql_connections}
+
+
+@pytest.mark.parametrize('backend', list(_DROP_CONNECTIONS))
+def test_calls_survive_the_server_dropping_pooled_connections(backend):
     # The pool does not ping before every transaction (a round trip per
     # report): a dropped connection must cost a retry, not a failed call.
     # A database of its own: terminating the shared one's connections would
     # break the other tests' pooled engines.
-    with fixtures.own_pg_engine() as engine:
+    with fixtures.own_engine(backend) as engine:
         mgr = manager.PlacementManager(engine, Conf)
         host = f'h-{new_uuid()[:8]}'
         root, gen = add_host(mgr, host=host)
@@ -33,7 +53,7 @@ def test_calls_survive_the_server_dropping_pooled_connections():
             # A pooled connection that the server will drop.
             assert conn.execute(sa.text('SELECT 1')).scalar() == 1
         assert engine.pool.checkedin() >= 1
-        assert _drop_connections(engine.url.database) >= 1
+        assert _DROP_CONNECTIONS[backend](engine.url.database) >= 1
 
         c = new_uuid()
         gens = mgr.report_allocations(
