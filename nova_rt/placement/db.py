@@ -90,11 +90,22 @@ def create_engine(url: str) -> sa.Engine:
             # WAL is a property of the file: set once, outside a transaction.
             conn.connection.dbapi_connection.execute('PRAGMA journal_mode=WAL')
         return engine
-    if parsed.get_backend_name() in ('postgresql', 'mysql'):
+    driver = _DRIVERS.get(parsed.get_backend_name())
+    if driver is not None:
+        if parsed.get_driver_name() != driver:
+            # SQLAlchemy's default drivers (psycopg2, mysqlclient) are not
+            # installed with nova_rt.
+            raise exception.InvalidInput(
+                reason=f'database driver {parsed.get_driver_name()!r} is not '
+                       f'installed: use {parsed.get_backend_name()}+{driver}://')
         return _server_engine(parsed)
     raise exception.InvalidInput(
         reason=f'unsupported database backend {parsed.get_backend_name()!r} '
                '(sqlite, postgresql+psycopg or mysql+pymysql)')
+
+
+#: The driver each server database is reached with (requirements.txt).
+_DRIVERS = {'postgresql': 'psycopg', 'mysql': 'pymysql'}
 
 
 def _server_engine(url) -> sa.Engine:
