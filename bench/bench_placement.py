@@ -112,6 +112,13 @@ def populate(url: str, n: int) -> None:
         with engine.connect().execution_options(
                 isolation_level='AUTOCOMMIT') as conn:
             conn.execute(sa.text('VACUUM ANALYZE'))
+    elif engine.dialect.name == 'mysql':
+        # InnoDB's statistics of tables just filled in bulk still describe
+        # them empty: measured, the candidates over 1,000 providers then
+        # took 3.5 times as long as over 10,000.
+        with engine.connect() as conn:
+            conn.execute(sa.text('ANALYZE TABLE ' + ', '.join(
+                t.name for t in models.Base.metadata.sorted_tables)))
 
 
 def _count(conn, table: str) -> int:
