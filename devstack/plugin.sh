@@ -26,15 +26,19 @@ function configure_nova_rt {
     iniset "$NOVA_RT_CONF" DEFAULT state_path "$NOVA_RT_STATE_PATH"
     iniset "$NOVA_RT_CONF" DEFAULT debug "$ENABLE_DEBUG_LOG_LEVEL"
     iniset "$NOVA_RT_CONF" libvirt connection_uri "$NOVA_RT_LIBVIRT_URI"
-    if is_service_enabled postgresql; then
+    # devstack's database, MySQL (its default, mysql+pymysql://) or
+    # PostgreSQL; SQLite under state_path only when it runs neither.
+    if is_service_enabled mysql postgresql; then
         recreate_database "$NOVA_RT_PLACEMENT_DB"
         local url
         url=$(database_connection_url "$NOVA_RT_PLACEMENT_DB")
         # nova_rt speaks to PostgreSQL through psycopg 3.
         iniset "$NOVA_RT_CONF" placement_database connection \
             "${url/postgresql:\/\//postgresql+psycopg://}"
+    else
+        echo "nova_rt: neither mysql nor postgresql enabled;" \
+            "placement uses SQLite under $NOVA_RT_STATE_PATH"
     fi
-    # Otherwise the default: SQLite under state_path, one placement process.
     configure_nova_rt_identity
 }
 

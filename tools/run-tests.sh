@@ -9,8 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 tools/setup.sh
 
-# CI must not let the PostgreSQL tests skip because no database answered.
-export NOVA_RT_REQUIRE_PG=1
+# CI must not let the PostgreSQL or MySQL tests skip because no database answered.
+export NOVA_RT_REQUIRE_PG=1 NOVA_RT_REQUIRE_MYSQL=1
 
 failed=()
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make this machine (Debian 12, run as root) ready to run and test nova_rt:
 # Debian packages from bindep.txt, the virtualenv .venv with the project
-# installed, RabbitMQ on 127.0.0.1:5672 and PostgreSQL on 127.0.0.1:5432.
+# installed, RabbitMQ on 127.0.0.1:5672, PostgreSQL on 127.0.0.1:5432 and
+# MariaDB on 127.0.0.1:3306.
 #
 # Safe to run any number of times: every step checks first and does nothing
 # when its work is already done. There is no systemd here (containers), so
@@ -189,8 +190,45 @@ start_postgresql() {
     fi
 }
 
+mysql_root() {
+    mariadb -h 127.0.0.1 -P 3306 -u root --skip-password -N -B "$@"
+}
+
+# Debian's root@localhost logs in through the unix socket only; the tests
+# connect over TCP as root without a password (as they do to PostgreSQL as
+# postgres), so allow that once, through the socket, if it is not allowed yet.
+ensure_mysql_root() {
+    mysql_root -e 'SELECT 1' >/dev/null 2>&1 && return
+    say "MariaDB: allowing root from 127.0.0.1 without password"
+    mariadb -u root -e "ALTER USER root@localhost IDENTIFIED VIA unix_socket \
+        OR mysql_native_password USING PASSWORD('')" \
+        || die "cannot change root@localhost through the unix socket"
+    mysql_root -e 'SELECT 1' >/dev/null \
+        || die "cannot connect to MariaDB on 127.0.0.1 as root"
+}
+
+start_mariadb() {
+    if answers 3306; then
+        say "MariaDB: already answering on 127.0.0.1:3306"
+    else
+        command -v mysqld_safe >/dev/null || die "MariaDB is not installed (no mysqld_safe)"
+        [ -d /var/lib/mysql/mysql ] || quietly "$LOG_DIR/mariadb.log" \
+            mariadb-install-db --user=mysql --datadir=/var/lib/mysql \
+            || die "mariadb-install-db failed"
+        install -d -o mysql -g mysql /run/mysqld
+        say "MariaDB: starting"
+        # mysqld_safe stays in the foreground and restarts mariadbd if it dies.
+        nohup mysqld_safe --bind-address=127.0.0.1 >/dev/null 2>&1 &
+        wait_for_port 3306 MariaDB
+        say "MariaDB: up"
+    fi
+    ensure_mysql_root
+    mysql_root -e 'CREATE DATABASE IF NOT EXISTS test' || die "CREATE DATABASE test failed"
+}
+
 install_packages
 setup_venv
 start_rabbitmq
 start_postgresql
+start_mariadb
 say "done"

@@ -142,7 +142,8 @@ def _check_database(conf):
     except Exception:
         raise exception.ConfigError(
             reason="[placement_database] connection: not an SQLAlchemy URL "
-                   "like postgresql+psycopg://user:password@host/db") from None
+                   "like postgresql+psycopg://user:password@host/db or "
+                   "mysql+pymysql://user:password@host/db") from None
     if url.get_backend_name() not in _DIALECTS:
         raise exception.ConfigError(
             reason=f"[placement_database] connection: database "

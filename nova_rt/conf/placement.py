@@ -23,8 +23,9 @@ placement_database_opts = [
         'connection', secret=True,
         default='sqlite:///$state_path/placement.sqlite',
         help='SQLAlchemy URL of the placement database. SQLite serves one '
-             'process; use postgresql+psycopg://user:password@host/db for '
-             'production and for several placement processes.'),
+             'process; use postgresql+psycopg://user:password@host/db or '
+             'mysql+pymysql://user:password@host/db (MySQL, MariaDB, '
+             'Galera) for production and for several placement processes.'),
     cfg.BoolOpt(
         'sync_on_startup', default=False,
         help='Upgrade the database schema when nova-rt-placement starts, '

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from nova_rt import exception
 from nova_rt.placement import common
@@ -83,14 +83,14 @@ def _usage(by_consumer: dict) -> dict:
 
 
 # Built once: constructing a statement cost more Python than executing it.
-_CAS_ROOT = common.Direct(
+_CAS_ROOT_UPDATE = (
     sa.update(RP).where(RP.uuid == sa.bindparam('b_uuid'),
                         RP.host == sa.bindparam('b_host'),
                         RP.parent_provider_id.is_(None),
                         RP.generation == sa.bindparam('b_generation'))
     .values(generation=RP.generation + 1,
-            last_heartbeat=sa.bindparam('b_now'))
-    .returning(RP.id))
+            last_heartbeat=sa.bindparam('b_now')))
+_CAS_ROOT = common.Direct(_CAS_ROOT_UPDATE.returning(RP.id))
 _WHY_REFUSED = sa.select(RP.host, RP.parent_provider_id, RP.generation).where(
     RP.uuid == sa.bindparam('b_uuid'))
 _TREE = common.Direct(
@@ -133,13 +133,24 @@ _DELETE_UNUSED_CONSUMERS = common.Direct(sa.delete(CONSUMER).where(
     plan_each_time=True)
 
 
+_CONSUMER_VALUES = {c: sa.bindparam(c) for c in ('uuid', 'project_id',
+                                                  'user_id', 'generation')}
+
+
 @functools.cache
 def _consumer_upsert(dialect: str):
     """INSERT ... ON CONFLICT (uuid) DO UPDATE ... RETURNING uuid, id."""
+    if dialect == 'mysql':
+        # No RETURNING on MySQL: upsert_consumers reads the ids after.
+        stmt = mysql.insert(CONSUMER).values(_CONSUMER_VALUES)
+        return stmt.on_duplicate_key_update(
+            # A literal, not a bound 1: PyMySQL's many-row INSERT leaves the
+            # parameters after VALUES (...) unfilled.
+            generation=CONSUMER.generation + sa.literal_column('1'),
+            project_id=stmt.inserted.project_id,
+            user_id=stmt.inserted.user_id)
     module = postgresql if dialect == 'postgresql' else sqlite
-    stmt = module.insert(CONSUMER).values(
-        {c: sa.bindparam(c) for c in ('uuid', 'project_id', 'user_id',
-                                      'generation')})
+    stmt = module.insert(CONSUMER).values(_CONSUMER_VALUES)
     return common.Direct(stmt.on_conflict_do_update(
         index_elements=['uuid'],
         set_={'generation': CONSUMER.generation + 1,
@@ -148,17 +159,32 @@ def _consumer_upsert(dialect: str):
                   CONSUMER.uuid, CONSUMER.id))
 
 
+def _upsert_consumers(session, rows: list[dict]) -> dict:
+    """Consumers created or their generation bumped: ``uuid -> id``."""
+    dialect = common.dialect_name(session)
+    upsert = _consumer_upsert(dialect)
+    if dialect != 'mysql':
+        return dict(upsert.rows(session, rows))
+    session.execute(upsert, rows)
+    return common.ids_of(session, CONSUMER, 'uuid', [r['uuid'] for r in rows])
+
+
 def _lock_root(session, host, root_uuid, generation, now) -> int:
     """Compare-and-swap the root's generation; the id of the root.
 
     One statement on the happy path; only a refused write pays for finding
     out why (unknown, someone else's, not a root, or stale).
     """
-    rows = _CAS_ROOT.rows(session, {
-        'b_uuid': root_uuid, 'b_host': host, 'b_generation': generation,
-        'b_now': now})
-    if rows:
-        return rows[0].id
+    params = {'b_uuid': root_uuid, 'b_host': host, 'b_generation': generation,
+              'b_now': now}
+    if session.dialect.update_returning:
+        rows = _CAS_ROOT.rows(session, params)
+        if rows:
+            return rows[0].id
+    elif session.execute(_CAS_ROOT_UPDATE, params).rowcount == 1:
+        # MySQL: the row is ours (locked) until commit, so reading its id
+        # after is as good as RETURNING.
+        return common.ids_of(session, RP, 'uuid', [root_uuid])[root_uuid]
     found = session.execute(_WHY_REFUSED, {'b_uuid': root_uuid}).first()
     if found is None:
         raise exception.ResourceProviderNotFound(uuid=root_uuid)
@@ -255,11 +281,10 @@ def _write(session, allocations, have, new_state, changed, tree_ids,
     # the same consumer (a move) at the same moment.
     consumer_ids = {}
     if incoming:
-        consumer_ids = dict(_consumer_upsert(
-            common.dialect_name(session)).rows(session, [
-                {'uuid': c, 'project_id': allocations[c]['project_id'],
-                 'user_id': allocations[c]['user_id'], 'generation': 0}
-                for c in incoming]))
+        consumer_ids = _upsert_consumers(session, [
+            {'uuid': c, 'project_id': allocations[c]['project_id'],
+             'user_id': allocations[c]['user_id'], 'generation': 0}
+            for c in incoming])
     leaving = [c for c in changed if c in have and c not in consumer_ids]
     consumer_ids.update((c, known_ids[c]) for c in leaving)
     old_ids = [consumer_ids[c] for c in changed if c in have]

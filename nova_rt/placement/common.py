@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
 from psycopg.rows import tuple_row
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from nova_rt import exception
 from nova_rt.placement import models
@@ -42,7 +42,7 @@ def check_traits(names, field='traits') -> None:
 
 
 def dialect_name(conn) -> str:
-    """'sqlite' or 'postgresql', for a Connection (or a Session)."""
+    """'sqlite', 'postgresql' or 'mysql', for a Connection (or a Session)."""
     dialect = getattr(conn, 'dialect', None) or conn.get_bind().dialect
     return dialect.name
 
@@ -179,10 +179,35 @@ def insert_ignore(session, model, rows: list[dict], conflict_cols: list[str]):
     """INSERT ... ON CONFLICT DO NOTHING, in the session's dialect."""
     if not rows:
         return
-    module = postgresql if dialect_name(session) == 'postgresql' else sqlite
-    stmt = module.insert(model).on_conflict_do_nothing(
-        index_elements=conflict_cols)
+    if dialect_name(session) == 'mysql':
+        # Not INSERT IGNORE, which would hide every other error too.
+        stmt = mysql.insert(model)
+        stmt = stmt.on_duplicate_key_update(
+            {c: stmt.inserted[c] for c in conflict_cols})
+    else:
+        module = postgresql if dialect_name(session) == 'postgresql' else sqlite
+        stmt = module.insert(model).on_conflict_do_nothing(
+            index_elements=conflict_cols)
     session.execute(stmt, rows)
+
+
+def ids_of(session, model, column: str, values) -> dict:
+    """``value -> id`` of the rows of ``model`` whose unique ``column`` is one
+    of ``values``: what ``RETURNING`` gives where the database has it (MySQL
+    has none)."""
+    key = getattr(model, column)
+    return dict(session.execute(
+        sa.select(key, model.id).where(key.in_(list(values)))).all())
+
+
+def insert_ids(session, model, rows: list[dict], column: str) -> dict:
+    """Insert ``rows``; ``value of column -> id`` of each."""
+    if session.dialect.insert_executemany_returning:
+        key = getattr(model, column)
+        return dict(session.execute(
+            sa.insert(model).returning(key, model.id), rows).all())
+    session.execute(sa.insert(model), rows)
+    return ids_of(session, model, column, [r[column] for r in rows])
 
 
 def _ensure(session, model, column: str, values) -> dict:
@@ -192,9 +217,7 @@ def _ensure(session, model, column: str, values) -> dict:
     if not values:
         return {}
     insert_ignore(session, model, [{column: v} for v in values], [column])
-    key = getattr(model, column)
-    rows = session.execute(sa.select(key, model.id).where(key.in_(values)))
-    return dict(rows.all())
+    return ids_of(session, model, column, values)
 
 
 def ensure_traits(session, names) -> dict[str, int]:

@@ -5,19 +5,27 @@ is ``method(self, context, /, **arguments)``, so that a missing, unexpected,
 oversized or mistyped argument is an ``InvalidInput`` naming it rather than
 a ``TypeError`` from Python, and is refused before the database is touched.
 The operation of the same name (``operations``) then runs in one
-transaction.  A transaction that loses a database race (PostgreSQL deadlock
-or serialisation failure, SQLite busy) is retried a few times: it was rolled
-back, so nothing of it was written.
+transaction.  A transaction that loses a database race (a deadlock, a
+PostgreSQL serialisation failure, SQLite busy) or its connection is retried
+a few times by oslo.db's ``wrap_db_retry``: it was rolled back, so nothing
+of it was written.
+
+The database's own failures reach the caller as errors of the contract,
+never as a driver's class: a race still lost after the retries is the
+generation conflict it is (refresh and retry), and a database that cannot
+be reached or fails is ``HypervisorUnavailable``, the contract's one error
+for "a back end this call needs cannot be reached now; nothing changed; try
+again later", with a message that names the placement database.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import time
 
 import oslo_messaging as messaging
-from sqlalchemy import exc as sa_exc
+from oslo_db import api as oslo_db_api
+from oslo_db import exception as db_exc
 
 from nova_rt import exception
 from nova_rt import rpc
@@ -30,20 +38,10 @@ from nova_rt.placement import operations as ops
 LOG = logging.getLogger(__name__)
 
 _RETRIES = 5
-# PostgreSQL deadlock_detected and serialization_failure.
-_RETRY_SQLSTATES = {'40P01', '40001'}
-
-
-def _retryable(error: sa_exc.DBAPIError) -> bool:
-    # A dropped connection (server restarted, idle connection cut) failed
-    # before or during the transaction: it was rolled back, or if the commit
-    # itself got through, the repeated write meets its own generation bump
-    # and is refused as a conflict rather than applied twice.
-    if error.connection_invalidated:
-        return True
-    sqlstate = getattr(error.orig, 'sqlstate', None)
-    return (sqlstate in _RETRY_SQLSTATES
-            or 'database is locked' in str(error.orig))
+_retried = oslo_db_api.wrap_db_retry(
+    max_retries=_RETRIES - 1, retry_interval=0.01, inc_retry_interval=True,
+    max_retry_interval=0.1, retry_on_deadlock=True, retry_on_disconnect=True,
+    exception_checker=db.is_retryable)
 
 
 def _heartbeat(session, host, root_uuid, sent_at):
@@ -103,18 +101,27 @@ class PlacementManager:
         _log_done(name, arguments, result)
         return verdict.seal(result)
 
+    @_retried
+    def _attempt(self, arguments: dict, func, options: dict):
+        with self._guard, self.engine.begin() as conn:
+            return func(conn, **arguments, **options)
+
     def _transaction(self, name: str, arguments: dict, func, options: dict):
-        for attempt in range(_RETRIES):
-            try:
-                with self._guard, self.engine.begin() as conn:
-                    return func(conn, **arguments, **options)
-            except exception.NotAuthorized as error:
-                LOG.warning('Refused %s from host %s: %s', name,
-                            arguments.get('host'), error)
-                raise
-            except sa_exc.IntegrityError:
-                # Two writers created the same row at once; the loser retries
-                # with fresh data, as after any generation conflict.
+        try:
+            return self._attempt(arguments, func, options)
+        except exception.NotAuthorized as error:
+            LOG.warning('Refused %s from host %s: %s', name,
+                        arguments.get('host'), error)
+            raise
+        except exception.NovaRtException:
+            raise
+        except Exception as error:
+            if db.is_duplicate(error) or (db.is_database_error(error)
+                                          and db.is_retryable(error)
+                                          and not _lost(error)):
+                # Two writers created the same row at once, or kept
+                # deadlocking: the loser retries with fresh data, as after
+                # any generation conflict.
                 LOG.info('%s lost a race to a concurrent writer', name)
                 if name == 'report_allocations':
                     raise exception.ConsumerGenerationConflict(
@@ -123,10 +130,20 @@ class PlacementManager:
                 raise exception.ResourceProviderGenerationConflict(
                     uuid='(one of the reported providers)', expected='-',
                     current='changed concurrently') from None
-            except sa_exc.DBAPIError as error:
-                if not _retryable(error) or attempt == _RETRIES - 1:
-                    raise
-                time.sleep(0.01 * (attempt + 1))
+            if not db.is_database_error(error):
+                raise
+            LOG.error('%s failed on the placement database: %s', name,
+                      db.describe(error))
+            raise exception.HypervisorUnavailable(
+                message='The placement database cannot be used now (nothing '
+                        f'was changed; retry later): {db.describe(error)}'
+            ) from None
+
+
+def _lost(error) -> bool:
+    """The server went away (rather than a race that kept being lost)."""
+    return isinstance(error, db_exc.DBConnectionError) or getattr(
+        error, 'connection_invalidated', False)
 
 
 def _log_done(name: str, arguments: dict, result) -> None:

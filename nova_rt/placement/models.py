@@ -13,6 +13,12 @@ Differences from OpenStack Placement, each for the candidate query's sake:
   tables as in Placement.
 - ``last_heartbeat`` lives on the root provider (placement's own clock, UTC).
 
+MySQL/MariaDB: tables compare strings byte for byte (``utf8mb4_bin``), as
+PostgreSQL and SQLite do, so that host ``Compute1`` is never the owner of
+``compute1``'s providers; ratios are DOUBLE (MySQL's FLOAT is single
+precision: 1.1 would read back as another number, and every report would
+look like an inventory change); times keep their microseconds.
+
 The alembic migrations in ``migrations/versions`` create exactly this schema
 (a unit test compares the two).
 """
@@ -23,7 +29,14 @@ import datetime
 
 from sqlalchemy import (
     DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint)
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Options of every table on MySQL/MariaDB (ignored elsewhere).
+MYSQL_TABLE = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4',
+               'mysql_collate': 'utf8mb4_bin'}
+TIMESTAMP = DateTime().with_variant(mysql.DATETIME(fsp=6), 'mysql')
+RATIO = Float().with_variant(mysql.DOUBLE(), 'mysql')
 
 
 class Base(DeclarativeBase):
@@ -37,7 +50,7 @@ class ResourceProvider(Base):
         # would make every such update leave an entry in every index
         # (migration 0003, which also leaves room in each page).
         Index('ix_resource_providers_parent', 'parent_provider_id'),
-        {'postgresql_with': {'fillfactor': 50}},
+        {'postgresql_with': {'fillfactor': 50}, **MYSQL_TABLE},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -50,7 +63,7 @@ class ResourceProvider(Base):
     root_provider_id: Mapped[int | None] = mapped_column(
         ForeignKey('resource_providers.id'), nullable=True, index=True)
     last_heartbeat: Mapped[datetime.datetime | None] = mapped_column(
-        DateTime, nullable=True)
+        TIMESTAMP, nullable=True)
 
 
 class Inventory(Base):
@@ -61,6 +74,7 @@ class Inventory(Base):
         Index('ix_inventories_rc_rp', 'resource_class',
               'resource_provider_id'),
         Index('ix_inventories_rc_root', 'resource_class', 'root_provider_id'),
+        MYSQL_TABLE,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -72,7 +86,7 @@ class Inventory(Base):
     min_unit: Mapped[int] = mapped_column(Integer, default=1)
     max_unit: Mapped[int] = mapped_column(Integer)
     step_size: Mapped[int] = mapped_column(Integer, default=1)
-    allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
+    allocation_ratio: Mapped[float] = mapped_column(RATIO, default=1.0)
     capacity: Mapped[int] = mapped_column(Integer)
     used: Mapped[int] = mapped_column(Integer, default=0)
     # The provider's root (no foreign key: set with the provider's, and gone
@@ -83,6 +97,7 @@ class Inventory(Base):
 
 class Consumer(Base):
     __tablename__ = 'consumers'
+    __table_args__ = MYSQL_TABLE
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
@@ -97,6 +112,7 @@ class Allocation(Base):
         Index('ix_allocations_rp_rc', 'resource_provider_id',
               'resource_class'),
         Index('ix_allocations_consumer', 'consumer_id'),
+        MYSQL_TABLE,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -109,6 +125,7 @@ class Allocation(Base):
 
 class Trait(Base):
     __tablename__ = 'traits'
+    __table_args__ = MYSQL_TABLE
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
@@ -116,7 +133,7 @@ class Trait(Base):
 
 class ProviderTrait(Base):
     __tablename__ = 'resource_provider_traits'
-    __table_args__ = (Index('ix_rp_traits_trait', 'trait_id'),)
+    __table_args__ = (Index('ix_rp_traits_trait', 'trait_id'), MYSQL_TABLE)
 
     resource_provider_id: Mapped[int] = mapped_column(
         ForeignKey('resource_providers.id', ondelete='CASCADE'),
@@ -127,6 +144,7 @@ class ProviderTrait(Base):
 
 class Aggregate(Base):
     __tablename__ = 'aggregates'
+    __table_args__ = MYSQL_TABLE
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
@@ -134,7 +152,8 @@ class Aggregate(Base):
 
 class ProviderAggregate(Base):
     __tablename__ = 'resource_provider_aggregates'
-    __table_args__ = (Index('ix_rp_aggregates_aggregate', 'aggregate_id'),)
+    __table_args__ = (Index('ix_rp_aggregates_aggregate', 'aggregate_id'),
+                      MYSQL_TABLE)
 
     resource_provider_id: Mapped[int] = mapped_column(
         ForeignKey('resource_providers.id', ondelete='CASCADE'),

@@ -177,13 +177,12 @@ def report_provider_tree(session, host: str, providers: list,
 
     new = [u for u in by_uuid if u not in owned]
     if new:
-        rows = session.execute(
-            sa.insert(RP).returning(RP.id, RP.uuid),
+        ids = common.insert_ids(
+            session, RP,
             [{'uuid': u, 'name': by_uuid[u]['name'], 'host': host,
               'generation': 1,
               'last_heartbeat': now if parents[u] is None else None}
-             for u in new]).all()
-        ids = {uuid: rp_id for rp_id, uuid in rows}
+             for u in new], 'uuid')
     else:
         ids = {}
     ids.update({u: rp.id for u, rp in owned.items() if u in by_uuid})

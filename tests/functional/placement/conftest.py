@@ -8,15 +8,32 @@ from tests.functional.placement import helpers
 from tests.functional.placement.fixtures import placement_rpc  # noqa: F401
 
 
-@pytest.fixture(scope='session')
-def pg_url():
-    fixtures.require_pg()
-    url = fixtures.fresh_pg_database()
+def _synced_database(backend: str):
+    """A fresh database of the session on that server, synced, dropped at
+    the end."""
+    url = fixtures.fresh_database(backend)
     try:
         db.sync(url)
         yield url
     finally:
-        fixtures.drop_pg_database(url)
+        fixtures.drop_database(url)
+
+
+@pytest.fixture(scope='session')
+def pg_url():
+    fixtures.require_pg()
+    yield from _synced_database('postgresql')
+
+
+@pytest.fixture(scope='session')
+def mysql_url():
+    fixtures.require_mysql()
+    yield from _synced_database('mysql')
+
+
+#: The session fixture holding each backend's database.
+_URL_FIXTURES = {'sqlite': 'sqlite_url', 'postgresql': 'pg_url',
+                 'mysql': 'mysql_url'}
 
 
 @pytest.fixture(scope='session')
@@ -26,14 +43,25 @@ def sqlite_url(tmp_path_factory):
     return url
 
 
-@pytest.fixture(params=['sqlite', 'postgresql'])
-def db_url(request):
-    """The placement database on each backend, emptied for every test."""
-    url = request.getfixturevalue(
-        'pg_url' if request.param == 'postgresql' else 'sqlite_url')
+def _emptied(request, backend: str) -> str:
+    url = request.getfixturevalue(_URL_FIXTURES[backend])
     with db.get_engine(url).begin() as conn:
         helpers.empty_tables(conn)
     return url
+
+
+@pytest.fixture(params=list(_URL_FIXTURES))
+def db_url(request):
+    """The placement database on each backend, emptied for every test."""
+    return _emptied(request, request.param)
+
+
+@pytest.fixture(params=['sqlite', 'postgresql'])
+def direct_db_url(request):
+    """``db_url`` on the backends where ``common.Direct`` and ``pipelined``
+    differ from plain SQLAlchemy (psycopg) or are compared with it; MySQL
+    runs every statement through SQLAlchemy."""
+    return _emptied(request, request.param)
 
 
 @pytest.fixture

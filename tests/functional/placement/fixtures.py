@@ -5,6 +5,11 @@
   only when nothing answers there AND ``NOVA_RT_REQUIRE_PG`` is unset.
 - ``fresh_pg_database()`` / ``drop_pg_database(url)``: a new database
   ``nova_rt_test_<random>`` (user postgres, trust auth) and its removal.
+- ``mysql_answers()``, ``require_mysql()``, ``fresh_mysql_database()``,
+  ``drop_mysql_database(url)``: the same for MySQL/MariaDB on
+  127.0.0.1:3306 (user root without password, as tools/setup.sh leaves it;
+  ``NOVA_RT_REQUIRE_MYSQL`` makes its absence a failure).
+- ``fresh_database(backend)`` / ``drop_database(url)``: either of them.
 - ``rabbit_vhost()``: a context manager giving a transport URL on a fresh
   RabbitMQ vhost, deleted afterwards.  A unique ``control_exchange`` alone does
   NOT isolate test runs: oslo.messaging names the topic queue after the topic
@@ -42,6 +47,9 @@ import pytest
 RABBIT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
 PG_ADMIN = 'host=127.0.0.1 port=5432 user=postgres dbname=test'
 PG_URL = 'postgresql+psycopg://postgres@127.0.0.1:5432/{name}'
+MYSQL_ADMIN = {'host': '127.0.0.1', 'port': 3306, 'user': 'root',
+               'password': ''}
+MYSQL_URL = 'mysql+pymysql://root@127.0.0.1:3306/{name}'
 
 
 def _answers(port: int) -> bool:
@@ -56,11 +64,23 @@ def pg_answers() -> bool:
     return _answers(5432)
 
 
-def require_pg() -> None:
-    """Skip when PostgreSQL is genuinely absent, unless CI requires it."""
-    if not pg_answers() and not os.environ.get('NOVA_RT_REQUIRE_PG'):
-        pytest.skip('nothing answers on 127.0.0.1:5432 (set NOVA_RT_REQUIRE_PG '
+def mysql_answers() -> bool:
+    return _answers(3306)
+
+
+def _require(port: int, variable: str) -> None:
+    """Skip when the server is genuinely absent, unless CI requires it."""
+    if not _answers(port) and not os.environ.get(variable):
+        pytest.skip(f'nothing answers on 127.0.0.1:{port} (set {variable} '
                     'to make this a failure)')
+
+
+def require_pg() -> None:
+    _require(5432, 'NOVA_RT_REQUIRE_PG')
+
+
+def require_mysql() -> None:
+    _require(3306, 'NOVA_RT_REQUIRE_MYSQL')
 
 
 def require_rabbit() -> None:
@@ -70,7 +90,7 @@ def require_rabbit() -> None:
 
 def fresh_pg_database() -> str:
     import psycopg
-    name = f'nova_rt_test_{uuid.uuid4().hex[:12]}'
+    name = _test_database_name()
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE {name}')
     return PG_URL.format(name=name)
@@ -85,14 +105,57 @@ def drop_pg_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS {name} WITH (FORCE)')
 
 
+def _test_database_name() -> str:
+    return f'nova_rt_test_{uuid.uuid4().hex[:12]}'
+
+
+def _mysql_admin(statement: str) -> None:
+    import pymysql
+    conn = pymysql.connect(**MYSQL_ADMIN, autocommit=True)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        conn.close()
+
+
+def fresh_mysql_database() -> str:
+    name = _test_database_name()
+    _mysql_admin(f'CREATE DATABASE {name} CHARACTER SET utf8mb4')
+    return MYSQL_URL.format(name=name)
+
+
+def drop_mysql_database(url: str) -> None:
+    from nova_rt.placement import db
+    db.dispose_engines()
+    _mysql_admin(f'DROP DATABASE IF EXISTS {url.rsplit("/", 1)[1]}')
+
+
+def fresh_database(backend: str) -> str:
+    """A new empty database on ``postgresql`` or ``mysql``: its URL."""
+    if backend == 'mysql':
+        return fresh_mysql_database()
+    return fresh_pg_database()
+
+
+def drop_database(url: str) -> None:
+    if url.startswith('mysql'):
+        drop_mysql_database(url)
+    else:
+        drop_pg_database(url)
+
+
 @contextlib.contextmanager
-def own_pg_engine():
-    """A synced database of its own on PostgreSQL and a private engine on
+def own_engine(backend: str = 'postgresql'):
+    """A synced database of its own on that server and a private engine on
     it (not the process-wide one): for tests that disturb its connections
     or judge its statistics.  Both are gone afterwards."""
     from nova_rt.placement import db
-    require_pg()
-    url = fresh_pg_database()
+    if backend == 'mysql':
+        require_mysql()
+    else:
+        require_pg()
+    url = fresh_database(backend)
     engine = None
     try:
         db.sync(url)
@@ -101,7 +164,11 @@ def own_pg_engine():
     finally:
         if engine is not None:
             engine.dispose()
-        drop_pg_database(url)
+        drop_database(url)
+
+
+def own_pg_engine():
+    return own_engine('postgresql')
 
 
 def wait_until(predicate, timeout: float = 30, interval: float = 0.1):

@@ -104,10 +104,11 @@ def test_many_writers_in_process(mgr):
     assert counts.get('ResourceProviderGenerationConflict', 0) > 0
 
 
-@pytest.mark.parametrize('backend', ['sqlite', 'postgresql'])
+@pytest.mark.parametrize('backend', ['sqlite', 'postgresql', 'mysql'])
 def test_several_processes_over_rabbitmq(backend, request, tmp_path):
-    url = (request.getfixturevalue('pg_url') if backend == 'postgresql'
-           else f'sqlite:///{tmp_path}/multi.sqlite')
+    url = (f'sqlite:///{tmp_path}/multi.sqlite' if backend == 'sqlite'
+           else request.getfixturevalue(
+               {'postgresql': 'pg_url', 'mysql': 'mysql_url'}[backend]))
     with running_placement(url, str(tmp_path), processes=3,
                            extra_conf='debug = true') as placement:
         api = placement.api

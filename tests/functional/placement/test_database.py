@@ -20,12 +20,32 @@ def _drop_connections(name: str) -> int:
             (name,)).fetchall())
 
 
-def test_calls_survive_the_server_dropping_pooled_connections():
+def _kill_mysql_connections(name: str) -> int:
+    import pymysql
+    conn = pymysql.connect(**fixtures.MYSQL_ADMIN, autocommit=True)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute('SELECT id FROM information_schema.processlist '
+                           'WHERE db = %s AND id <> CONNECTION_ID()', (name,))
+            ids = [row[0] for row in cursor.fetchall()]
+            for connection_id in ids:
+                cursor.execute(f'KILL {int(connection_id)}')
+        return len(ids)
+    finally:
+        conn.close()
+
+
+_DROP_CONNECTIONS = {'postgresql': _drop_connections,
+                     'mysql': _kill_mysql_connections}
+
+
+@pytest.mark.parametrize('backend', list(_DROP_CONNECTIONS))
+def test_calls_survive_the_server_dropping_pooled_connections(backend):
     # The pool does not ping before every transaction (a round trip per
     # report): a dropped connection must cost a retry, not a failed call.
     # A database of its own: terminating the shared one's connections would
     # break the other tests' pooled engines.
-    with fixtures.own_pg_engine() as engine:
+    with fixtures.own_engine(backend) as engine:
         mgr = manager.PlacementManager(engine, Conf)
         host = f'h-{new_uuid()[:8]}'
         root, gen = add_host(mgr, host=host)
@@ -33,7 +53,7 @@ def test_calls_survive_the_server_dropping_pooled_connections():
             # A pooled connection that the server will drop.
             assert conn.execute(sa.text('SELECT 1')).scalar() == 1
         assert engine.pool.checkedin() >= 1
-        assert _drop_connections(engine.url.database) >= 1
+        assert _DROP_CONNECTIONS[backend](engine.url.database) >= 1
 
         c = new_uuid()
         gens = mgr.report_allocations(
@@ -43,7 +63,8 @@ def test_calls_survive_the_server_dropping_pooled_connections():
         assert mgr.get_allocations(CTX, consumer_uuid=c) == {root: {'VCPU': 1}}
 
 
-def test_direct_statements_answer_as_sqlalchemy_does(db_url):
+def test_direct_statements_answer_as_sqlalchemy_does(direct_db_url):
+    db_url = direct_db_url
     """common.Direct (psycopg straight on PostgreSQL, SQLAlchemy elsewhere):
     same rows by name and position, literals SQLAlchemy bound itself
     (``generation + 1``) included, IN lists, rowcounts, executemany with
@@ -103,7 +124,8 @@ def test_direct_statements_answer_as_sqlalchemy_does(db_url):
             add_traits.rows(conn, {'b_name': 'CUSTOM_A'})
 
 
-def test_pipelined_errors_are_sqlalchemy_errors(db_url):
+def test_pipelined_errors_are_sqlalchemy_errors(direct_db_url):
+    db_url = direct_db_url
     """An error PostgreSQL reports when a pipeline is synced (on leaving
     ``pipelined``) is SQLAlchemy's, as any statement's."""
     from nova_rt.placement import common
@@ -120,3 +142,26 @@ def test_pipelined_errors_are_sqlalchemy_errors(db_url):
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(
             models.Trait)).scalar() == 1
+
+
+@pytest.mark.parametrize('url', [
+    'postgresql+psycopg://postgres:s3cret@127.0.0.1:1/nowhere',
+    'mysql+pymysql://root:s3cret@127.0.0.1:1/nowhere'])
+def test_a_database_away_is_a_contract_error(url, caplog):
+    """Nothing answers where the database should be: a read and a write
+    are HypervisorUnavailable naming the placement database, not the
+    driver's OperationalError, and no password reaches the message or the
+    log."""
+    from nova_rt import exception
+    engine = db.create_engine(url)
+    try:
+        mgr = manager.PlacementManager(engine, Conf)
+        with pytest.raises(exception.HypervisorUnavailable) as read:
+            mgr.get_allocations(CTX, consumer_uuid=new_uuid())
+        with pytest.raises(exception.HypervisorUnavailable):
+            add_host(mgr, host='h-away')
+    finally:
+        engine.dispose()
+    assert 'placement database' in str(read.value)
+    assert exception.HypervisorUnavailable in exception.RPC_ERRORS
+    assert 's3cret' not in str(read.value) + caplog.text

@@ -1,4 +1,5 @@
-"""The alembic migrations build exactly the models' schema, on both backends."""
+"""The alembic migrations build exactly the models' schema, on every
+backend."""
 
 import alembic.command
 import pytest
@@ -27,12 +28,15 @@ def test_sync_is_idempotent(db_url):
 def _fresh(backend, tmp_path):
     if backend == 'sqlite':
         return f'sqlite:///{tmp_path}/upgrade.sqlite', None
-    fixtures.require_pg()
-    url = fixtures.fresh_pg_database()
+    if backend == 'mysql':
+        fixtures.require_mysql()
+    else:
+        fixtures.require_pg()
+    url = fixtures.fresh_database(backend)
     return url, url
 
 
-@pytest.mark.parametrize('backend', ['sqlite', 'postgresql'])
+@pytest.mark.parametrize('backend', ['sqlite', 'postgresql', 'mysql'])
 def test_0002_gives_existing_inventories_their_root(backend, tmp_path):
     """A database with providers at 0001 upgrades in place: every inventory
     row learns its provider's root, so the candidate query finds it."""
@@ -62,4 +66,4 @@ def test_0002_gives_existing_inventories_their_root(backend, tmp_path):
     finally:
         db.dispose_engines()
         if drop:
-            fixtures.drop_pg_database(drop)
+            fixtures.drop_database(drop)

@@ -1,5 +1,6 @@
 """Pure rules of the placement operations: no database involved."""
 
+import re
 import types
 
 import pytest
@@ -91,4 +92,12 @@ def test_safe_url_hides_password():
 
 def test_unsupported_backend_is_invalid_input():
     with pytest.raises(exception.InvalidInput, match='unsupported'):
+        db.create_engine('oracle://u:p@h/d')
+
+
+def test_a_driver_not_installed_is_invalid_input_naming_the_one_to_use():
+    # mysql:// means mysqlclient to SQLAlchemy, which nova_rt does not ship.
+    with pytest.raises(exception.InvalidInput,
+                       match=re.escape('use mysql+pymysql://')) as error:
         db.create_engine('mysql://u:p@h/d')
+    assert 'p@h' not in str(error.value)

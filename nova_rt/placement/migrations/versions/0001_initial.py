@@ -8,6 +8,14 @@ Create Date: 2026-11-21
 
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+# MySQL/MariaDB only (models.py says why): byte-wise string comparison,
+# double-precision ratios, microseconds kept.
+_MYSQL_TABLE = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4',
+                'mysql_collate': 'utf8mb4_bin'}
+_TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mysql')
+_RATIO = sa.Float().with_variant(mysql.DOUBLE(), 'mysql')
 
 revision = '0001_initial'
 down_revision = None
@@ -27,7 +35,8 @@ def upgrade():
                   sa.ForeignKey('resource_providers.id'), nullable=True),
         sa.Column('root_provider_id', sa.Integer(),
                   sa.ForeignKey('resource_providers.id'), nullable=True),
-        sa.Column('last_heartbeat', sa.DateTime(), nullable=True),
+        sa.Column('last_heartbeat', _TIMESTAMP, nullable=True),
+        **_MYSQL_TABLE,
     )
     op.create_index('ix_resource_providers_name', 'resource_providers',
                     ['name'])
@@ -50,11 +59,12 @@ def upgrade():
         sa.Column('min_unit', sa.Integer(), nullable=False),
         sa.Column('max_unit', sa.Integer(), nullable=False),
         sa.Column('step_size', sa.Integer(), nullable=False),
-        sa.Column('allocation_ratio', sa.Float(), nullable=False),
+        sa.Column('allocation_ratio', _RATIO, nullable=False),
         sa.Column('capacity', sa.Integer(), nullable=False),
         sa.Column('used', sa.Integer(), nullable=False),
         sa.UniqueConstraint('resource_provider_id', 'resource_class',
                             name='uniq_inventories0rp0rc'),
+        **_MYSQL_TABLE,
     )
     op.create_index('ix_inventories_rc_rp', 'inventories',
                     ['resource_class', 'resource_provider_id'])
@@ -66,6 +76,7 @@ def upgrade():
         sa.Column('project_id', sa.String(255), nullable=False),
         sa.Column('user_id', sa.String(255), nullable=False),
         sa.Column('generation', sa.Integer(), nullable=False),
+        **_MYSQL_TABLE,
     )
     op.create_index('ix_consumers_project_id', 'consumers', ['project_id'])
 
@@ -78,6 +89,7 @@ def upgrade():
                   nullable=False),
         sa.Column('resource_class', sa.String(255), nullable=False),
         sa.Column('used', sa.Integer(), nullable=False),
+        **_MYSQL_TABLE,
     )
     op.create_index('ix_allocations_rp_rc', 'allocations',
                     ['resource_provider_id', 'resource_class'])
@@ -87,6 +99,7 @@ def upgrade():
         'traits',
         sa.Column('id', sa.Integer(), primary_key=True),
         sa.Column('name', sa.String(255), nullable=False, unique=True),
+        **_MYSQL_TABLE,
     )
     op.create_table(
         'resource_provider_traits',
@@ -95,6 +108,7 @@ def upgrade():
                   primary_key=True),
         sa.Column('trait_id', sa.Integer(), sa.ForeignKey('traits.id'),
                   primary_key=True),
+        **_MYSQL_TABLE,
     )
     op.create_index('ix_rp_traits_trait', 'resource_provider_traits',
                     ['trait_id'])
@@ -103,6 +117,7 @@ def upgrade():
         'aggregates',
         sa.Column('id', sa.Integer(), primary_key=True),
         sa.Column('uuid', sa.String(36), nullable=False, unique=True),
+        **_MYSQL_TABLE,
     )
     op.create_table(
         'resource_provider_aggregates',
@@ -111,6 +126,7 @@ def upgrade():
                   primary_key=True),
         sa.Column('aggregate_id', sa.Integer(), sa.ForeignKey('aggregates.id'),
                   primary_key=True),
+        **_MYSQL_TABLE,
     )
     op.create_index('ix_rp_aggregates_aggregate',
                     'resource_provider_aggregates', ['aggregate_id'])

@@ -23,10 +23,12 @@ depends_on = None
 
 
 def upgrade():
-    op.drop_index('ix_resource_providers_root_alive',
-                  table_name='resource_providers')
+    # The new index first: MySQL refuses to drop the one its foreign key on
+    # parent_provider_id is using until another can serve it.
     op.create_index('ix_resource_providers_parent', 'resource_providers',
                     ['parent_provider_id'])
+    op.drop_index('ix_resource_providers_root_alive',
+                  table_name='resource_providers')
     if op.get_bind().dialect.name == 'postgresql':
         op.execute('ALTER TABLE resource_providers SET (fillfactor = 50)')
 
@@ -34,7 +36,7 @@ def upgrade():
 def downgrade():
     if op.get_bind().dialect.name == 'postgresql':
         op.execute('ALTER TABLE resource_providers RESET (fillfactor)')
-    op.drop_index('ix_resource_providers_parent',
-                  table_name='resource_providers')
     op.create_index('ix_resource_providers_root_alive', 'resource_providers',
                     ['parent_provider_id', 'last_heartbeat'])
+    op.drop_index('ix_resource_providers_parent',
+                  table_name='resource_providers')
