@@ -36,7 +36,9 @@ NODE_TRAITS = ('COMPUTE_NODE',)
 _UNREACHABLE = frozenset((
     'MessagingTimeout', 'MessageDeliveryFailure', 'MessagingException',
     'ServiceUnavailable', 'ConnectionError', 'ConnectionRefusedError',
-    'OperationalError', 'OSError', 'TimeoutError'))
+    'OperationalError', 'OSError', 'TimeoutError',
+    # placement's answer while its database cannot be used
+    'HypervisorUnavailable'))
 
 
 def error_name(exc: BaseException) -> str:
