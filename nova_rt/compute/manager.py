@@ -71,11 +71,7 @@ class ComputeManager:
         arguments = sent
         verdict = guard_mod.Verdict(name)
         try:
-            # Who is calling comes first: an unauthorized call is
-            # NotAuthorized whatever else is wrong with it.
-            if self.identity is not None:
-                verdict = self.identity.check(context, method, sent)
-                verdict.raise_refusal()
+            verdict = guard_mod.admit(self.identity, context, method, sent)
             arguments = methods.TABLE.validate(name, sent)
             result = self._handle(method, arguments, sent)
         except exception.NovaRtException as exc:

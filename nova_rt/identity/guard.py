@@ -34,11 +34,6 @@ class Verdict:
     #: The NotAuthorized to answer with instead of serving the call.
     refusal: Optional[exception.NotAuthorized] = None
 
-    def raise_refusal(self) -> None:
-        """Raise the refusal if the call may not run (the endpoint seals
-        it with ``seal_error``, as every refusal)."""
-        if self.refusal is not None:
-            raise self.refusal
 
     def seal(self, result):
         """The answer as it goes back: enveloped and signed when the call
@@ -59,7 +54,8 @@ class Verdict:
 
     def seal_error(self, error: exception.NovaRtException) -> None:
         """Sign a refusal in place: the signature rides in its kwargs."""
-        if self.nonce is None or self.key is None:
+        if (self.nonce is None or self.key is None
+                or scheme.REPLY_KEY in error.kwargs):
             return
         name, message = type(error).__name__, error.message
         error.kwargs[scheme.REPLY_KEY] = scheme.seal(
@@ -67,6 +63,23 @@ class Verdict:
                 method=self.method, request_nonce=self.nonce,
                 principal=principal, key_id=kid, error_class=name,
                 message=message))
+
+
+def admit(guard: Optional['Guard'], context, method,
+          arguments: dict) -> Verdict:
+    """What every endpoint does first: the verdict on the call, or its
+    refusal raised, signed (no guard: every call admitted, nothing signed).
+
+    First, so that an unauthorized call is ``NotAuthorized`` whatever else
+    is wrong with it (an invalid argument, a generation conflict).
+    """
+    if guard is None:
+        return Verdict(method.name)
+    verdict = guard.check(context, method, arguments)
+    if verdict.refusal is not None:
+        verdict.seal_error(verdict.refusal)
+        raise verdict.refusal
+    return verdict
 
 
 class Guard:

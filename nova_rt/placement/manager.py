@@ -87,11 +87,8 @@ class PlacementManager:
         method = methods.TABLE[name]
         verdict = guard_mod.Verdict(name)
         try:
-            # Who is calling comes first: an unauthorized call is
-            # NotAuthorized even where it would also be a conflict.
-            if self.identity is not None:
-                verdict = self.identity.check(context, method, arguments)
-                verdict.raise_refusal()
+            verdict = guard_mod.admit(self.identity, context, method,
+                                      arguments)
             arguments = methods.TABLE.validate(name, arguments)
             func, options = self._operation(method)
             result = self._transaction(name, arguments, func, options)

@@ -79,12 +79,10 @@ def test_a_signed_report_is_accepted_and_its_answer_checks(keys_dir):
 def test_refusals_are_signed_and_checked_like_answers(keys_dir):
     guard, host_b = _guard(keys_dir), _caller(keys_dir, 'host-b')
     context, nonce = _send(host_b)
-    verdict = guard.check(context, REPORT, ARGS)
     with pytest.raises(exception.NotAuthorized) as info:
-        verdict.raise_refusal()
+        guard_mod.admit(guard, context, REPORT, ARGS)
     error = info.value
-    verdict.seal_error(error)
-    assert scheme.REPLY_KEY in error.kwargs
+    assert scheme.REPLY_KEY in error.kwargs         # signed by admit()
     host_b.check_error('nova-rt-placement', REPORT.name, nonce, error)
     assert scheme.REPLY_KEY not in error.kwargs     # taken off, not shown
     forged = exception.ComputeResourcesUnavailable(reason='forged')
