@@ -80,6 +80,15 @@ class NotifySocket:
         raise AssertionError(f'{count} {name} not received within {timeout}s; '
                              f'got {self.messages}')
 
+    def wait_for_status(self, prefix: str, proc: subprocess.Popen,
+                        timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(value.startswith(prefix)
+                      for _, value in self.fields('STATUS')):
+            assert time.monotonic() < deadline, self.messages
+            assert proc.poll() is None, f'exited {proc.returncode}'
+            time.sleep(0.05)
+
     def close(self):
         self._closed = True
         self.sock.close()
@@ -253,12 +262,7 @@ def test_compute_sigterm_while_broker_unreachable(tmp_path, notify,
         assert compute.terminate() == 0
         proxy.down()
         compute.start(wait=False, env=notify.env())
-        deadline = time.monotonic() + 60
-        while not any(v.startswith('waiting for the message bus')
-                      for _, v in notify.fields('STATUS')):
-            assert time.monotonic() < deadline, notify.messages
-            assert compute.proc.poll() is None, compute.log_text()
-            time.sleep(0.05)
+        notify.wait_for_status('waiting for the message bus', compute.proc)
         took = _sigterm_exit(compute.proc, notify, bound=5)
         assert not notify.fields('READY')
         assert 'unreachable (attempt 1' in compute.log_text(since_start=True)
@@ -278,12 +282,8 @@ def test_compute_waits_for_placement_then_sigterm(tmp_path, notify):
             f'nova_rt_test_{uuid.uuid4().hex[:10]}', transport_url=url)
         try:
             compute.start(wait=False, env=notify.env())
-            deadline = time.monotonic() + 60
-            while not any(v.startswith('checking the local state store')
-                          for _, v in notify.fields('STATUS')):
-                assert time.monotonic() < deadline, notify.messages
-                assert compute.proc.poll() is None, compute.log_text()
-                time.sleep(0.05)
+            notify.wait_for_status('checking the local state store',
+                                   compute.proc)
             time.sleep(2)
             took = _sigterm_exit(compute.proc, notify, bound=5)
             assert not notify.fields('READY')
