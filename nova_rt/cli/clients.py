@@ -92,48 +92,12 @@ class _Guarded:
 def probe_broker(conf, url: str | None, timeout: float) -> None:
     """Connect to RabbitMQ once, so that a broker that is down or refuses us
     is one error line: oslo.messaging itself would retry for ever."""
-    parsed = messaging.TransportURL.parse(conf, url)
-    if parsed.transport not in ('rabbit', None) or not parsed.hosts:
-        return
-    import ssl
-
-    import kombu
-    rabbit = conf.oslo_messaging_rabbit
-    # TLS as oslo.messaging's rabbit driver will make it (its
-    # _fetch_ssl_params), so that the probe trusts the CA and shows the
-    # client certificate the services will: a bare ``ssl=True`` checked the
-    # broker against the system's CAs, and a broker of a private CA failed
-    # the probe while the real connection would have worked.
-    tls = False
-    if rabbit.ssl:
-        tls = {}
-        if rabbit.ssl_cert_file:
-            tls['certfile'] = rabbit.ssl_cert_file
-        if rabbit.ssl_key_file:
-            tls['keyfile'] = rabbit.ssl_key_file
-        if rabbit.ssl_ca_file:
-            tls['ca_certs'] = rabbit.ssl_ca_file
-            tls['cert_reqs'] = ssl.CERT_REQUIRED
-            # The name is checked when there is one broker, as the driver does.
-            if len(parsed.hosts) == 1:
-                tls['server_hostname'] = parsed.hosts[0].hostname
-        tls = tls or True
-    problems = []
-    for host in parsed.hosts:
-        connection = kombu.Connection(
-            hostname=host.hostname, port=host.port or 5672,
-            userid=host.username or 'guest', password=host.password or 'guest',
-            virtual_host=parsed.virtual_host or '/',
-            ssl=tls, connect_timeout=min(timeout, 10))
-        try:
-            connection.connect()
-            return
-        except Exception as exc:   # socket, TLS and AMQP errors alike
-            problems.append(_one_line(str(exc)) or type(exc).__name__)
-        finally:
-            connection.release()
-    raise CliError(f'cannot use the message bus at '
-                   f'{nova_log.mask_secrets(url or str(parsed))}: {problems[-1]}')
+    from nova_rt import daemon
+    problem = daemon.broker_problem(conf, url, min(timeout, 10))
+    if problem is not None:
+        shown = url or str(messaging.TransportURL.parse(conf, url))
+        raise CliError(f'cannot use the message bus at '
+                       f'{nova_log.mask_secrets(shown)}: {problem}')
 
 
 def _fail_fast(api):

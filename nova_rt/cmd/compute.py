@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     from oslo_service import opts as service_opts
 
     from nova_rt import conf as nova_conf
+    from nova_rt import daemon
     from nova_rt import exception
     from nova_rt import log
     from nova_rt import version
@@ -85,6 +86,7 @@ def main(argv=None) -> int:
     conf = nova_conf.CONF
     log.register_options(conf)
     service_opts.register_service_opts(conf)
+    daemon.register_report_opts(conf)
     try:
         conf(argv, project='nova_rt', prog=PROG, version=version.version_string(),
              default_config_files=[f for f in DEFAULT_CONFIG_FILES
@@ -103,6 +105,7 @@ def main(argv=None) -> int:
         sys.stderr.write(f'{PROG}: {_one_line(exc)}\n')
         return 2
     log.setup(conf, 'nova_rt')
+    daemon.enable_reports(conf, PROG)
 
     import logging
 

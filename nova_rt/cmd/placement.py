@@ -9,6 +9,7 @@ select eventlet).
 from __future__ import annotations
 
 import sys
+import warnings
 
 from nova_rt import conf as nova_conf
 from nova_rt import exception
@@ -17,14 +18,19 @@ from nova_rt import version
 
 
 def _parse(argv, prog: str):
+    from nova_rt import daemon
     conf = nova_conf.CONF
     nova_log.register_options(conf)
+    daemon.register_report_opts(conf)
     conf(argv, project='nova_rt', prog=prog, version=version.version_string())
     nova_conf.validate(conf, service='placement')
     return conf
 
 
 def init_backend(conf) -> None:
+    # futurist probes for eventlet even under threading; its deprecation
+    # warning would be the first line an operator sees, about nothing we use.
+    warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
     if conf.concurrency_backend == 'eventlet':
         import eventlet
         eventlet.monkey_patch()
@@ -47,6 +53,8 @@ def main(argv=None) -> int:
         print(f'nova-rt-placement: {error}', file=sys.stderr)
         return 1
     init_backend(conf)
+    from oslo_service import opts as service_opts
+    service_opts.register_service_opts(conf)
     try:
         nova_conf.check_transport_url(conf)
     except exception.ConfigError as error:
@@ -54,8 +62,7 @@ def main(argv=None) -> int:
         return 1
     nova_log.setup(conf, 'nova_rt')
 
-    from oslo_service import service as os_service
-
+    from nova_rt import daemon
     from nova_rt.placement import db
     from nova_rt.placement import service
 
@@ -75,12 +82,15 @@ def main(argv=None) -> int:
         print(f'nova-rt-placement: cannot use the placement database '
               f'{db.safe_url(url)}: {type(error).__name__}', file=sys.stderr)
         return 1
-    # The launcher may fork the worker: no pooled connection crosses it.
-    db.dispose_engines()
-    launcher = os_service.launch(conf, service.PlacementService(conf),
-                                 workers=1, restart_method='mutate')
-    launcher.wait()
-    return 0
+    daemon.enable_reports(conf, 'nova-rt-placement')
+    try:
+        return daemon.run(conf, service.PlacementService(conf),
+                          'nova-rt-placement')
+    except Exception as error:
+        print('nova-rt-placement: could not start: '
+              + nova_log.mask_secrets(f'{type(error).__name__}: {error}'),
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == '__main__':

@@ -35,10 +35,15 @@ NODE_TRAITS = ('COMPUTE_NODE',)
 #: exceptions or as oslo.messaging's own classes.
 _UNREACHABLE = frozenset((
     'MessagingTimeout', 'MessageDeliveryFailure', 'MessagingException',
+    'MessageUndeliverable',
     'ServiceUnavailable', 'ConnectionError', 'ConnectionRefusedError',
     'OperationalError', 'OSError', 'TimeoutError',
     # placement's answer while its database cannot be used
     'HypervisorUnavailable'))
+#: Pause before the first retry of a report that did not go through; it
+#: doubles with each failure in a row, up to the caller's cap, so that a
+#: placement that just appeared hears the report within a second or two.
+RETRY_FIRST = 0.5
 
 
 def error_name(exc: BaseException) -> str:
@@ -94,6 +99,8 @@ class PlacementReporter:
         self.messages_sent = 0
         #: The last attempt failed because placement or the bus was away.
         self.unreachable = False
+        #: Reports in a row that did not go through.
+        self.failures = 0
 
     # -- identity and ratios -------------------------------------------------
 
@@ -215,6 +222,11 @@ class PlacementReporter:
         return (self._latest is not None
                 and self._latest[0] != self._sent_version)
 
+    def retry_delay(self, cap: float) -> float:
+        """How long to wait before retrying a report that did not go
+        through: back-off from ``RETRY_FIRST``, at most ``cap``."""
+        return min(cap, RETRY_FIRST * 2 ** max(0, min(self.failures, 32) - 1))
+
     def report(self, version: Optional[int] = None, view: Optional[dict] = None,
                force_full: bool = False) -> bool:
         """Send what changed; return whether anything was sent.
@@ -249,9 +261,11 @@ class PlacementReporter:
                     LOG.error('Placement refused the report: %s: %s',
                               name, exc)
                 self._forget_sent()
+                self.failures += 1
                 return False
             self._sent_version = version
             self.unreachable = False
+            self.failures = 0
             if full:
                 self._last_full = self.clock()
             return sent
@@ -259,6 +273,7 @@ class PlacementReporter:
                   'attempts; trying again at the next audit',
                   self.max_conflict_retries + 1)
         self._forget_sent()
+        self.failures += 1
         return False
 
     def _forget_sent(self) -> None:

@@ -4,7 +4,15 @@ Start order (issue 5): config validated (by ``nova_rt.cmd.compute``), local
 store loaded, libvirt connected (or retrying in the background), PCI devices
 discovered, allocation ratios settled, first audit, first report, and only
 then the RPC server starts listening, so that no call is served from an empty
-tracker.  systemd hears ``READY=1`` at that point.
+tracker.  systemd hears ``READY=1`` at that point (``nova_rt.daemon.run``),
+and a ``STATUS=`` line at each step before it.  Every step that waits for
+the outside is bounded or retried with back-off, and gives way to SIGTERM:
+RabbitMQ is probed before anything waits for it; placement's calls at start-up
+wait at most ``START_CALL_TIMEOUT`` and, published ``mandatory``, come back
+at once while placement's queue does not exist yet; libvirt gets one attempt
+and is then retried in the background.  Without placement the daemon still
+starts, from its last known allocation ratios, and the first report follows
+with back-off.
 
 One loop thread runs the periodic audit every ``update_resources_interval``;
 libvirt lifecycle and udev events bring it forward through the tracker's
@@ -17,25 +25,27 @@ long an audit or a report takes.
 Signals are handled by ``run`` in the main thread, the same way for both
 oslo.service backends: SIGTERM stops taking calls, finishes those in flight,
 flushes the last report and returns 0 within ``graceful_shutdown_timeout``;
-SIGHUP re-reads the mutable options, applied at the next audit.
+SIGHUP re-reads the mutable options, applied at the next audit.  The systemd
+watchdog is pinged while the audit loop and the RPC worker pool make
+progress.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
-import os
-import signal
-import socket
 import sys
 import threading
 import time
 from typing import Optional
 
+import oslo_messaging as messaging
 from oslo_service import service as oslo_service
-from oslo_service import systemd
 
+from nova_rt import daemon
 from nova_rt import gcutil
 from nova_rt import rpc
+from nova_rt import systemd
 from nova_rt.compute import gate as gate_mod
 from nova_rt.compute import manager as manager_mod
 from nova_rt.compute import notifications
@@ -56,6 +66,12 @@ REPORT_RETRY = 10.0
 #: Bound of placement calls made by the daemon, so a missing placement only
 #: delays reporting, never the service.
 PLACEMENT_TIMEOUT = 30.0
+#: Bound of each placement call during start-up: a placement that does not
+#: answer delays READY by this much, not by the full timeout.
+START_CALL_TIMEOUT = 3.0
+#: Broker connection attempts of one placement call, after which it fails
+#: (and the report is retried later) rather than holding the audit loop.
+BROKER_RETRIES = 2
 FLUSH_TIMEOUT = 5.0
 #: How long a thread may keep the GIL while another waits.  A claim takes the
 #: GIL a dozen times (socket reads, decoding, the tracker, the reply); behind
@@ -87,36 +103,6 @@ class _OffHub:
         return getattr(self._host, name)
 
 
-class _Watchdog:
-    """systemd ``WATCHDOG=1`` pings, at half of ``WATCHDOG_USEC``."""
-
-    def __init__(self):
-        usec = os.environ.get('WATCHDOG_USEC')
-        pid = os.environ.get('WATCHDOG_PID')
-        self.socket_name = os.environ.get('NOTIFY_SOCKET')
-        self.interval = None
-        if usec and self.socket_name and (not pid or pid == str(os.getpid())):
-            self.interval = max(int(usec) / 2e6, 0.5)
-        self._next = 0.0
-
-    def due_in(self, now: float) -> float:
-        return float('inf') if self.interval is None else self._next - now
-
-    def ping(self, now: float) -> None:
-        if self.interval is None or now < self._next:
-            return
-        self._next = now + self.interval
-        name = self.socket_name
-        if name.startswith('@'):
-            name = '\0' + name[1:]
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-                sock.connect(name)
-                sock.sendall(b'WATCHDOG=1')
-        except OSError:
-            LOG.debug('systemd watchdog ping failed', exc_info=True)
-
-
 class ComputeService(oslo_service.ServiceBase):
     """The daemon.  Sources may be injected (tests); else built from ``conf``."""
 
@@ -142,7 +128,8 @@ class ComputeService(oslo_service.ServiceBase):
         self._report_at: Optional[float] = None
         self._reload_wanted = False
         self._threads: list = []
-        self._watchdog = _Watchdog()
+        self._audit_progress = systemd.Heartbeat()
+        self._last_audit_at: Optional[datetime.datetime] = None
         self.last_audit: Optional[dict] = None
         self.audits = 0
         self._ratios_at = 0.0
@@ -173,28 +160,56 @@ class ComputeService(oslo_service.ServiceBase):
             self._identity_caller = identity_config.caller(self.conf, 'compute')
         return self._identity_caller
 
-    def start(self):
+    def _placement_client(self, timeout: float):
+        from nova_rt.placement import rpcapi as placement_rpcapi
+        api = placement_rpcapi.PlacementAPI(
+            self._transport, timeout=timeout, identity=self._caller(),
+            version_cap=self.conf.upgrade_levels.placement)
+        # mandatory: a call no queue takes (placement not started yet) comes
+        # back at once as MessageUndeliverable instead of after the timeout.
+        api.client = api.client.prepare(
+            transport_options=messaging.TransportOptions(at_least_once=True),
+            retry=BROKER_RETRIES)
+        return api
+
+    def start(self, startup: Optional[daemon.StartUp] = None):
+        """Start-up, step by step (see the module's docstring).
+
+        ``startup`` (from ``daemon.run``) shows each step to systemd and
+        cancels the start on SIGTERM.
+        """
+        startup = startup or daemon.StartUp(systemd.Notifier({}))
         conf = self.conf
         started = time.monotonic()
         if self._transport is None:
             self._transport = compute_rpcapi.get_transport(conf)
             self._own_transport = True
+        start_placement = self._placement
         if self._placement is None:
             from nova_rt.placement import rpcapi as placement_rpcapi
             # The first client registers rpc_response_timeout, which then
             # bounds ours.
             placement_rpcapi.PlacementAPI(self._transport)
-            self._placement = placement_rpcapi.PlacementAPI(
-                self._transport,
-                timeout=min(conf.rpc_response_timeout, PLACEMENT_TIMEOUT),
-                identity=self._caller(),
-                version_cap=conf.upgrade_levels.placement)
+            self._placement = self._placement_client(
+                min(conf.rpc_response_timeout, PLACEMENT_TIMEOUT))
+            start_placement = self._placement_client(
+                min(conf.rpc_response_timeout, START_CALL_TIMEOUT))
+        startup.phase(f'opening the local state store in {conf.state_path}')
         self.store = store_mod.open_store(conf.state_path)
         # -- issue 14 item 8: a store that lost this node's claims stops the
         # start here, before the first full report could erase them.
         from nova_rt.compute import recovery
-        recovery.check_at_start(conf, self.store, self._placement)
+        startup.phase('checking the local state store (placement is asked '
+                      'if it does not know this node)')
+        recovery.check_at_start(conf, self.store, start_placement,
+                                sleep=startup.sleep)
         # -- end of the local store check
+        if self._own_transport:
+            # After the store check, which has its own bound (a new host
+            # with RabbitMQ away is refused); from here on a call would wait
+            # for the broker inside oslo.messaging, for ever.
+            daemon.wait_for_broker(conf, startup)
+        startup.phase('connecting to libvirt')
         self._build_sources()
         try:
             if hasattr(self._host_source, 'wait_for_connection'):
@@ -202,8 +217,9 @@ class ComputeService(oslo_service.ServiceBase):
         except Exception:
             LOG.exception('libvirt: first connection attempt failed; retrying '
                           'in the background')
+        startup.phase('loading claims and discovering PCI devices')
         self.reporter = reporter_mod.PlacementReporter(
-            self._placement, self.store, self.host,
+            start_placement, self.store, self.host,
             report_pci=conf.pci.report_in_placement,
             full_refresh_interval=conf.compute.resource_provider_association_refresh)
         last_ratios = self.store.get_meta(reporter_mod.RATIOS_KEY)
@@ -212,8 +228,12 @@ class ComputeService(oslo_service.ServiceBase):
             host_source=self._host_source, pci_source=self._pci_source)
         self.tracker.load()          # claims, last inventory, PCI discovery
         self._start_events()
+        startup.phase('reading allocation ratios from placement')
         self._settle_ratios()
+        startup.phase('first audit and report to placement')
         self.audit()                 # first audit and first report
+        self.reporter.placement = self._placement
+        startup.phase('starting the RPC server')
         self.notifier = notifications.ComputeNotifier.from_conf(conf, self.host)
         calls = gate_mod.CallGate()
         if conf.concurrency_backend != 'eventlet':
@@ -228,8 +248,6 @@ class ComputeService(oslo_service.ServiceBase):
         self.rpc_server = rpc.get_server(
             conf, self._transport, rpc.compute_target(self.host), [self.manager])
         self.rpc_server.start()
-        # READY before the first watchdog ping, which the audit loop sends.
-        systemd.notify()
         self._spawn(self._audit_loop, 'audit-loop')
         self._spawn(self._heartbeat_loop, 'heartbeat')
         frozen = gcutil.freeze_startup_objects()
@@ -258,6 +276,31 @@ class ComputeService(oslo_service.ServiceBase):
             except Exception:
                 LOG.exception('udev monitor unavailable; PCI hotplug is seen '
                               'at the next periodic audit')
+
+    def status(self) -> str:
+        """One line for systemd's STATUS."""
+        if self.reporter is None:
+            return f'nova-rt-compute {self.host}: starting'
+        if self.reporter.unreachable:
+            placement = 'placement unreachable, report pending'
+        elif self.reporter.pending:
+            placement = 'report pending'
+        else:
+            placement = 'placement up to date'
+        audit = self.last_audit or {}
+        at = (f'{self._last_audit_at:%H:%M:%S} UTC' if self._last_audit_at
+              else 'none yet')
+        return (f'serving host {self.host}: {audit.get("instances", 0)} '
+                f'instances; last audit {at}; {placement}')
+
+    def watchdog_probes(self, limit: Optional[float]) -> dict:
+        """What must make progress for systemd to hear WATCHDOG=1."""
+        self._audit_progress.limit = limit
+        probes = {'audit loop': self._audit_progress}
+        pool = systemd.rpc_pool_probe(self.rpc_server, limit)
+        if pool is not None:
+            probes['RPC worker pool'] = pool
+        return probes
 
     def _on_lifecycle_event(self, event: dict) -> None:
         LOG.debug('libvirt event %s', event)
@@ -303,6 +346,7 @@ class ComputeService(oslo_service.ServiceBase):
             summary['reported'] = self.report()
             self.audits += 1
             self.last_audit = summary
+            self._last_audit_at = datetime.datetime.now(datetime.timezone.utc)
         LOG.debug('audit: %s', summary)
         if self.notifier is not None:
             self.notifier.notify({}, 'run_audit', {}, summary)
@@ -328,8 +372,8 @@ class ComputeService(oslo_service.ServiceBase):
             version, view = self.tracker.placement_view()
             sent = self.reporter.report(version, view, force_full=force_full)
             if self.reporter.pending:
-                self._report_at = time.monotonic() + min(
-                    REPORT_RETRY, self.conf.heartbeat_interval)
+                self._report_at = time.monotonic() + self.reporter.retry_delay(
+                    min(REPORT_RETRY, self.conf.heartbeat_interval))
             return sent
 
     def report_soon(self) -> None:
@@ -341,8 +385,9 @@ class ComputeService(oslo_service.ServiceBase):
         next_audit = time.monotonic() + self.conf.update_resources_interval
         wanted = self.tracker.audit_wanted
         while not self._stopping.is_set():
+            self._audit_progress.beat()
             now = time.monotonic()
-            deadlines = [next_audit, now + self._watchdog.due_in(now)]
+            deadlines = [next_audit]
             if self._report_at is not None:
                 deadlines.append(self._report_at)
             # Claims set _report_at without waking this thread, so never
@@ -351,7 +396,6 @@ class ComputeService(oslo_service.ServiceBase):
             if self._stopping.is_set():
                 break
             now = time.monotonic()
-            self._watchdog.ping(now)
             if woken or now >= next_audit:
                 wanted.clear()
                 # Callers waiting now get this audit; later ones the next.
@@ -445,6 +489,8 @@ class ComputeService(oslo_service.ServiceBase):
 
     def _flush(self) -> None:
         """Last report before exit, bounded: claims are safe in the store."""
+        if self.rpc_server is None:
+            return      # start-up cancelled: no claim was taken
         if self.reporter is None or self.tracker is None:
             return
         version, _ = self.tracker.placement_view()
@@ -456,11 +502,7 @@ class ComputeService(oslo_service.ServiceBase):
             return
         placement = self.reporter.placement
         try:
-            from nova_rt.placement import rpcapi as placement_rpcapi
-            self.reporter.placement = placement_rpcapi.PlacementAPI(
-                self._transport, timeout=FLUSH_TIMEOUT,
-                identity=self._caller(),
-                version_cap=self.conf.upgrade_levels.placement)
+            self.reporter.placement = self._placement_client(FLUSH_TIMEOUT)
         except Exception:
             pass
         try:
@@ -473,47 +515,9 @@ class ComputeService(oslo_service.ServiceBase):
 
 
 def run(conf, service: ComputeService) -> int:
-    """Run ``service`` in this process until SIGTERM/SIGINT; return the exit code.
-
-    Why not ``oslo_service.service.launch``: with the threading backend and
-    ``no_fork`` its SIGHUP handler raises ``SignalExit`` and resets every
-    handler to the default, so a second signal kills the daemon; without
-    ``no_fork`` the service runs in a cotyledon child process.  Here both
-    backends get the same in-process behaviour.
-    """
-    requests: list = []
-    wake = threading.Event()
-
-    def _on_signal(signo, _frame):
-        requests.append(signo)
-        wake.set()
-
-    for signo in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signo, _on_signal)
+    """Run ``service`` in this process until SIGTERM/SIGINT (``daemon.run``);
+    return the exit code."""
     # An audit is CPU-bound Python; with the default 5 ms GIL slice a claim
     # thread waits up to that long behind it for each step of its round trip.
     sys.setswitchinterval(SWITCH_INTERVAL)
-    service.start()
-    while True:
-        wake.wait(1.0)
-        wake.clear()
-        while requests:
-            signo = requests.pop(0)
-            if signo == signal.SIGHUP:
-                LOG.info('SIGHUP: reloading mutable options')
-                try:
-                    conf.mutate_config_files()
-                except Exception:
-                    LOG.exception('SIGHUP: could not re-read the configuration')
-                    continue
-                service.reset()
-                continue
-            LOG.info('%s: stopping', signal.Signals(signo).name)
-            bound = getattr(conf, 'graceful_shutdown_timeout', 60) or 60
-            # Past the bound, leave anyway: every claim is already durable.
-            timer = threading.Timer(bound, os._exit, args=(1,))
-            timer.daemon = True
-            timer.start()
-            service.stop(graceful=True)
-            timer.cancel()
-            return 0
+    return daemon.run(conf, service, 'nova-rt-compute')

@@ -1,5 +1,11 @@
 """The ``nova-rt-placement`` process: an oslo.service Service around one RPC
-server on topic ``nova-rt-placement``.
+server on topic ``nova-rt-placement``, run by ``nova_rt.daemon.run``.
+
+Start-up waits for RabbitMQ (retried with back-off, SIGTERM honoured), then
+serves; systemd hears ``READY=1`` once the server listens, and
+``WATCHDOG=1`` while the RPC worker pool runs work and the database answers
+(a database that refuses, e.g. PostgreSQL down, is not a wedge: calls are
+answered with an error and a restart would not help; one that hangs is).
 
 Import this module only after the oslo.service backend has been chosen
 (``nova_rt.cmd.placement`` does): it imports oslo.service and, through
@@ -8,14 +14,19 @@ Import this module only after the oslo.service backend has been chosen
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
+from typing import Optional
 
+import sqlalchemy as sa
 from oslo_config import cfg
 from oslo_service import service
 
+from nova_rt import daemon
 from nova_rt import gcutil
 from nova_rt import rpc
+from nova_rt import systemd
 from nova_rt.identity import config as identity_config
 from nova_rt.placement import db
 from nova_rt.placement import housekeeping
@@ -48,12 +59,21 @@ class PlacementService(service.Service):
         self.transport = transport
         self.rpcserver = None
         self.housekeeper = None
+        self.engine = None
+        self._db_probe: Optional[systemd.TaskProbe] = None
+        self._started_at: Optional[datetime.datetime] = None
 
-    def start(self):
+    def start(self, startup: Optional[daemon.StartUp] = None):
+        startup = startup or daemon.StartUp(systemd.Notifier({}))
         super().start()
-        transport = self.transport or rpc.get_transport(self.conf)
+        transport = self.transport
+        if transport is None:
+            # (Made before the probe: it registers the driver's options.)
+            transport = self.transport = rpc.get_transport(self.conf)
+            daemon.wait_for_broker(self.conf, startup)
         url = self.conf.placement_database.connection
-        engine = db.get_engine(url)
+        startup.phase(f'opening the database {db.safe_url(url)}')
+        engine = self.engine = db.get_engine(url)
         endpoint = manager.PlacementEndpoint(
             engine, self.conf, identity=identity_config.guard(
                 self.conf, 'placement', topic=rpc.PLACEMENT_TOPIC,
@@ -66,7 +86,9 @@ class PlacementService(service.Service):
                                         [endpoint])
         # (The server registered executor_thread_pool_size.)
         workers = pool_size(self.conf)
+        startup.phase(f'starting the RPC server on topic {rpc.PLACEMENT_TOPIC}')
         self.rpcserver.start(override_pool_size=workers)
+        self._started_at = datetime.datetime.now(datetime.timezone.utc)
         self.housekeeper = housekeeping.Housekeeper(
             engine, self.conf.placement_database.vacuum_interval)
         self.housekeeper.start()
@@ -76,6 +98,29 @@ class PlacementService(service.Service):
                  db.safe_url(url), workers)
         LOG.debug('%d start-up objects exempted from garbage collection',
                   frozen)
+
+    def _select_one(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text('SELECT 1'))
+
+    def status(self) -> str:
+        """One line for systemd's STATUS."""
+        problem = self._db_probe.last_error if self._db_probe else None
+        database = f'database failing: {problem}' if problem else 'database up'
+        since = (f'{self._started_at:%Y-%m-%d %H:%M:%S} UTC'
+                 if self._started_at else 'not yet')
+        return (f'serving topic {rpc.PLACEMENT_TOPIC} since {since}; '
+                f'{database}')
+
+    def watchdog_probes(self, limit: Optional[float]) -> dict:
+        """What must make progress for systemd to hear WATCHDOG=1."""
+        self._db_probe = systemd.TaskProbe(systemd.in_thread,
+                                           self._select_one, limit)
+        probes = {'database': self._db_probe}
+        pool = systemd.rpc_pool_probe(self.rpcserver, limit)
+        if pool is not None:
+            probes['RPC worker pool'] = pool
+        return probes
 
     def stop(self, graceful=True):
         if self.rpcserver is not None:
