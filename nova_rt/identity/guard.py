@@ -34,7 +34,6 @@ class Verdict:
     #: The NotAuthorized to answer with instead of serving the call.
     refusal: Optional[exception.NotAuthorized] = None
 
-
     def seal(self, result):
         """The answer as it goes back: enveloped and signed when the call
         was stamped and this receiver has a key, else unchanged."""
