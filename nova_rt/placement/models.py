@@ -36,7 +36,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 MYSQL_TABLE = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4',
                'mysql_collate': 'utf8mb4_bin'}
 TIMESTAMP = DateTime().with_variant(mysql.DATETIME(fsp=6), 'mysql')
-RATIO = Float().with_variant(mysql.DOUBLE(), 'mysql')
+# asdecimal=False: SQLAlchemy's DOUBLE reads back a Decimal by default, which
+# no JSON (and no signature) takes.
+RATIO = Float().with_variant(mysql.DOUBLE(asdecimal=False), 'mysql')
 
 
 class Base(DeclarativeBase):

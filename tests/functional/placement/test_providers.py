@@ -229,3 +229,19 @@ def test_heartbeat_only_from_owner(mgr, db_url):
     assert rp['alive'] is True and rp['last_heartbeat']
     # A heartbeat is not a provider write.
     assert rp['generation'] == 1
+
+
+def test_every_answer_is_plain_json_on_every_backend(mgr):
+    # MySQL's DOUBLE read back as a Decimal once: no JSON type, and no
+    # canonical form, so placement's signed answers went out unsigned.
+    from nova_rt.identity import canonical
+    root = new_uuid()
+    mgr.report_provider_tree(CTX, host='h1', providers=[
+        {'uuid': root, 'name': 'h1', 'inventories': {
+            'VCPU': {'total': 10, 'reserved': 1, 'allocation_ratio': 1.55}}}])
+    rp = mgr.get_resource_provider(CTX, uuid=root)
+    assert type(rp['inventories']['VCPU']['allocation_ratio']) is float
+    for answer in (rp, mgr.list_resource_providers(CTX),
+                   mgr.get_usages(CTX, uuid=root),
+                   mgr.get_allocation_candidates(CTX, resources={'VCPU': 1})):
+        canonical.dumps(answer)         # ValueError for a type JSON lacks

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import mysql
 _MYSQL_TABLE = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4',
                 'mysql_collate': 'utf8mb4_bin'}
 _TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mysql')
-_RATIO = sa.Float().with_variant(mysql.DOUBLE(), 'mysql')
+_RATIO = sa.Float().with_variant(mysql.DOUBLE(asdecimal=False), 'mysql')
 
 revision = '0001_initial'
 down_revision = None
