@@ -53,7 +53,7 @@ class RpcMetrics:
 
     def __init__(self, service: str,
                  registry: Optional[prom.CollectorRegistry] = None):
-        registry = registry or prom.CollectorRegistry()
+        registry = self.registry = registry or prom.CollectorRegistry()
         prefix = f'nova_rt_{service}'
         self.seconds = prom.Histogram(
             f'{prefix}_rpc_call_seconds',
