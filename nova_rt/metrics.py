@@ -47,6 +47,19 @@ def error_class(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+@contextlib.contextmanager
+def _timed(observe: Callable[[float], None],
+           failed: Callable[[BaseException], None]):
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException as exc:
+        failed(exc)
+        raise
+    finally:
+        observe(time.perf_counter() - started)
+
+
 class RpcMetrics:
     """What both RPC servers show: latency by method, errors by method and
     class, calls in flight, calls waiting for a worker."""
@@ -90,16 +103,10 @@ class RpcMetrics:
 
     @contextlib.contextmanager
     def call(self, method: str):
-        self.in_flight.inc()
-        started = time.perf_counter()
-        try:
+        with self.in_flight.track_inprogress(), _timed(
+                self.seconds.labels(method).observe,
+                lambda exc: self.errors.labels(method, error_class(exc)).inc()):
             yield
-        except BaseException as exc:
-            self.errors.labels(method, error_class(exc)).inc()
-            raise
-        finally:
-            self.seconds.labels(method).observe(time.perf_counter() - started)
-            self.in_flight.dec()
 
 
 class ReportLag:
@@ -148,16 +155,10 @@ class ComputeMetrics:
             '1 while the last report did not reach placement (it or the '
             'message bus is away), else 0', registry=self.registry)
 
-    @contextlib.contextmanager
     def audit(self):
-        started = time.perf_counter()
-        try:
-            yield
-        except BaseException:
-            self.audit_failures.inc()
-            raise
-        finally:
-            self.audit_seconds.observe(time.perf_counter() - started)
+        """Times the audit run inside it; counts it failed if it raises."""
+        return _timed(self.audit_seconds.observe,
+                      lambda _exc: self.audit_failures.inc())
 
 
 class PlacementMetrics:
