@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket
+import sys
 import time
 from typing import Callable, Optional
 
@@ -177,20 +178,24 @@ class PlacementMetrics:
 
 
 class Endpoint:
-    """``/metrics`` over HTTP, in a thread of its own."""
+    """``/metrics`` over HTTP, in a thread of its own.
+
+    Under eventlet the server is eventlet's own: the standard library's
+    server waits in ``selectors.PollSelector``, which eventlet does not make
+    green, so it stopped every green thread of the daemon (start-up hung).
+    """
 
     def __init__(self, registry: prom.CollectorRegistry, host: str, port: int):
         self.registry = registry
         self.host = host
         self.port = port
-        self._server = None
-        self._thread = None
+        self._stop: Optional[Callable[[], None]] = None
 
     def start(self) -> None:
         """Listen, or raise ``ConfigError`` naming the option at fault."""
         try:
-            self._server, self._thread = exposition.start_http_server(
-                self.port, addr=self.host, registry=self.registry)
+            self._stop = (self._serve_green() if _green()
+                          else self._serve_native())
         except socket.gaierror as exc:
             raise exception.ConfigError(
                 reason=f'[metrics] bind_host: cannot listen on '
@@ -202,11 +207,40 @@ class Endpoint:
                 reason=f'[metrics] {option}: cannot listen on '
                        f'{self.host}:{self.port}: {exc.strerror}') from None
 
+    def _serve_native(self) -> Callable[[], None]:
+        server, _thread = exposition.start_http_server(
+            self.port, addr=self.host, registry=self.registry)
+
+        def stop():
+            server.shutdown()
+            server.server_close()
+        return stop
+
+    def _serve_green(self) -> Callable[[], None]:
+        import eventlet
+        from eventlet import wsgi
+        family = socket.getaddrinfo(self.host, self.port,
+                                    type=socket.SOCK_STREAM)[0][0]
+        sock = eventlet.listen((self.host, self.port), family=family)
+        app = exposition.make_wsgi_app(self.registry)
+        green = eventlet.spawn(wsgi.server, sock, app, log_output=False)
+
+        def stop():
+            green.kill()
+            sock.close()
+        return stop
+
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
+
+
+def _green() -> bool:
+    # (Not imported here: a process that never imported eventlet is not
+    # patched by it.)
+    patcher = sys.modules.get('eventlet.patcher')
+    return patcher is not None and patcher.is_monkey_patched('thread')
 
 
 def endpoint_for(conf, service: str, registry) -> Optional[Endpoint]:

@@ -1,8 +1,9 @@
 """/metrics of real daemons, and oslo.messaging's ping, over RabbitMQ.
 
-One placement (metrics on, ``rpc_ping_enabled`` on) and one nova-rt-compute
-(metrics on, ping left off) serve the module; each test scrapes before and
-after what it does and checks the difference.
+One placement (eventlet, metrics on, ``rpc_ping_enabled`` on) and one
+nova-rt-compute (threading, metrics on, ping left off) serve the module, so
+that both kinds of endpoint serve; each test scrapes before and after what
+it does and checks the difference.
 """
 
 import socket
@@ -67,7 +68,8 @@ def stack(tmp_path_factory):
     placement_port, compute_port = free_port(), free_port()
     url = f'sqlite:///{workdir}/placement.sqlite'
     with placement_fixtures.running_placement(
-            url, workdir, extra_conf='rpc_ping_enabled = true\n'
+            url, workdir, extra_conf='concurrency_backend = eventlet\n'
+            'rpc_ping_enabled = true\n'
             + metrics_section(placement_port)) as placement:
         # (``extra`` ends the [DEFAULT] section: [metrics] follows it.)
         with fixtures.running_compute_stack(
