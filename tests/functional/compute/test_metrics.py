@@ -177,6 +177,18 @@ def test_ping_is_refused_where_disabled(stack):
         transport.cleanup()
 
 
+def test_placement_gone_shows_as_unreachable(stack):
+    # Stops the module's placement: the last test of the module that uses it.
+    gauge = 'nova_rt_compute_placement_unreachable'
+    port = stack.compute_port
+    assert value(scrape(port), gauge) == 0
+    assert placement_fixtures.stop_process(stack.placement.processes[0]) == 0
+    stack.api.instance_claim(stack.ctx(), stack.host, instance=instance())
+    # Reported REPORT_DELAY later; the call then waits for its timeout.
+    after = scrape_until(port, lambda f: value(f, gauge) == 1, timeout=30)
+    assert value(after, gauge) == 1
+
+
 def test_a_metrics_port_in_use_stops_the_daemon_naming_it(tmp_path):
     with socket.socket() as taken:
         taken.bind(('127.0.0.1', 0))
