@@ -196,10 +196,38 @@ def run(conf, service, name: str,
     """Run ``service`` until SIGTERM/SIGINT; return the exit code.
 
     ``service`` has ``start(startup)``, ``stop()``, ``reset()``,
-    ``status()`` (one line for systemd) and ``watchdog_probes(limit)``.
+    ``status()`` (one line for systemd) and ``watchdog_probes(limit)``;
+    its ``metrics.registry``, if it has one, is served on ``/metrics`` while
+    it runs when ``[metrics] enabled`` is set.
     An exception from ``start`` propagates (the caller prints it).
     """
     notifier = notifier or systemd.Notifier()
+    endpoint = _metrics_endpoint(conf, service, name)
+    if endpoint is not None:
+        try:
+            # Before start-up: a port in use stops the service now, and
+            # Prometheus sees a daemon that is still starting.
+            endpoint.start()
+        except Exception as error:
+            notifier.stopping(f'failed to start: {error}')
+            raise
+    try:
+        return _run(conf, service, notifier, exit_now)
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
+
+
+def _metrics_endpoint(conf, service, name: str):
+    registry = getattr(getattr(service, 'metrics', None), 'registry', None)
+    if registry is None or 'metrics' not in conf:
+        return None
+    from nova_rt import metrics
+    # 'nova-rt-compute' -> 'compute': each has its own default port.
+    return metrics.endpoint_for(conf, name.rsplit('-', 1)[-1], registry)
+
+
+def _run(conf, service, notifier: systemd.Notifier, exit_now) -> int:
     startup = StartUp(notifier)
     requests: list = []
     wake = threading.Event()

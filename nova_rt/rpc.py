@@ -12,6 +12,7 @@ import logging
 
 import oslo_messaging as messaging
 from oslo_context import context as oslo_context
+from oslo_messaging.rpc import dispatcher as rpc_dispatcher
 
 from nova_rt import rpctable
 from nova_rt.conf import upgrade_levels
@@ -92,15 +93,31 @@ def executor_for(conf) -> str:
     return 'eventlet' if conf.concurrency_backend == 'eventlet' else 'threading'
 
 
+class TableAccessPolicy(messaging.ExplicitRPCAccessPolicy):
+    """Only the methods an endpoint marks ``exposed`` (those of its table,
+    ``nova_rt.rpctable``), and oslo.messaging's own ping.
+
+    The default policy lets a caller name any public attribute, and calling
+    ``tracker`` or ``target`` came back as a remote TypeError.  The ping
+    endpoint exists only while ``[DEFAULT] rpc_ping_enabled`` is set (the
+    dispatcher adds it then), so admitting it changes nothing otherwise; it
+    answers 'pong' and reads nothing, so it needs no signature.
+    """
+
+    def is_allowed(self, endpoint, method):
+        if isinstance(endpoint, rpc_dispatcher.PingEndpoint):
+            return method == PING_METHOD
+        return super().is_allowed(endpoint, method)
+
+
+#: oslo.messaging's ping (``rpc_dispatcher.PingEndpoint``).
+PING_METHOD = 'oslo_rpc_server_ping'
+
+
 def get_server(conf, transport, target, endpoints):
-    # Explicit: only the methods an endpoint marks ``exposed`` (those of its
-    # table, ``nova_rt.rpctable``) can be called.  The default policy lets
-    # a caller name any public attribute, and calling ``tracker`` or
-    # ``target`` came back as a remote TypeError.
     return messaging.get_rpc_server(
         transport, target, endpoints, executor=executor_for(conf),
-        serializer=ContextSerializer(),
-        access_policy=messaging.ExplicitRPCAccessPolicy)
+        serializer=ContextSerializer(), access_policy=TableAccessPolicy)
 
 
 def get_client(transport, target, version_cap=None, timeout=None):

@@ -21,6 +21,7 @@ from typing import Callable, Optional
 import oslo_messaging as messaging
 
 from nova_rt import exception
+from nova_rt import metrics as metrics_mod
 from nova_rt import rpctable
 from nova_rt.compute import gate as gate_mod
 from nova_rt.compute import methods
@@ -50,8 +51,10 @@ class ComputeManager:
                  run_audit: Optional[Callable[[], dict]] = None,
                  notifier: Optional[notifications.ComputeNotifier] = None,
                  gate: Optional[gate_mod.CallGate] = None,
-                 identity: Optional[guard_mod.Guard] = None):
+                 identity: Optional[guard_mod.Guard] = None,
+                 metrics: Optional[metrics_mod.RpcMetrics] = None):
         self.tracker = tracker
+        self.metrics = metrics or metrics_mod.RpcMetrics('compute')
         self.identity = identity
         self.gate = gate or gate_mod.CallGate()
         self._on_change = on_change
@@ -60,10 +63,11 @@ class ComputeManager:
         self._parameters: dict = {}     # method -> what its handler takes
 
     def _serve(self, name: str, context, arguments: dict):
-        if name == methods.AUDIT:
-            return self._call(name, context, arguments)
-        with self.gate.serving():
-            return self._call(name, context, arguments)
+        with self.metrics.call(name):
+            if name == methods.AUDIT:
+                return self._call(name, context, arguments)
+            with self.gate.serving():
+                return self._call(name, context, arguments)
 
     def _call(self, name: str, context, sent: dict):
         method = methods.TABLE[name]

@@ -44,6 +44,7 @@ from oslo_service import service as oslo_service
 
 from nova_rt import daemon
 from nova_rt import gcutil
+from nova_rt import metrics as metrics_mod
 from nova_rt import rpc
 from nova_rt import systemd
 from nova_rt.compute import gate as gate_mod
@@ -137,6 +138,9 @@ class ComputeService(oslo_service.ServiceBase):
         self._audit_waiters: list = []
         self._identity_caller = None
         self._waiters_lock = threading.Lock()
+        self.metrics = metrics_mod.ComputeMetrics()
+        self.metrics.placement_unreachable.set_function(
+            lambda: float(bool(self.reporter and self.reporter.unreachable)))
 
     # ------------------------------------------------------------ start
 
@@ -242,11 +246,12 @@ class ComputeService(oslo_service.ServiceBase):
             self._host_source.give_way = calls.give_way
         self.manager = manager_mod.ComputeManager(
             self.tracker, on_change=self.report_soon, run_audit=self.audit_now,
-            notifier=self.notifier, gate=calls,
+            notifier=self.notifier, gate=calls, metrics=self.metrics.rpc,
             identity=identity_config.guard(
                 conf, 'compute', topic=rpc.COMPUTE_TOPIC, server=self.host))
         self.rpc_server = rpc.get_server(
             conf, self._transport, rpc.compute_target(self.host), [self.manager])
+        self.metrics.rpc.watch(self.rpc_server)
         self.rpc_server.start()
         self._spawn(self._audit_loop, 'audit-loop')
         self._spawn(self._heartbeat_loop, 'heartbeat')
@@ -342,7 +347,8 @@ class ComputeService(oslo_service.ServiceBase):
                 # Placement's ratio may have been changed by an operator;
                 # Nova re-reads it on each full refresh.
                 self._settle_ratios()
-            summary = self.tracker.run_audit(periodic=periodic)
+            with self.metrics.audit():
+                summary = self.tracker.run_audit(periodic=periodic)
             summary['reported'] = self.report()
             self.audits += 1
             self.last_audit = summary
@@ -370,7 +376,14 @@ class ComputeService(oslo_service.ServiceBase):
         with self._report_lock:
             self._report_at = None
             version, view = self.tracker.placement_view()
+            lag = self.metrics.report_lag
+            if version != self.reporter.sent_version:
+                lag.changed()
+            elif not self.reporter.pending:
+                lag.nothing_new()
             sent = self.reporter.report(version, view, force_full=force_full)
+            if not self.reporter.pending:
+                lag.acknowledged()
             if self.reporter.pending:
                 self._report_at = time.monotonic() + self.reporter.retry_delay(
                     min(REPORT_RETRY, self.conf.heartbeat_interval))
@@ -378,6 +391,7 @@ class ComputeService(oslo_service.ServiceBase):
 
     def report_soon(self) -> None:
         """A claim changed usage: report within REPORT_DELAY, coalesced."""
+        self.metrics.report_lag.changed()
         if self._report_at is None:
             self._report_at = time.monotonic() + REPORT_DELAY
 

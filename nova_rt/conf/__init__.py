@@ -15,6 +15,7 @@ from nova_rt.conf import compute
 from nova_rt.conf import default
 from nova_rt.conf import identity
 from nova_rt.conf import libvirt
+from nova_rt.conf import metrics
 from nova_rt.conf import pci
 from nova_rt.conf import placement
 from nova_rt.conf import upgrade_levels
@@ -23,7 +24,7 @@ from nova_rt import exception
 CONF = cfg.CONF
 
 _MODULES = (default, compute, libvirt, pci, placement, identity,
-            upgrade_levels)
+            upgrade_levels, metrics)
 
 
 def register_opts(conf):

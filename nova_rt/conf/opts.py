@@ -6,6 +6,7 @@ from nova_rt.conf import compute
 from nova_rt.conf import default
 from nova_rt.conf import identity
 from nova_rt.conf import libvirt
+from nova_rt.conf import metrics
 from nova_rt.conf import pci
 from nova_rt.conf import placement
 from nova_rt.conf import upgrade_levels
@@ -14,7 +15,7 @@ from nova_rt.conf import upgrade_levels
 def list_opts():
     groups = {}
     for module in (default, compute, libvirt, pci, placement, identity,
-                   upgrade_levels):
+                   upgrade_levels, metrics):
         for group, opts in module.list_opts().items():
             groups.setdefault(group, []).extend(opts)
     return [(group, list(itertools.chain(opts)))

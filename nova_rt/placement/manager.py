@@ -28,6 +28,7 @@ from oslo_db import api as oslo_db_api
 from oslo_db import exception as db_exc
 
 from nova_rt import exception
+from nova_rt import metrics as metrics_mod
 from nova_rt import rpc
 from nova_rt import validation
 from nova_rt.identity import guard as guard_mod
@@ -62,7 +63,7 @@ class PlacementManager:
 
     target = rpc.placement_target()
 
-    def __init__(self, engine, conf, identity=None):
+    def __init__(self, engine, conf, identity=None, metrics=None):
         # Core connections, not ORM sessions: the operations issue plain
         # statements and the ORM's per-statement overhead was half the cost
         # of a report (bench/bench_placement.py).
@@ -70,6 +71,7 @@ class PlacementManager:
         self._guard = db.transaction_guard(engine)
         self.conf = conf
         self.identity = identity
+        self.metrics = metrics or metrics_mod.PlacementMetrics()
 
     def _option(self, name: str):
         if name == 'heartbeat_timeout':
@@ -84,6 +86,10 @@ class PlacementManager:
                       if name in params}
 
     def _serve(self, name: str, context, arguments: dict):
+        with self.metrics.rpc.call(name):
+            return self._serve_call(name, context, arguments)
+
+    def _serve_call(self, name: str, context, arguments: dict):
         method = methods.TABLE[name]
         verdict = guard_mod.Verdict(name)
         try:
@@ -96,16 +102,29 @@ class PlacementManager:
             verdict.seal_error(error)
             raise
         _log_done(name, arguments, result)
+        if name == 'heartbeat':
+            self.metrics.heartbeats.labels(
+                'accepted' if result else 'ignored').inc()
         return verdict.seal(result)
 
     @_retried
-    def _attempt(self, arguments: dict, func, options: dict):
+    def _attempt(self, arguments: dict, func, options: dict, attempts: list):
+        attempts.append(None)
         with self._guard, self.engine.begin() as conn:
             return func(conn, **arguments, **options)
 
     def _transaction(self, name: str, arguments: dict, func, options: dict):
+        attempts: list = []
         try:
-            return self._attempt(arguments, func, options)
+            return self._attempts(name, arguments, func, options, attempts)
+        finally:
+            if len(attempts) > 1:
+                self.metrics.db_retries.labels(name).inc(len(attempts) - 1)
+
+    def _attempts(self, name: str, arguments: dict, func, options: dict,
+                  attempts: list):
+        try:
+            return self._attempt(arguments, func, options, attempts)
         except exception.NotAuthorized as error:
             LOG.warning('Refused %s from host %s: %s', name,
                         arguments.get('host'), error)

@@ -25,6 +25,7 @@ from oslo_service import service
 
 from nova_rt import daemon
 from nova_rt import gcutil
+from nova_rt import metrics as metrics_mod
 from nova_rt import rpc
 from nova_rt import systemd
 from nova_rt.identity import config as identity_config
@@ -62,6 +63,7 @@ class PlacementService(service.Service):
         self.engine = None
         self._db_probe: Optional[systemd.TaskProbe] = None
         self._started_at: Optional[datetime.datetime] = None
+        self.metrics = metrics_mod.PlacementMetrics()
 
     def start(self, startup: Optional[daemon.StartUp] = None):
         startup = startup or daemon.StartUp(systemd.Notifier({}))
@@ -77,13 +79,14 @@ class PlacementService(service.Service):
         endpoint = manager.PlacementEndpoint(
             engine, self.conf, identity=identity_config.guard(
                 self.conf, 'placement', topic=rpc.PLACEMENT_TOPIC,
-                server=None))
+                server=None), metrics=self.metrics)
         # Every process listens on the shared topic queue (competing
         # consumers); the server name only has to be unique per process.
         target = rpc.placement_target()(
             server=f'{self.conf.host}.{os.getpid()}')
         self.rpcserver = rpc.get_server(self.conf, transport, target,
                                         [endpoint])
+        self.metrics.rpc.watch(self.rpcserver)
         # (The server registered executor_thread_pool_size.)
         workers = pool_size(self.conf)
         startup.phase(f'starting the RPC server on topic {rpc.PLACEMENT_TOPIC}')

@@ -36,6 +36,8 @@ BAD_STRINGS = {
     ('identity', 'placement_principal'): ['a b'],
     ('upgrade_levels', 'compute'): ['9.9', 'bobcat', '2.0'],
     ('upgrade_levels', 'placement'): ['1.5', 'AUTO'],
+    ('metrics', 'bind_host'): ['not a host', '-x.example'],
+    ('metrics', 'port'): ['x', '0', '65536', '1.5'],
 }
 
 #: With ``[identity] enforce`` off a missing key is allowed (a host not yet
