@@ -7,7 +7,6 @@ import datetime
 import functools
 import re
 
-import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
 from psycopg.rows import tuple_row
@@ -62,20 +61,20 @@ def pipelined(session):
 
 @contextlib.contextmanager
 def driver_errors(session, statement: str, params):
-    """psycopg's errors, from statements run on the driver itself, raised as
+    """The driver's errors, from statements run on the driver itself, raised as
     SQLAlchemy raises them, so that callers tell a unique violation, a
     deadlock or a dropped connection apart as for any other statement; a
     dropped connection is invalidated, as SQLAlchemy does, so that the pool
     never hands it out again."""
     try:
         yield
-    except psycopg.Error as error:
+    except session.dialect.loaded_dbapi.Error as error:
         dbapi = session.connection.dbapi_connection
         lost = session.dialect.is_disconnect(error, dbapi, None)
         if lost:
             session.invalidate(error)
         raise sa_exc.DBAPIError.instance(
-            statement, params, error, psycopg.Error,
+            statement, params, error, session.dialect.loaded_dbapi.Error,
             connection_invalidated=lost, dialect=session.dialect) from error
 
 
@@ -95,6 +94,10 @@ class Direct:
     ``IN`` list becomes ``= ANY(array)``, one statement whatever its length.
     Other backends (SQLite) go through ``Connection.execute`` as usual, so
     both give the same rows.
+
+    MySQL/MariaDB: queries of ``plain_rows`` run on the PyMySQL cursor too.
+    PyMySQL parses every value in Python, and SQLAlchemy's result on top of
+    it doubled the cost of 10,000 candidates (bench/bench_placement.py).
     """
 
     def __init__(self, stmt, plan_each_time: bool = False,
@@ -111,6 +114,7 @@ class Direct:
         self.plan_each_time = plan_each_time
         self.row_factory = tuple_row if plain_rows else namedtuple_row
         self._pg = None
+        self._mysql = None
 
     def _pg_compiled(self, dialect):
         if self._pg is None:
@@ -126,10 +130,46 @@ class Direct:
             self._pg = (sql, defaults, False if self.plan_each_time else None)
         return self._pg
 
+    def _mysql_compiled(self, dialect):
+        if self._mysql is None:
+            compiled = self.stmt.compile(dialect=dialect)
+            defaults = {k: v for k, v in compiled.params.items()
+                        if v is not None}
+            # PyMySQL renders a list parameter as ``(a, b, ...)``.
+            sql = _EXPANDING_IN.sub(r'IN %(\1)s', str(compiled))
+            if '__[POSTCOMPILE' in sql or compiled.positional:
+                raise TypeError(f'Direct cannot run {sql!r} on MySQL')
+            expanding = [m.group(1) for m in _EXPANDING_IN.finditer(
+                str(compiled))]
+            self._mysql = (sql, defaults, expanding)
+        return self._mysql
+
+    def _mysql_rows(self, session, params):
+        """Plain rows from the PyMySQL cursor; None where SQLAlchemy has to
+        run it (named rows, several executions, an empty ``IN`` list, which
+        MySQL's syntax does not have)."""
+        if self.row_factory is not tuple_row or isinstance(params, list):
+            return None
+        sql, defaults, expanding = self._mysql_compiled(session.dialect)
+        if any(not params.get(name) for name in expanding):
+            return None
+        with driver_errors(session, sql, params):
+            cursor = session.connection.dbapi_connection.cursor()
+            try:
+                cursor.execute(sql, {**defaults, **params})
+                return list(cursor.fetchall())     # (PyMySQL's is a tuple)
+            finally:
+                cursor.close()
+
     def rows(self, session, params) -> list:
         """The rows (attribute access as SQLAlchemy's) of a query or of a
         ``RETURNING`` statement; for a list of dicts, of every execution."""
-        if dialect_name(session) != 'postgresql':
+        dialect = dialect_name(session)
+        if dialect == 'mysql':
+            rows = self._mysql_rows(session, params)
+            if rows is not None:
+                return rows
+        if dialect != 'postgresql':
             return session.execute(self.stmt, params).all()
         compiled = self._pg_compiled(session.dialect)
         with driver_errors(session, compiled[0], params):

@@ -1,5 +1,7 @@
 """The placement database connection: what happens when PostgreSQL drops it."""
 
+import datetime
+
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -122,6 +124,43 @@ def test_direct_statements_answer_as_sqlalchemy_does(direct_db_url):
     with pytest.raises(sa.exc.IntegrityError):
         with engine.begin() as conn:
             add_traits.rows(conn, {'b_name': 'CUSTOM_A'})
+
+
+def test_direct_plain_rows_answer_as_sqlalchemy_does(db_url):
+    """Plain-row queries (the candidates'), which run on the driver's
+    cursor on PostgreSQL and MySQL: the same tuples as SQLAlchemy's for
+    ints, strings, NULLs, a datetime parameter, a ``%`` in the SQL and an
+    IN list of any length (MySQL has no empty ``IN ()``: SQLAlchemy's
+    way); the driver's errors are SQLAlchemy's."""
+    from nova_rt.placement import common
+    from nova_rt.placement import models
+    rp = models.ResourceProvider
+    mgr = manager.PlacementManager(db.get_engine(db_url), Conf)
+    a, _ = add_host(mgr, host='h1')
+    b, _ = add_host(mgr, host='h2')
+    stmt = (sa.select(rp.uuid, rp.host, rp.generation % sa.bindparam('m'),
+                      sa.func.nullif(rp.id, rp.id))
+            .where(rp.uuid.in_(sa.bindparam('uuids', expanding=True)),
+                   rp.last_heartbeat > sa.bindparam('cutoff'))
+            .order_by(rp.host))
+    plain = common.Direct(stmt, plain_rows=True)
+    cutoff = common.utcnow() - datetime.timedelta(hours=1)
+    engine = db.get_engine(db_url)
+    with engine.connect() as conn:
+        for uuids in ([a, new_uuid(), b], [b], []):
+            params = {'uuids': uuids, 'm': 1000, 'cutoff': cutoff}
+            expected = [tuple(r) for r in conn.execute(stmt, params)]
+            rows = plain.rows(conn, params)
+            assert [tuple(r) for r in rows] == expected
+            assert len(expected) == len(set(uuids) & {a, b})
+        assert plain.rows(conn, {'uuids': [a], 'm': 1000,
+                                 'cutoff': common.utcnow()
+                                 + datetime.timedelta(hours=1)}) == []
+    broken = common.Direct(sa.select(sa.column('x')).select_from(
+        sa.table('no_such_table')), plain_rows=True)
+    with pytest.raises(sa.exc.DBAPIError):
+        with engine.connect() as conn:
+            broken.rows(conn, {})
 
 
 def test_pipelined_errors_are_sqlalchemy_errors(direct_db_url):
