@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from nova_rt.placement import db
 from nova_rt.placement import manager
 from tests.functional.placement import fixtures
+from tests.functional.placement import helpers
 from tests.functional.placement.helpers import (
     CTX, Conf, add_host, consumer, new_uuid)
 
@@ -161,6 +162,52 @@ def test_direct_plain_rows_answer_as_sqlalchemy_does(db_url):
     with pytest.raises(sa.exc.DBAPIError):
         with engine.connect() as conn:
             broken.rows(conn, {})
+
+
+def test_mysql_rolls_back_on_return_only_what_is_open(mysql_url, monkeypatch):
+    """No ROLLBACK round trip for a connection that committed; one for a
+    transaction left open, whichever way it was left: the next user of the
+    connection must not inherit its locks or its writes."""
+    import pymysql.connections
+    from nova_rt.placement import models
+    sent = []
+    rollback = pymysql.connections.Connection.rollback
+
+    def counted(conn):
+        sent.append(conn)
+        return rollback(conn)
+    monkeypatch.setattr(pymysql.connections.Connection, 'rollback', counted)
+    engine = db.get_engine(mysql_url)
+    with engine.begin() as conn:
+        helpers.empty_tables(conn)
+    trait = models.Trait.__table__
+    with engine.begin() as conn:
+        conn.execute(sa.insert(trait).values(name='CUSTOM_KEPT'))
+    assert sent == []
+    # A transaction ended by an error: rolled back once, by SQLAlchemy.
+    with pytest.raises(Exception) as duplicate:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(trait).values(name='CUSTOM_KEPT'))
+    assert db.is_duplicate(duplicate.value)
+    assert len(sent) == 1
+    # Left open on a raw connection after a committed one (a lock only, no
+    # write that would show in the server's status): rolled back on return.
+    with engine.begin() as conn:
+        conn.execute(sa.select(trait.c.id).where(trait.c.name == 'CUSTOM_KEPT')
+                     .with_for_update())
+    sent.clear()
+    raw = engine.raw_connection()
+    with raw.cursor() as cursor:
+        cursor.execute('SELECT id FROM traits FOR UPDATE')
+    raw.close()
+    assert len(sent) == 1
+    sent.clear()
+    with engine.connect() as conn:
+        conn.execute(sa.insert(trait).values(name='CUSTOM_GONE'))
+    assert len(sent) == 1                # closed without a commit
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(trait.c.name)).scalars().all() == [
+            'CUSTOM_KEPT']
 
 
 def test_pipelined_errors_are_sqlalchemy_errors(direct_db_url):
