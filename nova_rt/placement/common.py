@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import functools
@@ -95,9 +96,10 @@ class Direct:
     Other backends (SQLite) go through ``Connection.execute`` as usual, so
     both give the same rows.
 
-    MySQL/MariaDB: queries of ``plain_rows`` run on the PyMySQL cursor too.
-    PyMySQL parses every value in Python, and SQLAlchemy's result on top of
-    it doubled the cost of 10,000 candidates (bench/bench_placement.py).
+    MySQL/MariaDB: they run on the PyMySQL cursor too (not ``RETURNING``,
+    which MySQL has not).  PyMySQL parses every value in Python, and
+    SQLAlchemy's result on top of it doubled the cost of 10,000 candidates
+    (bench/bench_placement.py).
     """
 
     def __init__(self, stmt, plan_each_time: bool = False,
@@ -115,6 +117,7 @@ class Direct:
         self.row_factory = tuple_row if plain_rows else namedtuple_row
         self._pg = None
         self._mysql = None
+        self._named = None
 
     def _pg_compiled(self, dialect):
         if self._pg is None:
@@ -131,8 +134,14 @@ class Direct:
         return self._pg
 
     def _mysql_compiled(self, dialect):
+        """``(sql, defaults, expanding names)``, or None for a statement
+        MySQL cannot run as it is (``RETURNING``): SQLAlchemy says so."""
         if self._mysql is None:
-            compiled = self.stmt.compile(dialect=dialect)
+            try:
+                compiled = self.stmt.compile(dialect=dialect)
+            except sa_exc.CompileError:
+                self._mysql = (None, None, None)
+                return self._mysql
             defaults = {k: v for k, v in compiled.params.items()
                         if v is not None}
             # PyMySQL renders a list parameter as ``(a, b, ...)``.
@@ -144,22 +153,46 @@ class Direct:
             self._mysql = (sql, defaults, expanding)
         return self._mysql
 
-    def _mysql_rows(self, session, params):
-        """Plain rows from the PyMySQL cursor; None where SQLAlchemy has to
-        run it (named rows, several executions, an empty ``IN`` list, which
-        MySQL's syntax does not have)."""
-        if self.row_factory is not tuple_row or isinstance(params, list):
-            return None
+    def _mysql_cursor(self, session, params):
+        """``(cursor, sql, defaults)`` to run on PyMySQL, or None where
+        SQLAlchemy has to (an empty ``IN`` list, which MySQL's syntax does
+        not have, or one in each of several executions)."""
         sql, defaults, expanding = self._mysql_compiled(session.dialect)
-        if any(not params.get(name) for name in expanding):
+        if sql is None or (expanding and (isinstance(params, list) or any(
+                not params.get(name) for name in expanding))):
             return None
-        with driver_errors(session, sql, params):
-            cursor = session.connection.dbapi_connection.cursor()
-            try:
-                cursor.execute(sql, {**defaults, **params})
-                return list(cursor.fetchall())     # (PyMySQL's is a tuple)
-            finally:
-                cursor.close()
+        return session.connection.dbapi_connection.cursor(), sql, defaults
+
+    def _mysql_rows(self, session, params):
+        if isinstance(params, list):
+            return None          # rows of several executions: RETURNING
+        found = self._mysql_cursor(session, params)
+        if found is None:
+            return None
+        cursor, sql, defaults = found
+        with driver_errors(session, sql, params), cursor:
+            cursor.execute(sql, {**defaults, **params})
+            rows = cursor.fetchall()
+            if self.row_factory is tuple_row:
+                return list(rows)        # (PyMySQL's is a tuple)
+            if self._named is None:
+                self._named = collections.namedtuple(
+                    'Row', [d[0] for d in cursor.description])
+            return list(map(self._named._make, rows))
+
+    def _mysql_run(self, session, params):
+        found = self._mysql_cursor(session, params)
+        if found is None:
+            return None
+        cursor, sql, defaults = found
+        with driver_errors(session, sql, params), cursor:
+            if isinstance(params, list):
+                # A many-row INSERT is one statement (PyMySQL joins them);
+                # the rows changed are of every execution, as SQLAlchemy's
+                # executemany on PyMySQL counts them.
+                return cursor.executemany(
+                    sql, [{**defaults, **p} for p in params])
+            return cursor.execute(sql, {**defaults, **params})
 
     def rows(self, session, params) -> list:
         """The rows (attribute access as SQLAlchemy's) of a query or of a
@@ -178,8 +211,13 @@ class Direct:
 
     def run(self, session, params) -> int:
         """Execute for a dict, or once per dict of a list; the rows changed
-        (of the last execution)."""
-        if dialect_name(session) != 'postgresql':
+        (of the last execution; on MySQL of every execution)."""
+        dialect = dialect_name(session)
+        if dialect == 'mysql':
+            count = self._mysql_run(session, params)
+            if count is not None:
+                return count
+        if dialect != 'postgresql':
             return session.execute(self.stmt, params).rowcount
         compiled = self._pg_compiled(session.dialect)
         with driver_errors(session, compiled[0], params):

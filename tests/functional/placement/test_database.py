@@ -164,6 +164,56 @@ def test_direct_plain_rows_answer_as_sqlalchemy_does(db_url):
             broken.rows(conn, {})
 
 
+def test_mysql_direct_statements_answer_as_sqlalchemy_does(mysql_url):
+    """On MySQL ``common.Direct`` runs on PyMySQL's cursor: rows by name
+    and position as SQLAlchemy's, literals SQLAlchemy bound itself,
+    rowcounts of one execution and of several (a many-row INSERT), and a
+    rolled-back transaction takes the direct writes with it."""
+    from nova_rt.placement import common
+    from nova_rt.placement import models
+    rp = models.ResourceProvider
+    engine = db.get_engine(mysql_url)
+    with engine.begin() as conn:
+        helpers.empty_tables(conn)
+    mgr = manager.PlacementManager(engine, Conf)
+    a, _ = add_host(mgr, host='h1')
+    b, _ = add_host(mgr, host='h2')
+    select = (sa.select(rp.id, rp.host, rp.generation.label('gen'))
+              .where(rp.uuid.in_(sa.bindparam('b_uuids', expanding=True)))
+              .order_by(rp.host))
+    named = common.Direct(select)
+    bump = common.Direct(sa.update(rp).where(rp.uuid == sa.bindparam('b_uuid'))
+                         .values(generation=rp.generation + 1))
+    add_traits = common.Direct(sa.insert(models.Trait).values(
+        name=sa.bindparam('b_name')))
+    with engine.begin() as conn:
+        params = {'b_uuids': [a, new_uuid(), b]}
+        expected = conn.execute(select, params).all()
+        rows = named.rows(conn, params)
+        assert [tuple(r) for r in rows] == [tuple(r) for r in expected]
+        assert [(r.host, r.gen) for r in rows] == [('h1', 1), ('h2', 1)]
+        assert named.rows(conn, {'b_uuids': []}) == []
+        assert bump.run(conn, {'b_uuid': a}) == 1
+        assert bump.run(conn, {'b_uuid': new_uuid()}) == 0
+        assert bump.run(conn, [{'b_uuid': a}, {'b_uuid': b}]) == 2
+        assert add_traits.run(conn, [{'b_name': 'CUSTOM_A'},
+                                     {'b_name': 'CUSTOM_B'}]) == 2
+        assert [r.gen for r in named.rows(conn, params)] == [3, 2]
+    try:
+        with engine.begin() as conn:
+            bump.run(conn, {'b_uuid': a})
+            raise RuntimeError('rolled back')
+    except RuntimeError:
+        pass
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(rp.generation).where(rp.uuid == a)
+                            ).scalar() == 3
+    with pytest.raises(Exception) as duplicate:
+        with engine.begin() as conn:
+            add_traits.run(conn, {'b_name': 'CUSTOM_A'})
+    assert db.is_duplicate(duplicate.value)
+
+
 def test_mysql_rolls_back_on_return_only_what_is_open(mysql_url, monkeypatch):
     """No ROLLBACK round trip for a connection that committed; one for a
     transaction left open, whichever way it was left: the next user of the
