@@ -35,6 +35,7 @@ import alembic.runtime.migration
 import alembic.script
 import sqlalchemy as sa
 from oslo_db import exception as db_exc
+from pymysql import err as pymysql_err
 from oslo_db.sqlalchemy import engines as db_engines
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
@@ -197,6 +198,9 @@ def is_duplicate(error: BaseException) -> bool:
 # statements run on psycopg itself (common.Direct), which oslo.db's filters
 # never see.
 _RETRY_SQLSTATES = {'40P01', '40001'}
+# MySQL's deadlock and lock wait timeout, both DBDeadlock to oslo.db's
+# filters, by error code: PyMySQL gives the second only SQLSTATE HY000.
+_RETRY_MYSQL_CODES = {1213, 1205}
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -215,6 +219,9 @@ def is_retryable(error: BaseException) -> bool:
         return True
     sqlstate = getattr(error.orig, 'sqlstate', None)
     return (sqlstate in _RETRY_SQLSTATES
+            or (isinstance(error.orig, pymysql_err.MySQLError)
+                and error.orig.args[:1] and error.orig.args[0]
+                in _RETRY_MYSQL_CODES)
             or 'database is locked' in str(error.orig))
 
 

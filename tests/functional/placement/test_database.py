@@ -214,6 +214,57 @@ def test_mysql_direct_statements_answer_as_sqlalchemy_does(mysql_url):
     assert db.is_duplicate(duplicate.value)
 
 
+def test_mysql_lock_conflicts_on_direct_statements_are_retried(mysql_url):
+    """A deadlock or a lock wait timeout MySQL reports to a statement run on
+    PyMySQL itself (which oslo.db's filters, naming both DBDeadlock, never
+    see) is one the manager retries."""
+    import threading
+    from nova_rt.placement import common
+    from nova_rt.placement import models
+    engine = db.get_engine(mysql_url)
+    trait = models.Trait.__table__
+    with engine.begin() as conn:
+        helpers.empty_tables(conn)
+        conn.execute(sa.insert(trait), [{'name': 'CUSTOM_A'},
+                                        {'name': 'CUSTOM_B'}])
+    rename = common.Direct(sa.update(trait).where(
+        trait.c.name == sa.bindparam('b_name')).values(
+            name=sa.func.concat(trait.c.name, sa.literal_column("''"))))
+    errors, both_locked = [], threading.Barrier(2, timeout=10)
+
+    def cross(first, second):
+        try:
+            with engine.begin() as conn:
+                rename.run(conn, {'b_name': first})
+                both_locked.wait()
+                rename.run(conn, {'b_name': second})
+        except Exception as error:
+            errors.append(error)
+    threads = [threading.Thread(target=cross, args=pair) for pair in
+               (('CUSTOM_A', 'CUSTOM_B'), ('CUSTOM_B', 'CUSTOM_A'))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(errors) == 1, errors             # the victim; the other won
+    assert 'Deadlock' in str(errors[0])
+    assert db.is_retryable(errors[0])
+
+    with engine.begin() as holder:
+        rename.run(holder, {'b_name': 'CUSTOM_A'})
+        with engine.connect() as waiter:
+            waiter.exec_driver_sql('SET SESSION innodb_lock_wait_timeout = 1')
+            try:
+                with pytest.raises(sa.exc.DBAPIError) as timeout:
+                    rename.run(waiter, {'b_name': 'CUSTOM_A'})
+            finally:
+                waiter.rollback()
+                waiter.exec_driver_sql(
+                    'SET SESSION innodb_lock_wait_timeout = DEFAULT')
+    assert 'Lock wait timeout' in str(timeout.value)
+    assert db.is_retryable(timeout.value)
+
+
 def test_mysql_rolls_back_on_return_only_what_is_open(mysql_url, monkeypatch):
     """No ROLLBACK round trip for a connection that committed; one for a
     transaction left open, whichever way it was left: the next user of the
