@@ -134,7 +134,7 @@ class Direct:
         return self._pg
 
     def _mysql_compiled(self, dialect):
-        """``(sql, defaults, expanding names)``, or None for a statement
+        """``(sql, defaults, expanding names)``; all None for a statement
         MySQL cannot run as it is (``RETURNING``): SQLAlchemy says so."""
         if self._mysql is None:
             try:
@@ -153,25 +153,27 @@ class Direct:
             self._mysql = (sql, defaults, expanding)
         return self._mysql
 
-    def _mysql_cursor(self, session, params):
-        """``(cursor, sql, defaults)`` to run on PyMySQL, or None where
-        SQLAlchemy has to (an empty ``IN`` list, which MySQL's syntax does
-        not have, or one in each of several executions)."""
+    def _on_pymysql(self, session, params, fetch: bool):
+        """Run on PyMySQL's cursor: the rows (``fetch``) or the rows
+        changed; None where SQLAlchemy has to run it (``RETURNING``, an
+        empty ``IN`` list, which MySQL's syntax does not have, or one in
+        each of several executions)."""
         sql, defaults, expanding = self._mysql_compiled(session.dialect)
-        if sql is None or (expanding and (isinstance(params, list) or any(
-                not params.get(name) for name in expanding))):
+        several = isinstance(params, list)
+        if sql is None or (fetch and several) or (expanding and (
+                several or any(not params.get(n) for n in expanding))):
             return None
-        return session.connection.dbapi_connection.cursor(), sql, defaults
-
-    def _mysql_rows(self, session, params):
-        if isinstance(params, list):
-            return None          # rows of several executions: RETURNING
-        found = self._mysql_cursor(session, params)
-        if found is None:
-            return None
-        cursor, sql, defaults = found
+        cursor = session.connection.dbapi_connection.cursor()
         with driver_errors(session, sql, params), cursor:
-            cursor.execute(sql, {**defaults, **params})
+            if several:
+                # A many-row INSERT is one statement (PyMySQL joins them);
+                # the rows changed are of every execution, as SQLAlchemy's
+                # executemany on PyMySQL counts them.
+                return cursor.executemany(
+                    sql, [{**defaults, **p} for p in params])
+            changed = cursor.execute(sql, {**defaults, **params})
+            if not fetch:
+                return changed
             rows = cursor.fetchall()
             if self.row_factory is tuple_row:
                 return list(rows)        # (PyMySQL's is a tuple)
@@ -180,47 +182,30 @@ class Direct:
                     'Row', [d[0] for d in cursor.description])
             return list(map(self._named._make, rows))
 
-    def _mysql_run(self, session, params):
-        found = self._mysql_cursor(session, params)
-        if found is None:
-            return None
-        cursor, sql, defaults = found
-        with driver_errors(session, sql, params), cursor:
-            if isinstance(params, list):
-                # A many-row INSERT is one statement (PyMySQL joins them);
-                # the rows changed are of every execution, as SQLAlchemy's
-                # executemany on PyMySQL counts them.
-                return cursor.executemany(
-                    sql, [{**defaults, **p} for p in params])
-            return cursor.execute(sql, {**defaults, **params})
-
     def rows(self, session, params) -> list:
         """The rows (attribute access as SQLAlchemy's) of a query or of a
         ``RETURNING`` statement; for a list of dicts, of every execution."""
-        dialect = dialect_name(session)
-        if dialect == 'mysql':
-            rows = self._mysql_rows(session, params)
-            if rows is not None:
-                return rows
-        if dialect != 'postgresql':
-            return session.execute(self.stmt, params).all()
-        compiled = self._pg_compiled(session.dialect)
-        with driver_errors(session, compiled[0], params):
-            return self._pg_rows(session, self.row_factory, *compiled,
-                                 params)
+        return self._execute(session, params, fetch=True)
 
     def run(self, session, params) -> int:
         """Execute for a dict, or once per dict of a list; the rows changed
         (of the last execution; on MySQL of every execution)."""
+        return self._execute(session, params, fetch=False)
+
+    def _execute(self, session, params, fetch: bool):
         dialect = dialect_name(session)
         if dialect == 'mysql':
-            count = self._mysql_run(session, params)
-            if count is not None:
-                return count
+            result = self._on_pymysql(session, params, fetch)
+            if result is not None:
+                return result
         if dialect != 'postgresql':
-            return session.execute(self.stmt, params).rowcount
+            result = session.execute(self.stmt, params)
+            return result.all() if fetch else result.rowcount
         compiled = self._pg_compiled(session.dialect)
         with driver_errors(session, compiled[0], params):
+            if fetch:
+                return self._pg_rows(session, self.row_factory, *compiled,
+                                     params)
             return self._pg_run(session, *compiled, params)
 
     @staticmethod
