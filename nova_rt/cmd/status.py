@@ -3,7 +3,7 @@
 Configuration valid, messages signed (``[identity] enforce`` on, private
 keys readable by their owner only), message broker reachable, placement
 database at the schema head, claim store not newer than this release, libvirt
-reachable.
+reachable with the configured disk pool, reserved amounts within the host.
 
 Run before starting upgraded services, as Nova's ``nova-status upgrade check``.
 Exit code 0: all checks passed; 1: warnings to read; 2: a failure that will
@@ -45,12 +45,22 @@ def register_messaging_opts(conf) -> None:
                 conf.register_opt(opt, group=group)
 
 
+#: Resource class: its [DEFAULT] option, the option's unit, and how many of
+#: that unit one unit of the class is (DISK_GB is reported in GB).
+_RESERVED_OPTIONS = {
+    'VCPU': ('reserved_host_cpus', 'CPUs', 1),
+    'MEMORY_MB': ('reserved_host_memory_mb', 'MB', 1),
+    'DISK_GB': ('reserved_host_disk_mb', 'MB', 1024),
+}
+
+
 class Checks(upgradecheck.UpgradeCommands):
     """Each check reads the configuration only; none changes anything."""
 
     def __init__(self, conf):
         super().__init__()
         self.conf = conf
+        self._host = None
 
     def _check_config(self) -> Result:
         try:
@@ -173,18 +183,62 @@ class Checks(upgradecheck.UpgradeCommands):
                           f'({store.SCHEMA_VERSION}): nova-rt-compute will refuse it.')
         return Result(Code.SUCCESS)
 
+    def _host_info(self):
+        """The host as libvirt shows it, or the error it gave: read once for
+        every check, since an unreachable libvirt may take seconds to say so."""
+        if self._host is None:
+            from nova_rt.virt import host
+            try:
+                self._host = host.LibvirtHost(
+                    self.conf.libvirt.connection_uri, self.conf.instances_path,
+                    self.conf.libvirt.disk_pool).get_host_info()
+            except (exception.HypervisorUnavailable,
+                    exception.ConfigError) as exc:
+                self._host = exc
+        if isinstance(self._host, Exception):
+            raise self._host
+        return self._host
+
     def _check_libvirt(self) -> Result:
         from nova_rt.virt import host
         uri = self.conf.libvirt.connection_uri
         try:
-            info = host.LibvirtHost(uri).get_host_info()
+            info = self._host_info()
         except exception.HypervisorUnavailable as exc:
             return Result(Code.FAILURE,
                           f'[libvirt] connection_uri {host.mask_uri(uri)}: {exc} '
                           '(nova-rt-compute serves claims from its last known '
                           'inventory, but a first start needs libvirt).')
+        except exception.ConfigError as exc:
+            return Result(Code.FAILURE, str(exc))
         return Result(Code.SUCCESS, f'{info.hypervisor_type} on {info.hostname}, '
                                     f'{len(info.online_cpus)} CPUs')
+
+    def _check_reserved(self) -> Result:
+        # The daemon starts with these (free figures go negative, claims are
+        # refused, placement is sent reserved = total), so only a warning.
+        from nova_rt.compute import node
+        try:
+            state = node.NodeState.of(self._host_info(),
+                                      node.TrackerConfig.from_conf(self.conf))
+        except exception.HypervisorUnavailable:
+            return Result(Code.WARNING, 'Not checked: libvirt is unreachable '
+                                        '(see the Libvirt check).')
+        except exception.ConfigError as exc:
+            return Result(Code.FAILURE, str(exc))
+        over = []
+        for rc, (option, unit, per_unit) in _RESERVED_OPTIONS.items():
+            inventory = state.inventory.get(rc)
+            value = self.conf[option]
+            if inventory is not None and inventory.reserved > inventory.total:
+                over.append(f'{option} = {value} is more than the host\'s '
+                            f'{rc} total of {inventory.total * per_unit} {unit}')
+        if over:
+            return Result(Code.WARNING,
+                          f'{"; ".join(over)}: nova-rt-compute starts, but no '
+                          'claim of those classes fits, and placement is sent '
+                          'reserved = total.')
+        return Result(Code.SUCCESS)
 
     def _check_identity(self) -> Result:
         from nova_rt.identity import config as identity_config
@@ -216,6 +270,7 @@ class Checks(upgradecheck.UpgradeCommands):
         ('State directory', _check_state_path),
         ('Claim store', _check_claim_store),
         ('Libvirt', _check_libvirt),
+        ('Reserved amounts', _check_reserved),
     )
 
 

@@ -221,6 +221,8 @@ class ComputeService(oslo_service.ServiceBase):
         except Exception:
             LOG.exception('libvirt: first connection attempt failed; retrying '
                           'in the background')
+        if hasattr(self._host_source, 'check_disk_pool'):
+            self._host_source.check_disk_pool()
         startup.phase('loading claims and discovering PCI devices')
         self.reporter = reporter_mod.PlacementReporter(
             start_placement, self.store, self.host,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import functools
 import re
 
-import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
 from psycopg.rows import tuple_row
@@ -62,20 +62,20 @@ def pipelined(session):
 
 @contextlib.contextmanager
 def driver_errors(session, statement: str, params):
-    """psycopg's errors, from statements run on the driver itself, raised as
+    """The driver's errors, from statements run on the driver itself, raised as
     SQLAlchemy raises them, so that callers tell a unique violation, a
     deadlock or a dropped connection apart as for any other statement; a
     dropped connection is invalidated, as SQLAlchemy does, so that the pool
     never hands it out again."""
     try:
         yield
-    except psycopg.Error as error:
+    except session.dialect.loaded_dbapi.Error as error:
         dbapi = session.connection.dbapi_connection
         lost = session.dialect.is_disconnect(error, dbapi, None)
         if lost:
             session.invalidate(error)
         raise sa_exc.DBAPIError.instance(
-            statement, params, error, psycopg.Error,
+            statement, params, error, session.dialect.loaded_dbapi.Error,
             connection_invalidated=lost, dialect=session.dialect) from error
 
 
@@ -95,6 +95,11 @@ class Direct:
     ``IN`` list becomes ``= ANY(array)``, one statement whatever its length.
     Other backends (SQLite) go through ``Connection.execute`` as usual, so
     both give the same rows.
+
+    MySQL/MariaDB: they run on the PyMySQL cursor too (not ``RETURNING``,
+    which MySQL has not).  PyMySQL parses every value in Python, and
+    SQLAlchemy's result on top of it doubled the cost of 10,000 candidates
+    (bench/bench_placement.py).
     """
 
     def __init__(self, stmt, plan_each_time: bool = False,
@@ -111,6 +116,8 @@ class Direct:
         self.plan_each_time = plan_each_time
         self.row_factory = tuple_row if plain_rows else namedtuple_row
         self._pg = None
+        self._mysql = None
+        self._named = None
 
     def _pg_compiled(self, dialect):
         if self._pg is None:
@@ -126,23 +133,79 @@ class Direct:
             self._pg = (sql, defaults, False if self.plan_each_time else None)
         return self._pg
 
+    def _mysql_compiled(self, dialect):
+        """``(sql, defaults, expanding names)``; all None for a statement
+        MySQL cannot run as it is (``RETURNING``): SQLAlchemy says so."""
+        if self._mysql is None:
+            try:
+                compiled = self.stmt.compile(dialect=dialect)
+            except sa_exc.CompileError:
+                self._mysql = (None, None, None)
+                return self._mysql
+            defaults = {k: v for k, v in compiled.params.items()
+                        if v is not None}
+            # PyMySQL renders a list parameter as ``(a, b, ...)``.
+            sql = _EXPANDING_IN.sub(r'IN %(\1)s', str(compiled))
+            if '__[POSTCOMPILE' in sql or compiled.positional:
+                raise TypeError(f'Direct cannot run {sql!r} on MySQL')
+            expanding = [m.group(1) for m in _EXPANDING_IN.finditer(
+                str(compiled))]
+            self._mysql = (sql, defaults, expanding)
+        return self._mysql
+
+    def _on_pymysql(self, session, params, fetch: bool):
+        """Run on PyMySQL's cursor: the rows (``fetch``) or the rows
+        changed; None where SQLAlchemy has to run it (``RETURNING``, an
+        empty ``IN`` list, which MySQL's syntax does not have, or one in
+        each of several executions)."""
+        sql, defaults, expanding = self._mysql_compiled(session.dialect)
+        several = isinstance(params, list)
+        if sql is None or (fetch and several) or (expanding and (
+                several or any(not params.get(n) for n in expanding))):
+            return None
+        cursor = session.connection.dbapi_connection.cursor()
+        with driver_errors(session, sql, params), cursor:
+            if several:
+                # A many-row INSERT is one statement (PyMySQL joins them);
+                # the rows changed are of every execution, as SQLAlchemy's
+                # executemany on PyMySQL counts them.
+                return cursor.executemany(
+                    sql, [{**defaults, **p} for p in params])
+            changed = cursor.execute(sql, {**defaults, **params})
+            if not fetch:
+                return changed
+            rows = cursor.fetchall()
+            if self.row_factory is tuple_row:
+                return list(rows)        # (PyMySQL's is a tuple)
+            if self._named is None:
+                self._named = collections.namedtuple(
+                    'Row', [d[0] for d in cursor.description])
+            return list(map(self._named._make, rows))
+
     def rows(self, session, params) -> list:
         """The rows (attribute access as SQLAlchemy's) of a query or of a
         ``RETURNING`` statement; for a list of dicts, of every execution."""
-        if dialect_name(session) != 'postgresql':
-            return session.execute(self.stmt, params).all()
-        compiled = self._pg_compiled(session.dialect)
-        with driver_errors(session, compiled[0], params):
-            return self._pg_rows(session, self.row_factory, *compiled,
-                                 params)
+        return self._execute(session, params, fetch=True)
 
     def run(self, session, params) -> int:
         """Execute for a dict, or once per dict of a list; the rows changed
-        (of the last execution)."""
-        if dialect_name(session) != 'postgresql':
-            return session.execute(self.stmt, params).rowcount
+        (of the last execution; on MySQL of every execution)."""
+        return self._execute(session, params, fetch=False)
+
+    def _execute(self, session, params, fetch: bool):
+        dialect = dialect_name(session)
+        if dialect == 'mysql':
+            result = self._on_pymysql(session, params, fetch)
+            if result is not None:
+                return result
+        if dialect != 'postgresql':
+            result = session.execute(self.stmt, params)
+            return result.all() if fetch else result.rowcount
         compiled = self._pg_compiled(session.dialect)
         with driver_errors(session, compiled[0], params):
+            if fetch:
+                return self._pg_rows(session, self.row_factory, *compiled,
+                                     params)
             return self._pg_run(session, *compiled, params)
 
     @staticmethod

@@ -35,6 +35,7 @@ import alembic.runtime.migration
 import alembic.script
 import sqlalchemy as sa
 from oslo_db import exception as db_exc
+from pymysql import err as pymysql_err
 from oslo_db.sqlalchemy import engines as db_engines
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
@@ -140,7 +141,51 @@ def _server_engine(url) -> sa.Engine:
             with dbapi_conn.cursor() as cursor:
                 cursor.execute('SET SESSION TRANSACTION ISOLATION LEVEL '
                                'READ COMMITTED')
+        _rollback_on_return_only_if_open(engine)
     return engine
+
+
+def _rollback_on_return_only_if_open(engine: sa.Engine) -> None:
+    """MySQL: no ROLLBACK when a committed connection goes back to the pool.
+
+    SQLAlchemy rolls back every connection returned after a commit, to be
+    sure; psycopg skips that when no transaction is open, PyMySQL sends it
+    to the server: one round trip in six of a resync report (counted on
+    PyMySQL's connection).  Here a connection is rolled back on return
+    unless the last thing its transaction did was COMMIT or ROLLBACK (the
+    events fire before they are sent; an error then leaves no transaction
+    open on MySQL, or invalidates the connection), and the server's status
+    does not say a transaction is open.
+    """
+    from pymysql.constants import SERVER_STATUS
+    from sqlalchemy.pool import base as pool_base
+    engine.pool._reset_on_return = pool_base.reset_none
+
+    # Cleared at every checkout too: a raw connection (no Connection, no
+    # events) is always rolled back.
+    @event.listens_for(engine.pool, 'checkout')
+    def _checked_out(_dbapi_conn, record, _proxy):
+        record.info['nova_rt_ended'] = False
+
+    def _mark(conn, ended: bool) -> None:
+        # (An invalidated connection is gone: ``conn.connection`` would
+        # try to reconnect inside a transaction still to be rolled back.)
+        if not conn.invalidated:
+            conn.connection.info['nova_rt_ended'] = ended
+
+    event.listen(engine, 'begin', lambda conn: _mark(conn, False))
+    event.listen(engine, 'commit', lambda conn: _mark(conn, True))
+    event.listen(engine, 'rollback', lambda conn: _mark(conn, True))
+
+    @event.listens_for(engine.pool, 'reset')
+    def _reset(dbapi_conn, record, state):
+        if state.terminate_only:
+            return                       # about to be closed anyway
+        if (record is not None and record.info.get('nova_rt_ended')
+                and not dbapi_conn.server_status
+                & SERVER_STATUS.SERVER_STATUS_IN_TRANS):
+            return
+        dbapi_conn.rollback()
 
 
 def is_duplicate(error: BaseException) -> bool:
@@ -153,6 +198,9 @@ def is_duplicate(error: BaseException) -> bool:
 # statements run on psycopg itself (common.Direct), which oslo.db's filters
 # never see.
 _RETRY_SQLSTATES = {'40P01', '40001'}
+# MySQL's deadlock and lock wait timeout, both DBDeadlock to oslo.db's
+# filters, by error code: PyMySQL gives the second only SQLSTATE HY000.
+_RETRY_MYSQL_CODES = {1213, 1205}
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -171,6 +219,9 @@ def is_retryable(error: BaseException) -> bool:
         return True
     sqlstate = getattr(error.orig, 'sqlstate', None)
     return (sqlstate in _RETRY_SQLSTATES
+            or (isinstance(error.orig, pymysql_err.MySQLError)
+                and error.orig.args[:1] and error.orig.args[0]
+                in _RETRY_MYSQL_CODES)
             or 'database is locked' in str(error.orig))
 
 

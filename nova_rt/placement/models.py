@@ -68,6 +68,12 @@ class ResourceProvider(Base):
         TIMESTAMP, nullable=True)
 
 
+#: The columns of ``ix_inventories_candidates``.
+CANDIDATE_COLUMNS = ('resource_class', 'root_provider_id', 'capacity', 'used',
+                     'min_unit', 'max_unit', 'step_size',
+                     'resource_provider_id')
+
+
 class Inventory(Base):
     __tablename__ = 'inventories'
     __table_args__ = (
@@ -76,6 +82,13 @@ class Inventory(Base):
         Index('ix_inventories_rc_rp', 'resource_class',
               'resource_provider_id'),
         Index('ix_inventories_rc_root', 'resource_class', 'root_provider_id'),
+        # MySQL/MariaDB only (migration 0004): every column the candidate
+        # query reads of an inventory, so that its join per class is one
+        # index lookup, not that and the row's.  PostgreSQL joins by
+        # hashing whole tables and would only lose heap-only updates of
+        # ``used`` to it.
+        Index('ix_inventories_candidates', *CANDIDATE_COLUMNS).ddl_if(
+            dialect='mysql'),
         MYSQL_TABLE,
     )
 

@@ -157,6 +157,8 @@ class LibvirtHost:
         self.give_way: Optional[Callable[[], object]] = None
         self._stopped = False
         self._xml_cache: dict = {}              # uuid -> (xml, parsed fields)
+        # check_disk_pool found libvirt away: check on the next connection.
+        self._pool_unchecked = False
         # Without this libvirt prints every error to stderr on its own.
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
@@ -233,6 +235,7 @@ class LibvirtHost:
                 return current.conn          # another caller was quicker
             raise self._attempt_failed('closed by libvirt while being set up')
         self._set_state('connected')
+        self._check_pool_on_connect(session.conn)
         return session.conn
 
     def _set_up(self, session: _Session) -> None:
@@ -405,16 +408,54 @@ class LibvirtHost:
         _count, cpumap, _online = conn.getCPUMap()
         return frozenset(i for i, online in enumerate(cpumap) if online)
 
+    def check_disk_pool(self) -> None:
+        """Refuse a ``[libvirt] disk_pool`` that libvirt does not have, at start.
+
+        Raises ``ConfigError`` naming the pool and the pools there are.
+        With libvirt unreachable nothing is refused (the daemon serves from
+        its last known inventory): a warning now, and the check is made on
+        the next connection, where a missing pool is logged at ERROR.
+        """
+        if not self.disk_pool:
+            return
+        try:
+            conn = self._connection()
+            try:
+                self._pool(conn)
+            except libvirt.libvirtError as exc:
+                raise self._failed(exc, 'looking up the disk pool') from exc
+        except exception.HypervisorUnavailable as exc:
+            self._pool_unchecked = True
+            LOG.warning("[libvirt] disk_pool %r not checked, libvirt is "
+                        "unreachable; checking it when libvirt connects: %s",
+                        self.disk_pool, exc)
+
+    def _check_pool_on_connect(self, conn) -> None:
+        if not self._pool_unchecked:
+            return
+        self._pool_unchecked = False
+        try:
+            self._pool(conn)
+        except exception.ConfigError as exc:
+            self._handoff.call(LOG.error, "%s", exc)
+        except libvirt.libvirtError:
+            pass     # the next audit meets it and says so
+
+    def _pool(self, conn):
+        try:
+            return conn.storagePoolLookupByName(self.disk_pool)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
+                raise
+            error = exc
+        pools = sorted(p.name() for p in conn.listAllStoragePools(0))
+        raise exception.ConfigError(reason=(
+            f"[libvirt] disk_pool: no storage pool {self.disk_pool!r} on "
+            f"{self.uri} (its pools: {', '.join(pools) or 'none'})")) from error
+
     def _disk_gb(self, conn) -> tuple[int, int]:
         if self.disk_pool:
-            try:
-                pool = conn.storagePoolLookupByName(self.disk_pool)
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
-                    raise
-                raise exception.ConfigError(reason=(
-                    f"[libvirt] disk_pool: no storage pool {self.disk_pool!r} on "
-                    f"{self.uri}")) from exc
+            pool = self._pool(conn)
             _state, capacity, allocation, _available = pool.info()
             return capacity // GiB, allocation // GiB
         if not self.instances_path:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from nova_rt.identity import keys
+from tests.functional.virt import hostxml
 
 STATUS = pathlib.Path(sys.executable).with_name('nova-rt-status')
 RABBIT = 'rabbit://guest:guest@127.0.0.1:5672/'
@@ -55,7 +56,7 @@ def test_good_host_passes(tmp_path):
     assert set(report) == {'Configuration', 'Message signatures',
                            'Transport URL', 'Message broker',
                            'Placement database', 'State directory',
-                           'Claim store', 'Libvirt'}
+                           'Claim store', 'Libvirt', 'Reserved amounts'}
     assert 'TEST' in report['Libvirt']['details']
 
 
@@ -146,6 +147,48 @@ connection = sqlite:///{db}
                    stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     _code, report = _check(tmp_path, (tmp_path / 'nova-rt.conf').read_text())
     assert report['Placement database']['result'] == 0
+
+
+def _reserving(tmp_path, cpus, memory_mb, disk_mb):
+    """A compute host on an 8-CPU, 4096 MB host XML, with these reserved."""
+    uri = hostxml.write_host_xml(tmp_path / 'host.xml', n_domains=0, cpus=8,
+                                 memory_kib=4096 * 1024)
+    return _identity(tmp_path) + f'''[DEFAULT]
+transport_url = {RABBIT}
+state_path = {_state(tmp_path)}
+reserved_host_cpus = {cpus}
+reserved_host_memory_mb = {memory_mb}
+reserved_host_disk_mb = {disk_mb}
+[libvirt]
+connection_uri = {uri}
+'''
+
+
+def test_reserved_amounts_larger_than_the_host_are_a_warning(tmp_path):
+    code, report = _check(tmp_path, _reserving(tmp_path, 9, 4097, 10 ** 9))
+    check = report['Reserved amounts']
+    assert code == 1 and check['result'] == 1, report
+    details = check['details']
+    assert "reserved_host_cpus = 9 is more than the host's VCPU total of 8 CPUs" \
+        in details
+    assert ("reserved_host_memory_mb = 4097 is more than the host's MEMORY_MB "
+            "total of 4096 MB") in details
+    assert f'reserved_host_disk_mb = {10 ** 9} is more than' in details
+    # Everything else about this host is fine: only a warning, as the
+    # daemon starts with these.
+    assert {c['result'] for name, c in report.items()
+            if name != 'Reserved amounts'} == {0}
+
+
+def test_reserved_amounts_up_to_the_host_pass(tmp_path):
+    code, report = _check(tmp_path, _reserving(tmp_path, 8, 4096, 0))
+    assert code == 0 and report['Reserved amounts']['result'] == 0, report
+    code, report = _check(tmp_path, (tmp_path / 'nova-rt.conf').read_text()
+                          .replace('reserved_host_cpus = 8',
+                                   'reserved_host_cpus = 9'))
+    details = report['Reserved amounts']['details']
+    assert code == 1 and 'reserved_host_cpus = 9' in details
+    assert 'memory' not in details and 'disk' not in details
 
 
 def test_postgresql_left_without_any_vacuum_is_a_warning(tmp_path):

@@ -121,14 +121,17 @@ def test_one_statement_whatever_the_number_of_providers(mgr, db_url,
     def count(conn, cursor, statement, *args):
         if statement.lstrip().upper().startswith('SELECT'):
             statements.append(statement)
-    if engine.dialect.name == 'postgresql':
-        # The query runs on psycopg's cursor itself (common.Direct).
-        execute = psycopg.Cursor.execute
+    if engine.dialect.name in ('postgresql', 'mysql'):
+        # The query runs on the driver's cursor itself (common.Direct).
+        import pymysql.cursors
+        cursor_class = (psycopg.Cursor if engine.dialect.name == 'postgresql'
+                        else pymysql.cursors.Cursor)
+        execute = cursor_class.execute
 
         def counted(cursor, query, *args, **kwargs):
             count(None, cursor, str(query))
             return execute(cursor, query, *args, **kwargs)
-        monkeypatch.setattr(psycopg.Cursor, 'execute', counted)
+        monkeypatch.setattr(cursor_class, 'execute', counted)
     else:
         sa.event.listen(engine, 'before_cursor_execute', count)
     try:
@@ -140,7 +143,7 @@ def test_one_statement_whatever_the_number_of_providers(mgr, db_url,
             assert len(cands) == 30
             assert len(statements) == 1   # SET LOCAL is not a query
     finally:
-        if engine.dialect.name != 'postgresql':
+        if engine.dialect.name == 'sqlite':
             sa.event.remove(engine, 'before_cursor_execute', count)
 
 

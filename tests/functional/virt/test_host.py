@@ -60,6 +60,47 @@ def test_unknown_storage_pool_is_config_error():
     host.stop()
 
 
+def test_check_disk_pool_names_the_pools_there_are(tmp_path):
+    host = LibvirtHost('test:///default', disk_pool='nosuchpool')
+    with pytest.raises(exception.ConfigError) as caught:
+        host.check_disk_pool()
+    assert str(caught.value) == (
+        "Invalid configuration: [libvirt] disk_pool: no storage pool "
+        "'nosuchpool' on test:///default (its pools: default-pool)")
+    host.stop()
+    # A host XML defines no pool at all.
+    uri = hostxml.write_host_xml(str(tmp_path / 'host.xml'), n_domains=0)
+    host = LibvirtHost(uri, disk_pool='nosuchpool')
+    with pytest.raises(exception.ConfigError, match=r'\(its pools: none\)$'):
+        host.check_disk_pool()
+    host.stop()
+    for pool in ('default-pool', None):
+        host = LibvirtHost('test:///default', disk_pool=pool)
+        host.check_disk_pool()
+        host.stop()
+
+
+def test_disk_pool_checked_when_libvirt_connects_if_away_at_start(tmp_path, caplog):
+    path = tmp_path / 'host.xml'                  # not there yet: libvirt away
+    host = LibvirtHost(f'test://{path}', disk_pool='nosuchpool',
+                       reconnect_max_interval=0.01)
+    try:
+        with caplog.at_level('WARNING', logger='nova_rt.virt.host'):
+            host.check_disk_pool()                # not refused
+        warned = [r for r in caplog.records if 'not checked' in r.getMessage()]
+        assert warned and warned[0].levelname == 'WARNING', caplog.text
+        assert not [r for r in caplog.records if r.levelname == 'ERROR']
+        hostxml.write_host_xml(str(path), n_domains=0)
+        caplog.clear()
+        with caplog.at_level('WARNING', logger='nova_rt.virt.host'):
+            assert host.wait_for_connection(max_attempts=50)
+        errors = [r.getMessage() for r in caplog.records if r.levelname == 'ERROR']
+        assert errors == ["Invalid configuration: [libvirt] disk_pool: no storage "
+                          f"pool 'nosuchpool' on test://{path} (its pools: none)"]
+    finally:
+        host.stop()
+
+
 def test_default_domain(default_host):
     (dom,) = default_host.list_domains()
     assert dom.uuid == DEFAULT_DOMAIN_UUID
