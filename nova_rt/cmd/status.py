@@ -19,6 +19,7 @@ import stat
 import sys
 import warnings
 
+from oslo_config import cfg
 from oslo_upgradecheck import upgradecheck
 
 from nova_rt import conf as nova_conf
@@ -52,6 +53,20 @@ _RESERVED_OPTIONS = {
     'MEMORY_MB': ('reserved_host_memory_mb', 'MB', 1),
     'DISK_GB': ('reserved_host_disk_mb', 'MB', 1024),
 }
+
+
+def _reading_config(check):
+    """``check``, with a bad value of an option it reads as a FAILURE line
+    rather than a traceback: 'Configuration' names it, the others cannot run
+    without it."""
+    def guarded(self) -> Result:
+        try:
+            return check(self)
+        except cfg.Error as exc:
+            return Result(Code.FAILURE, 'cannot check with an invalid '
+                          f'configuration: {" ".join(str(exc).split())}')
+    guarded.__name__ = check.__name__
+    return guarded
 
 
 class Checks(upgradecheck.UpgradeCommands):
@@ -261,7 +276,7 @@ class Checks(upgradecheck.UpgradeCommands):
             return Result(Code.WARNING, ' '.join(problems))
         return Result(Code.SUCCESS)
 
-    _upgrade_checks = (
+    _upgrade_checks = tuple((name, _reading_config(check)) for name, check in (
         ('Configuration', _check_config),
         ('Message signatures', _check_identity),
         ('Transport URL', _check_transport_url),
@@ -271,7 +286,7 @@ class Checks(upgradecheck.UpgradeCommands):
         ('Claim store', _check_claim_store),
         ('Libvirt', _check_libvirt),
         ('Reserved amounts', _check_reserved),
-    )
+    ))
 
 
 def main(argv=None, conf=None) -> int:

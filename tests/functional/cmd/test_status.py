@@ -284,3 +284,17 @@ def test_every_command_prints_the_pbr_version():
         # openstackclient does; the daemons print oslo.config's bare version.
         shown = f'nova-rt {expected}' if name == 'nova-rt' else expected
         assert result.stdout.strip() == shown, (name, result.stdout)
+
+
+def test_a_value_over_its_bound_fails_every_check_that_reads_it(tmp_path):
+    code, report = _check(tmp_path, f'''[DEFAULT]
+transport_url = {RABBIT}
+state_path = {_state(tmp_path)}
+reserved_host_disk_mb = {2**50}
+[libvirt]
+connection_uri = test:///default
+''')
+    assert code == 2
+    assert 'reserved_host_disk_mb' in report['Configuration']['details']
+    assert report['Reserved amounts']['result'] == 2
+    assert 'invalid configuration' in report['Reserved amounts']['details']
