@@ -52,11 +52,7 @@ class ContextSerializer(messaging.NoOpSerializer):
     """
 
     def serialize_context(self, context):
-        if context is None:
-            return {}
-        if isinstance(context, dict):
-            return dict(context)
-        return context.to_dict()
+        return context_dict(context)
 
     def deserialize_context(self, context):
         context = context if isinstance(context, dict) else {}
@@ -71,6 +67,16 @@ class ContextSerializer(messaging.NoOpSerializer):
         request = oslo_context.RequestContext(overwrite=True, **kwargs)
         request.nova_rt_identity = context.get(identity_scheme.CONTEXT_KEY)
         return request
+
+
+def context_dict(context) -> dict:
+    """A caller's context (None, a dict or a ``RequestContext``) as the dict
+    that goes on the wire, a copy."""
+    if context is None:
+        return {}
+    if isinstance(context, dict):
+        return dict(context)
+    return context.to_dict()
 
 
 def _context_string(value):
@@ -166,6 +172,17 @@ class VersionCaps:
     def prepare(self, peer, method: str, arguments: dict) -> tuple:
         """(version, arguments) to send ``method`` to ``peer``."""
         return self.table.downgrade(method, arguments, self.cap_for(peer))
+
+    def call(self, peer, method: str, arguments: dict, send):
+        """``send(version, arguments)`` at the lowest version the arguments
+        need, and once more at an older one when ``auto`` learns it must."""
+        while True:
+            version, sent = self.prepare(peer, method, arguments)
+            try:
+                return send(version, sent)
+            except messaging.RemoteError as exc:
+                if not self.step_down(peer, version, exc):
+                    raise
 
     def step_down(self, peer, version: str, error: Exception) -> bool:
         """True when a call sent at ``version`` that failed with ``error``

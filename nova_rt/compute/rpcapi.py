@@ -28,6 +28,7 @@ import oslo_messaging as messaging
 from nova_rt import exception
 from nova_rt import rpc
 from nova_rt.compute import methods
+from nova_rt.identity import caller as caller_mod
 
 #: The modules whose exception classes callers may rebuild from the wire.
 ALLOWED_REMOTE_EXMODS = ['nova_rt.exception']
@@ -84,39 +85,25 @@ class ComputeAPI:
 
     def _call(self, context, host: str, method: str,
               timeout: float | None = None, **kwargs):
-        while True:
-            version, sent = self.versions.prepare(host, method, kwargs)
-            try:
-                return self._send(context, host, method, version, timeout,
-                                  sent)
-            except messaging.RemoteError as exc:
-                if not self.versions.step_down(host, version, exc):
-                    raise
-
-    def _send(self, context, host: str, method: str, version: str,
-              timeout: float | None, kwargs: dict):
-        options = {'server': host, 'version': version}
+        options = {'server': host}
         if timeout is not None:
             # prepare(timeout=None) would mean "wait forever", not "default".
             options['timeout'] = timeout
-        cctxt = self.client.prepare(**options)
-        nonce = None
-        if self.identity is not None:
-            context, nonce = self.identity.stamp(
+
+        def send(version: str, arguments: dict):
+            cctxt = self.client.prepare(version=version, **options)
+            return caller_mod.call(
+                self.identity, lambda ctx: cctxt.call(ctx, method, **arguments),
                 context, topic=rpc.COMPUTE_TOPIC, server=host, method=method,
-                args=kwargs)
+                args=arguments)
+
         try:
-            reply = cctxt.call(context or {}, method, **kwargs)
+            return self.versions.call(host, method, kwargs, send)
         except exception.NovaRtException as exc:
-            if self.identity is not None:
-                self.identity.check_error(host, method, nonce, exc)
             plain = _plain_error(exc)
             if plain is exc:
                 raise
             raise plain from None
-        if self.identity is not None:
-            return self.identity.open_reply(host, method, nonce, reply)
-        return reply
 
     # -- claims of instances -------------------------------------------------
 

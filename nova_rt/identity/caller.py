@@ -16,10 +16,41 @@ import time
 from typing import Optional
 
 from nova_rt import exception
+from nova_rt import rpc
 from nova_rt.identity import keys as keys_mod
 from nova_rt.identity import scheme
 
 LOG = logging.getLogger(__name__)
+
+
+def stamp(identity: Optional['Caller'], context, *, topic: str,
+          server: Optional[str], method: str, args: dict) -> tuple:
+    """(context to send, nonce): stamped by ``identity`` when there is one."""
+    if identity is None:
+        return context or {}, None
+    return identity.stamp(context, topic=topic, server=server, method=method,
+                          args=args)
+
+
+def call(identity: Optional['Caller'], send, context, *, topic: str,
+         server: Optional[str], method: str, args: dict):
+    """``send(context)``, the call as a client makes it, signed and its
+    answer or refusal checked when ``identity`` is given.
+
+    The answer must come from the principal called: the server addressed
+    (a compute host), or placement's principal for a topic call.
+    """
+    context, nonce = stamp(identity, context, topic=topic, server=server,
+                           method=method, args=args)
+    if identity is None:
+        return send(context)
+    expected = server if server is not None else identity.placement_principal
+    try:
+        reply = send(context)
+    except exception.NovaRtException as exc:
+        identity.check_error(expected, method, nonce, exc)
+        raise
+    return identity.open_reply(expected, method, nonce, reply)
 
 
 class Caller:
@@ -32,20 +63,11 @@ class Caller:
         self.placement_principal = placement_principal
         self._clock = clock
 
-    @property
-    def principal(self) -> Optional[str]:
-        return self.own_key.principal if self.own_key is not None else None
-
     def stamp(self, context, *, topic: str, server: Optional[str],
               method: str, args: dict) -> tuple:
         """(context to send, nonce); the context unchanged and no nonce when
         this caller has no key."""
-        if context is None:
-            sent = {}
-        elif isinstance(context, dict):
-            sent = dict(context)
-        else:
-            sent = context.to_dict()
+        sent = rpc.context_dict(context)
         if self.own_key is None:
             return sent, None
         try:

@@ -77,10 +77,9 @@ def load_signing_key(path: str, principal: str) -> scheme.SigningKey:
     return scheme.SigningKey(principal, key)
 
 
-def parse_public_keys(text: str, path: str = '<keys>') -> dict:
-    """{key_id: what verifies it (``scheme.verify_key``)} of a ``.pub``
-    file's text."""
-    keys = {}
+def _public_keys(text: str, path: str) -> list:
+    """The keys of a ``.pub`` file's text, in its order."""
+    found = []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.split('#', 1)[0].strip()
         if not line:
@@ -90,19 +89,23 @@ def parse_public_keys(text: str, path: str = '<keys>') -> dict:
             raise KeyFileError(f'{path}:{number}: not "{KEY_TYPE} <base64>"')
         try:
             raw = base64.b64decode(fields[1], validate=True)
-            public_key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+            found.append(ed25519.Ed25519PublicKey.from_public_bytes(raw))
         except (binascii.Error, ValueError):
             raise KeyFileError(f'{path}:{number}: not an Ed25519 public '
                                'key') from None
-        keys[scheme.key_id(public_key)] = scheme.verify_key(public_key)
-    return keys
+    return found
+
+
+def parse_public_keys(text: str, path: str = '<keys>') -> dict:
+    """{key_id: what verifies it (``scheme.verify_key``)} of a ``.pub``
+    file's text."""
+    return {scheme.key_id(key): scheme.verify_key(key)
+            for key in _public_keys(text, path)}
 
 
 def public_line(public_key: ed25519.Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw,
-                                  serialization.PublicFormat.Raw)
-    return (f'{KEY_TYPE} {base64.b64encode(raw).decode("ascii")} '
-            f'{scheme.key_id(public_key)}')
+    raw = base64.b64encode(scheme.public_raw(public_key)).decode('ascii')
+    return f'{KEY_TYPE} {raw} {scheme.key_id(public_key)}'
 
 
 def readable_by_others(path: str) -> bool:
@@ -206,16 +209,12 @@ def _private_pem(key: ed25519.Ed25519PrivateKey) -> bytes:
 
 
 def _existing_public(path: str) -> list:
+    """The keys a ``.pub`` file holds now (a damaged file is not rotated)."""
     try:
         with open(path, encoding='utf-8') as f:
-            text = f.read()
+            return _public_keys(f.read(), path)
     except FileNotFoundError:
         return []
-    parse_public_keys(text, path)       # a damaged file is not rotated
-    return [ed25519.Ed25519PublicKey.from_public_bytes(
-                base64.b64decode(line.split()[1]))
-            for line in text.splitlines()
-            if line.split('#', 1)[0].strip()]
 
 
 def _write_pair(keys_dir: str, principal: str, key_file: str | None,

@@ -14,10 +14,8 @@ they are held to the table of methods (``placement/methods.py``).
 
 from __future__ import annotations
 
-import oslo_messaging as messaging
-
-from nova_rt import exception
 from nova_rt import rpc
+from nova_rt.identity import caller as caller_mod
 from nova_rt.placement import methods
 
 
@@ -51,35 +49,15 @@ class PlacementAPI:
     def can_send_version(self, version: str) -> bool:
         return self.versions.can_send_version(version)
 
-    def _stamp(self, context, method: str, kwargs: dict) -> tuple:
-        if self.identity is None:
-            return context or {}, None
-        return self.identity.stamp(context, topic=rpc.PLACEMENT_TOPIC,
-                                   server=None, method=method, args=kwargs)
-
     def _call(self, context, method, **kwargs):
-        while True:
-            version, sent = self.versions.prepare(None, method, kwargs)
-            try:
-                return self._send(context, method, version, sent)
-            except messaging.RemoteError as exc:
-                if not self.versions.step_down(None, version, exc):
-                    raise
+        def send(version: str, arguments: dict):
+            cctxt = self.client.prepare(version=version)
+            return caller_mod.call(
+                self.identity, lambda ctx: cctxt.call(ctx, method, **arguments),
+                context, topic=rpc.PLACEMENT_TOPIC, server=None, method=method,
+                args=arguments)
 
-    def _send(self, context, method: str, version: str, kwargs: dict):
-        context, nonce = self._stamp(context, method, kwargs)
-        try:
-            reply = self.client.prepare(version=version).call(
-                context, method, **kwargs)
-        except exception.NovaRtException as exc:
-            if self.identity is not None:
-                self.identity.check_error(
-                    self.identity.placement_principal, method, nonce, exc)
-            raise
-        if self.identity is None:
-            return reply
-        return self.identity.open_reply(self.identity.placement_principal,
-                                        method, nonce, reply)
+        return self.versions.call(None, method, kwargs, send)
 
     # -- writes from the compute daemon (owner of the provider tree) --------
 
@@ -98,7 +76,9 @@ class PlacementAPI:
                   sent_at: str) -> None:
         version, arguments = self.versions.prepare(None, 'heartbeat', {
             'host': host, 'root_uuid': root_uuid, 'sent_at': sent_at})
-        context, _ = self._stamp(context, 'heartbeat', arguments)
+        context, _ = caller_mod.stamp(
+            self.identity, context, topic=rpc.PLACEMENT_TOPIC, server=None,
+            method='heartbeat', args=arguments)
         self.client.prepare(version=version).cast(context, 'heartbeat',
                                                   **arguments)
 
