@@ -16,7 +16,7 @@ import time
 from typing import Optional
 
 from nova_rt import exception
-from nova_rt.identity import canonical
+from nova_rt import validation
 from nova_rt.identity import keys as keys_mod
 from nova_rt.identity import scheme
 
@@ -158,4 +158,5 @@ def _shown(principal) -> str:
         return principal
     if principal is None:
         return '(no principal)'
-    return f'(invalid principal {canonical.dumps(str(principal)[:40]).decode()})'
+    # repr, cut: a claimed name is the sender's word, of any size or type.
+    return f'(invalid principal {validation.short(principal)})'

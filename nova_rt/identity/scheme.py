@@ -47,6 +47,7 @@ import nacl.signing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from nova_rt import validation
 from nova_rt.identity import canonical
 
 VERSION = 1
@@ -199,7 +200,7 @@ def read_stamp(raw) -> Stamp:
     if not isinstance(raw, dict):
         raise Refused('the signature is not an object')
     if raw.get('v') != VERSION:
-        raise Refused(f'signature scheme {_short(raw.get("v"))} is not '
+        raise Refused(f'signature scheme {validation.short(raw.get("v"))} is not '
                       f'version {VERSION}')
     principal, kid = raw.get('principal'), raw.get('key_id')
     ts, nonce, sig = raw.get('ts'), raw.get('nonce'), raw.get('sig')
@@ -322,14 +323,9 @@ class Policy:
             if principal == host:
                 return
             raise Refused(f'{principal} may write only for its own host, '
-                          f'not for {_short(host)}')
+                          f'not for {validation.short(host)}')
         if who == CONDUCTOR and principal in self.conductors:
             return
         allowed = 'operators' if who == OPERATOR else 'conductors or operators'
         raise Refused(f'{principal} is not one of the {allowed} '
                       '([identity] operators, conductors)')
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + '...'
