@@ -127,6 +127,17 @@ class Changes:
     def __bool__(self):
         return bool(self.instances or self.migrations or self.meta)
 
+    @classmethod
+    def merged(cls, changes: list) -> 'Changes':
+        """What writing ``changes`` one after the other leaves: each row
+        takes its last value (a record is always put or dropped whole)."""
+        merged = cls()
+        for each in changes:
+            merged.instances.update(each.instances)
+            merged.migrations.update(each.migrations)
+            merged.meta.update(each.meta)
+        return merged
+
 
 def _write_hint(error: sqlite3.Error, directory: str) -> str:
     """What the operator can do about a failed open or write."""
