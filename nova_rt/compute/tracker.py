@@ -215,20 +215,7 @@ class ResourceTracker:
         """A commit failed: memory back to what the store holds (under the
         lock, before any caller of ``writes`` hears the error)."""
         durable, current = self._durable, self._ledger
-        instances, migrations = set(), set()
-        for write in writes:
-            touched = write.change.touched()
-            instances |= touched[0]
-            migrations |= touched[1]
-        back = ledger_mod.Change(
-            put_instances=tuple(durable.instances[u] for u in instances
-                                if u in durable.instances),
-            drop_instances=tuple(u for u in instances
-                                 if u not in durable.instances),
-            put_migrations=tuple(durable.migrations[u] for u in migrations
-                                 if u in durable.migrations),
-            drop_migrations=tuple(u for u in migrations
-                                  if u not in durable.migrations))
+        back = ledger_mod.back_to(durable, [w.change for w in writes])
         self._usage.apply(current, durable, back)
         self._ledger = durable
         self._bump()
