@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/bench_rpc.py [--domains 1000] [--samples 400]
         [--duration 8] [--callers 8] [--backend threading]
+        [--sections audits,concurrency] [--in-flight 1,4,16]
+        [--stream-seconds 8] [--repeat 1] [--profile FILE]
 
 Starts a placement process and a compute daemon (libvirt test driver host with
-``--domains`` running/shut-off domains), then measures:
+``--domains`` running/shut-off domains), then measures, in section ``audits``:
 
 - p50/p99 of one caller's ``instance_claim`` round trip, alone and while a
   background caller runs audits back to back (each walks every domain);
@@ -14,13 +16,26 @@ Starts a placement process and a compute daemon (libvirt test driver host with
   the audit's ``reported`` flag).
 
 Targets (issue 5): p50 < 5 ms, p99 < 20 ms, p99 during audits within 1.5x.
+
+In section ``concurrency`` (issue 19, group commit; ``claim_stream``): for
+each of ``--in-flight`` concurrent callers, a stream of claims (each aborted
+once acknowledged) and, in the same run, the floor: the same stream of
+no-op calls (aborts of unknown instances, no write).  Per stream: calls and
+claims per second, the claim's p50/p99, the daemon's CPU per call, and the
+daemon's fsyncs (``perf``) and commits (its ``/metrics``) per durable write.
+``claim_vs_floor`` is the claim stream's p50 and calls/s over the floor's at
+the same concurrency.  ``--repeat`` runs the whole section that many times
+(streams interleaved, so that the machine's load falls on all alike), and
+``/proc/loadavg`` is noted before and after.
 """
 
 import argparse
 import contextlib
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -29,11 +44,14 @@ import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from oslo_service import backend as _backend  # noqa: E402
 
 _backend.init_backend(_backend.BackendType.THREADING)
 
+import claim_stream  # noqa: E402
+from nova_rt import rpc  # noqa: E402
 from tests.functional.compute import fixtures  # noqa: E402
 from tests.functional.virt import hostxml  # noqa: E402
 
@@ -120,6 +138,82 @@ def idle_audit_messages(stack):
             'generation_bumps': after - before}
 
 
+def audits(stack, args, results):
+    """Section ``audits`` (module docstring)."""
+    results['alone'] = latencies(stack, args.samples)
+    results['alone'].update(throughput(stack, args.callers, args.duration))
+    with audits_running(stack) as audit_durations:
+        results['during_audits'] = latencies(stack, args.samples)
+        results['during_audits'].update(
+            throughput(stack, args.callers, args.duration))
+    results['audit_s'] = {
+        'runs': len(audit_durations),
+        'p50': round(percentile(audit_durations, 50), 4)}
+    results['idle_audit'] = idle_audit_messages(stack)
+    results['p99_ratio'] = round(results['during_audits']['p99_ms']
+                                 / results['alone']['p99_ms'], 2)
+
+
+def loadavg() -> str:
+    with open('/proc/loadavg') as f:
+        return ' '.join(f.read().split()[:3])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def concurrency(stack, args, metrics_url) -> dict:
+    """Claim streams and their floor at each concurrency (module docstring)."""
+    stream = claim_stream.Stream(
+        fixtures.transport_url_of(stack.placement), stack.placement.exchange,
+        f'{rpc.COMPUTE_TOPIC}.{stack.host}', rpc.RPC_VERSION)
+    pid = stack.compute.proc.pid
+    fsyncs = claim_stream.FsyncCounter.available()
+    levels = [int(n) for n in args.in_flight.split(',')]
+    runs = []
+    try:
+        for _ in range(args.repeat):
+            for in_flight in levels:
+                row = {}
+                for kind in ('floor', 'claims'):
+                    row[kind] = claim_stream.measure(
+                        stream, pid, metrics_url, in_flight,
+                        args.stream_seconds, kind, fsyncs)
+                claims, floor = row['claims'], row['floor']
+                row['claim_vs_floor'] = {
+                    'p50': round(claims['claim_p50_ms']
+                                 / floor['abort_p50_ms'], 2),
+                    'calls_per_s': round(claims['calls_per_s']
+                                         / floor['calls_per_s'], 2)}
+                row['loadavg'] = loadavg()
+                runs.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+        if args.profile:
+            profile(stream, pid, max(levels), args)
+    finally:
+        stream.close()
+    return {'fsyncs_counted': fsyncs, 'runs': runs}
+
+
+def profile(stream, pid, in_flight, args):
+    """py-spy on the daemon during two more claim streams (not measured):
+    collapsed stacks of every thread that is not idle (waits on locks
+    included) in ``args.profile``, and of the thread holding the GIL (what
+    costs CPU) in ``args.profile``.gil; for flamegraph.pl or speedscope."""
+    for out, extra in ((args.profile, []), (args.profile + '.gil', ['--gil'])):
+        spy = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), 'py-spy'),
+             'record', '-p', str(pid), '-f', 'raw', '-o', out, '-r', '200',
+             '-d', str(int(args.stream_seconds) + 1), *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+        stream.run(args.stream_seconds, in_flight, 'claims')
+        spy.wait(60)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--domains', type=int, default=1000)
@@ -128,7 +222,15 @@ def main():
     parser.add_argument('--callers', type=int, default=8)
     parser.add_argument('--backend', default='threading',
                         choices=['threading', 'eventlet'])
+    parser.add_argument('--sections', default='audits,concurrency')
+    parser.add_argument('--in-flight', default='1,4,16')
+    parser.add_argument('--stream-seconds', type=float, default=8.0)
+    parser.add_argument('--repeat', type=int, default=1)
+    parser.add_argument('--profile', metavar='FILE',
+                        help='py-spy the daemon under the largest claim '
+                             'stream; collapsed stacks to FILE')
     args = parser.parse_args()
+    sections = set(args.sections.split(','))
 
     workdir = tempfile.mkdtemp(prefix='bench-rpc-')
     uri = hostxml.write_host_xml(os.path.join(workdir, 'host.xml'),
@@ -138,10 +240,12 @@ def main():
     from tests.functional.placement import fixtures as placement_fixtures
     with placement_fixtures.running_placement(url, workdir) as placement:
         vhost = fixtures.transport_url_of(placement)
+        metrics_port = free_port()
         compute = fixtures.ComputeProcess(
             workdir, f'bench-{uuid.uuid4().hex[:6]}', placement.exchange,
             args.backend, transport_url=vhost, connection_uri=uri,
-            extra='cpu_allocation_ratio = 64.0\nupdate_resources_interval = 3600\n')
+            extra='cpu_allocation_ratio = 64.0\nupdate_resources_interval = 3600\n',
+            sections=f'[metrics]\nenabled = true\nport = {metrics_port}\n')
         compute.start()
         api, transport = fixtures.compute_client(placement.exchange, url=vhost,
                                                  timeout=60)
@@ -149,19 +253,13 @@ def main():
                                       args.backend)
         try:
             results = {'backend': args.backend, 'domains': args.domains,
-                       'cores': os.cpu_count()}
-            results['alone'] = latencies(stack, args.samples)
-            results['alone'].update(throughput(stack, args.callers, args.duration))
-            with audits_running(stack) as audit_durations:
-                results['during_audits'] = latencies(stack, args.samples)
-                results['during_audits'].update(
-                    throughput(stack, args.callers, args.duration))
-            results['audit_s'] = {
-                'runs': len(audit_durations),
-                'p50': round(percentile(audit_durations, 50), 4)}
-            results['idle_audit'] = idle_audit_messages(stack)
-            results['p99_ratio'] = round(results['during_audits']['p99_ms']
-                                         / results['alone']['p99_ms'], 2)
+                       'cores': os.cpu_count(), 'loadavg_before': loadavg()}
+            if 'concurrency' in sections:
+                results['concurrency'] = concurrency(
+                    stack, args, f'http://127.0.0.1:{metrics_port}/metrics')
+            if 'audits' in sections:
+                audits(stack, args, results)
+            results['loadavg_after'] = loadavg()
         finally:
             code = compute.terminate()
             transport.cleanup()

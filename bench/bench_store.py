@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Benchmark the local store: file size and time per write over many
-claim/abort cycles, with and without keeping ended records bounded.
+claim/abort cycles, with and without keeping ended records bounded; and
+claims from concurrent threads through the tracker (group commit).
 
     .venv/bin/python bench/bench_store.py [--cycles 20000] [--move-every 3]
         [--compact-every 1000] [--keep 1000] [--modes bounded,unbounded]
+        [--threads 1,4,16] [--seconds 5]
 
 Each cycle is what the tracker writes for one claim and its abort: an
 instance record of realistic size (a flavor with extra specs, a claim, a
@@ -16,6 +18,14 @@ migrations to the ``--keep`` newest and calls ``compact()`` every
 Every claim is freed at the end, so what is left is what the store keeps
 for nothing.  Each mode runs on a new SQLite file with synchronous=FULL
 under ``--dir`` (default: a temporary directory).  Prints one JSON object.
+
+Mode ``threads`` (issue 19): for each of ``--threads``, that many threads
+claim and abort through a ``ResourceTracker`` on a SQLite file for
+``--seconds``, in this process (no RPC, so that what is measured is the
+tracker and the disk): writes per second, the claim's p50/p99, and fsyncs
+per write (``perf stat`` on this process, when allowed).  The floor, in the
+same run: the same threads calling ``abort_instance_claim`` for instances
+never claimed (the same lock and transition, no write).
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import uuid as uuidlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nova_rt import objects  # noqa: E402
 from nova_rt.compute import claims  # noqa: E402
@@ -139,6 +150,65 @@ def run(mode: str, args, directory: str) -> dict:
             'free_pages_at_end': end['freelist_count']}
 
 
+def tracker_threads(threads: int, seconds: float, directory: str) -> dict:
+    """Mode ``threads`` at one concurrency (module docstring)."""
+    import threading
+
+    import claim_stream
+    from tests.unit.compute import helpers as h
+    path = os.path.join(directory, f'threads-{threads}.sqlite')
+    rt = h.make_tracker(path, host=h.host_info(vcpus=64, memory_mb=1 << 20,
+                                                disk_gb=1 << 20))
+
+    def run(kind):
+        stop = time.monotonic() + seconds
+        claims, calls = [], [0] * threads
+
+        def worker(index):
+            while time.monotonic() < stop:
+                inst = h.instance(h.FLAVOR_1)
+                if kind == 'floor':
+                    rt.abort_instance_claim(instance_uuid=inst['uuid'])
+                    calls[index] += 1
+                    continue
+                t0 = time.perf_counter()
+                rt.instance_claim(instance=inst)
+                claims.append(time.perf_counter() - t0)
+                rt.abort_instance_claim(instance_uuid=inst['uuid'])
+                calls[index] += 2
+        workers = [threading.Thread(target=worker, args=(i,))
+                   for i in range(threads)]
+        started = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return sum(calls), time.perf_counter() - started, claims
+
+    calls, elapsed, _ = run('floor')
+    floor = {'calls_per_s': round(calls / elapsed)}
+    counter = (claim_stream.FsyncCounter(os.getpid())
+               if claim_stream.FsyncCounter.available() else None)
+    if counter:
+        counter.__enter__()
+    try:
+        writes, elapsed, claims = run('claims')
+    finally:
+        if counter:
+            counter.__exit__(None, None, None)
+    result = {'threads': threads, 'floor': floor,
+              'writes_per_s': round(writes / elapsed),
+              'claims': summary(claims)}
+    if counter and counter.count is not None:
+        result['fsyncs_per_write'] = round(counter.count / writes, 3)
+    commits = getattr(rt, 'commits', None)
+    if commits is not None:
+        result['commits_per_write'] = round(commits.commits
+                                            / max(commits.committed, 1), 3)
+    rt.store.close()
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--cycles', type=int, default=20000)
@@ -148,13 +218,22 @@ def main():
                         default=store_mod.KEEP_ENDED_MIGRATIONS)
     parser.add_argument('--modes', default='bounded,unbounded')
     parser.add_argument('--dir', help='where the SQLite files go')
+    parser.add_argument('--threads', default='1,4,16')
+    parser.add_argument('--seconds', type=float, default=5.0)
     args = parser.parse_args()
     size = len(json.dumps(instance_record(0).to_dict()))
     result = {'cycles': args.cycles, 'instance_record_bytes': size,
               'synchronous': 'FULL'}
     with tempfile.TemporaryDirectory(dir=args.dir) as directory:
         for mode in args.modes.split(','):
-            result[mode] = run(mode, args, directory)
+            if mode == 'threads':
+                result[mode] = [
+                    tracker_threads(int(n), args.seconds, directory)
+                    for n in args.threads.split(',')]
+                with open('/proc/loadavg') as f:
+                    result['loadavg'] = f.read().split()[:3]
+            else:
+                result[mode] = run(mode, args, directory)
     print(json.dumps(result, indent=1))
 
 

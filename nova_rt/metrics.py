@@ -22,6 +22,7 @@ import time
 from typing import Callable, Optional
 
 import prometheus_client as prom
+from prometheus_client import core as prom_core
 from prometheus_client import exposition
 
 from nova_rt import exception
@@ -156,10 +157,43 @@ class ComputeMetrics:
             '1 while the last report did not reach placement (it or the '
             'message bus is away), else 0', registry=self.registry)
 
+    def watch_commits(self, commits) -> None:
+        """The local store's group commit (``compute.groupcommit``): its
+        counts read at each scrape, so the claim path pays nothing."""
+        self.registry.register(_CommitCollector(commits))
+
     def audit(self):
         """Times the audit run inside it; counts it failed if it raises."""
         return _timed(self.audit_seconds.observe,
                       lambda _exc: self.audit_failures.inc())
+
+
+class _CommitCollector:
+    """Counters of a ``GroupCommit``, as Prometheus counters."""
+
+    _FAMILIES = (
+        ('nova_rt_compute_store_commits', 'commits',
+         'Transactions that made ledger writes (claims, aborts, moves, ...) '
+         'durable in the local store, one fsync each; writes that arrive '
+         'together share one'),
+        ('nova_rt_compute_store_writes', 'committed',
+         'Ledger writes made durable in the local store'),
+        ('nova_rt_compute_store_write_failures', 'failed',
+         'Ledger writes refused because their commit failed (a full or '
+         'read-only file system), each undone and its caller told'),
+    )
+
+    def __init__(self, commits):
+        self.commits = commits
+
+    def describe(self):
+        return [prom_core.CounterMetricFamily(name, text)
+                for name, _attr, text in self._FAMILIES]
+
+    def collect(self):
+        for name, attr, text in self._FAMILIES:
+            yield prom_core.CounterMetricFamily(
+                name, text, value=getattr(self.commits, attr))
 
 
 class PlacementMetrics:

@@ -105,6 +105,26 @@ def _patched(records: Mapping, drops, puts) -> Mapping:
     return types.MappingProxyType(patched)
 
 
+def back_to(durable: Ledger, changes) -> Change:
+    """The change that puts every record ``changes`` touched back as it is
+    in ``durable``: applied to ``durable.apply(changes...)``, it gives
+    ``durable`` again (the undoing of writes whose commit failed)."""
+    instances, migrations = set(), set()
+    for change in changes:
+        touched = change.touched()
+        instances |= touched[0]
+        migrations |= touched[1]
+    return Change(
+        put_instances=tuple(durable.instances[u] for u in sorted(instances)
+                            if u in durable.instances),
+        drop_instances=tuple(u for u in sorted(instances)
+                             if u not in durable.instances),
+        put_migrations=tuple(durable.migrations[u] for u in sorted(migrations)
+                             if u in durable.migrations),
+        drop_migrations=tuple(u for u in sorted(migrations)
+                              if u not in durable.migrations))
+
+
 def prune_ended(ledger: Ledger, now: float, ttl: Optional[float] = None,
                 keep: Optional[int] = None) -> Change:
     """Forget ended migrations older than ``ttl``, and all but the newest

@@ -232,6 +232,7 @@ class ComputeService(oslo_service.ServiceBase):
         self.tracker = tracker_mod.ResourceTracker(
             tracker_mod.TrackerConfig.from_conf(conf, last_ratios), self.store,
             host_source=self._host_source, pci_source=self._pci_source)
+        self.metrics.watch_commits(self.tracker.commits)
         self.tracker.load()          # claims, last inventory, PCI discovery
         self._start_events()
         startup.phase('reading allocation ratios from placement')

@@ -1,10 +1,21 @@
 """The compute daemon's local store: SQLite in WAL mode.
 
-Every change the tracker makes for one RPC call is written in one
-transaction before the caller hears yes, so a crash (even SIGKILL) at any
-moment loses no acknowledged claim and leaves no half-applied one.  The
-schema is versioned with ``PRAGMA user_version`` and upgraded in order at
-open time.
+Every change the tracker makes for one RPC call is written in a transaction
+that has committed (``synchronous = FULL``: fsynced) before the caller hears
+yes, so a crash (even SIGKILL, or a power loss) at any moment loses no
+acknowledged claim and leaves no half-applied one.  The schema is versioned
+with ``PRAGMA user_version`` and upgraded in order at open time.
+
+Group commit (issue 19): changes of calls that arrive while a commit is on
+its way to disk are written together, in one transaction with one fsync
+(``Changes.merged``; the queue and who commits are ``groupcommit``, the
+order in memory and the undoing of a failed group the tracker's).  A lone
+call commits at once, as before; there is no timer and no writer thread.
+A group is all or nothing, as one call's change always was: when its
+commit fails, every call in it (and every one queued behind it) hears the
+error and the tracker's memory goes back to what this file holds.
+Measured with ``bench/bench_rpc.py --sections concurrency`` (2 cores):
+``doc/source/operations.rst``, "The state database".
 
 A store that cannot be used stops the daemon at start with one line naming
 the file and the fix (``nova_rt.exception.LocalStoreError``), never a
@@ -126,6 +137,17 @@ class Changes:
 
     def __bool__(self):
         return bool(self.instances or self.migrations or self.meta)
+
+    @classmethod
+    def merged(cls, changes: list) -> 'Changes':
+        """What writing ``changes`` one after the other leaves: each row
+        takes its last value (a record is always put or dropped whole)."""
+        merged = cls()
+        for each in changes:
+            merged.instances.update(each.instances)
+            merged.migrations.update(each.migrations)
+            merged.meta.update(each.meta)
+        return merged
 
 
 def _write_hint(error: sqlite3.Error, directory: str) -> str:

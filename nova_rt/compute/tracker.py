@@ -3,15 +3,29 @@
 Every RPC verb is a pure transition (``transitions``, ``moves``) from
 (ledger, host view, context, request) to a ``ledger.Change``.  This shell
 parses the request (``payloads``), runs the transition under one short lock,
-makes the change durable in the local store, swaps the new ledger in and
-moves usage by the difference (``accounting.Usage.apply``): usage is derived
-from the records, never kept by hand (DESIGN.md principle 7).
+swaps the new ledger in, moves usage by the difference
+(``accounting.Usage.apply``) and queues the change for the local store;
+then, without the lock, the caller waits until the change is durable and
+only then hears yes.  Usage is derived from the records, never kept by hand
+(DESIGN.md principle 7).
 
-Locking (principle 2): a claim takes the lock, fits on in-memory data,
-writes one SQLite transaction and swaps; it never waits for libvirt, udev or
-placement.  The audit gathers from libvirt and udev without the lock, judges
-a ledger snapshot (``reconcile``), and only swaps its result in under the
-lock.  A failed check or a failed write leaves the tracker exactly as it was.
+Durability (principle 4) with group commit (``groupcommit``): changes made
+while a commit is under way are written together in the next transaction,
+so concurrent claims share an fsync and a lone claim commits at once.  The
+ledger in memory runs ahead of the store by the changes not yet durable, so
+that a later claim sees an earlier one and capacity is never granted twice;
+nobody hears of such a change before it is durable: its own caller, a call
+that answers from it (an idempotent retry), and a reader (``get_host_state``,
+the report to placement) all wait for it.  When a commit fails, every change
+not yet durable is undone in memory before any of their callers hears the
+error, and memory is again exactly what the store holds.
+
+Locking (principle 2): a claim takes the lock, fits on in-memory data and
+swaps; it never waits for libvirt, udev, placement or the disk under it.  The
+audit gathers from libvirt and udev without the lock, judges a ledger
+snapshot (``reconcile``), and only swaps its result in under the lock.  A
+failed check leaves the tracker exactly as it was; a failed write leaves it
+as the store is.
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ from nova_rt import exception
 from nova_rt import objects
 from nova_rt.compute import accounting
 from nova_rt.compute import claims
+from nova_rt.compute import groupcommit
 from nova_rt.compute import ledger as ledger_mod
 from nova_rt.compute import moves
 from nova_rt.compute import node as node_mod
@@ -50,6 +65,16 @@ _PRUNE_SLACK = ledger_mod.ENDED_MAX // 10
 #: How often the audit gives the store's freed pages back and truncates its
 #: WAL when nothing was pruned (it does so after every prune).
 COMPACT_INTERVAL = 600.0
+#: How many times a read is made again when a write it saw failed.
+_READ_ATTEMPTS = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class _Write:
+    """A change on its way to the store: what to write, and the ledger in
+    memory once it was applied (what is durable once it is)."""
+    change: ledger_mod.Change
+    ledger: ledger_mod.Ledger
 
 
 class ResourceTracker:
@@ -67,6 +92,11 @@ class ResourceTracker:
         self._lock = threading.Lock()
         self._pending_config: Optional[TrackerConfig] = None
         self._ledger = ledger_mod.Ledger()
+        #: What the store holds: ``_ledger`` without the changes on their way.
+        self._durable = self._ledger
+        self.commits = groupcommit.GroupCommit(
+            self._write, self._lock, on_durable=self._made_durable,
+            on_failed=self._undo)
         self._node = node_mod.NodeState()
         self._pci = pci_manager.PciDeviceTracker(list(config.pci_specs))
         self._usage = accounting.Usage(self._pci)
@@ -107,7 +137,7 @@ class ResourceTracker:
             if host:
                 self._node = node_mod.NodeState.of(_host_from_dict(host),
                                                    self.config)
-            self._ledger = ledger
+            self._ledger = self._durable = ledger
             self._usage.rebuild(ledger, self._node.cells)
             self._usage.restore_pci()
             self._bump()
@@ -128,25 +158,69 @@ class ResourceTracker:
         with self._lock:
             context = transitions.Context(now=self.clock(), new_id=_new_id)
             change = transition(self._ledger, self._view(), context, **request)
-            self._apply(change)
+            # A change of nothing may answer from a change not durable yet
+            # (a retried claim): it waits for that one too.
+            ticket = self._apply(change) or self.commits.pending()
+        if ticket is not None:
+            self.commits.wait(ticket)
+        if change.log:
+            LOG.info('%s', change.log)
         return change.result
 
-    def _apply(self, change: ledger_mod.Change) -> None:
-        """Make ``change`` durable, then the tracker's; under the lock."""
+    def _apply(self, change: ledger_mod.Change):
+        """Swap ``change`` in and queue it for the store, under the lock;
+        the ticket to wait for (outside the lock) before telling anyone."""
         if not change:
-            return
+            return None
         old = self._ledger
         new = old.apply(change)
-        self.store.apply(_store_changes(change))
         self._usage.apply(old, new, change)
         self._ledger = new
         for uuid in change.drop_instances:
             self._missing.pop(uuid, None)
         self._bump()
-        if change.log:
-            LOG.info('%s', change.log)
+        ticket = self.commits.submit(_Write(change, new))
         if len(new.migrations) > ledger_mod.ENDED_MAX + _PRUNE_SLACK:
-            self._apply(ledger_mod.prune_ended(new, self.clock()))
+            ticket = self._apply(ledger_mod.prune_ended(new, self.clock())) \
+                or ticket
+        return ticket
+
+    def _read(self, read: Callable):
+        """``read()`` under the lock, returned once what it saw is durable;
+        read again if a write it saw failed (and was undone)."""
+        for attempt in range(_READ_ATTEMPTS):
+            with self._lock:
+                result = read()
+                ticket = self.commits.pending()
+            if ticket is None:
+                return result
+            try:
+                self.commits.wait(ticket)
+                return result
+            except exception.ComputeResourcesUnavailable:
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise
+
+    # ------------------------------------------------------------ the store
+
+    def _write(self, writes: list) -> None:
+        """One transaction for a group (``groupcommit``); no lock held."""
+        self.store.apply(store_mod.Changes.merged(
+            [_store_changes(w.change) for w in writes]))
+
+    def _made_durable(self, writes: list) -> None:
+        self._durable = writes[-1].ledger
+
+    def _undo(self, writes: list, error: BaseException) -> None:
+        """A commit failed: memory back to what the store holds (under the
+        lock, before any caller of ``writes`` hears the error)."""
+        durable, current = self._durable, self._ledger
+        back = ledger_mod.back_to(durable, [w.change for w in writes])
+        self._usage.apply(current, durable, back)
+        self._ledger = durable
+        self._bump()
+        LOG.warning('%d changes were not written to the local store and are '
+                    'undone, their callers told so: %s', len(writes), error)
 
     def _bump(self) -> None:
         self._change_seq += 1
@@ -289,8 +363,7 @@ class ResourceTracker:
             if changed:
                 self._bump()
             prune = ledger_mod.prune_ended(self._ledger, self.clock())
-            if prune:
-                self._apply(prune)
+            pruned = self._apply(prune)
             missing = reconcile.missing_domains(
                 self._ledger, self._missing, self.config.missing_domain_audits)
             summary = {
@@ -305,6 +378,8 @@ class ResourceTracker:
             }
             self._last_audit = {'at': _iso(self.clock()),
                                 'duration_s': summary['duration_s']}
+        if pruned is not None:
+            self.commits.wait(pruned)
         if host is not None and changed:
             self.store.set_meta('host_info', host.to_dict())
         if prune or time.monotonic() - self._compacted_at >= COMPACT_INTERVAL:
@@ -371,45 +446,49 @@ class ResourceTracker:
     # ============================================================ views
 
     def get_host_state(self) -> dict:
-        with self._lock:
-            node = self._node
-            snapshot = view_mod.Snapshot(
-                config=self.config, host=node.host,
-                # The source hears at once that libvirt is gone; audits, later.
-                connected=(self._hypervisor_connected
-                           and getattr(self.host_source, 'connected', True)),
-                uri=getattr(self.host_source, 'uri', None),
-                inventory=dict(node.inventory),
-                used=dict(self._view().used),
-                instances=list(self._ledger.instances.values()),
-                migrations=list(self._ledger.migrations.values()),
-                cells=list(node.cells),
-                cell_usage={k: dataclasses.replace(
-                    v, pinned_cpus=set(v.pinned_cpus),
-                    pages_used=dict(v.pages_used))
-                    for k, v in self._usage.cell_usage.items()},
-                unmanaged=list(self._unmanaged),
-                missing=reconcile.missing_domains(
-                    self._ledger, self._missing,
-                    self.config.missing_domain_audits),
-                pci_pools=self._pci.pools(),
-                pci_devices=self._pci.devices(),
-                last_audit=dict(self._last_audit) if self._last_audit else None)
-        return view_mod.host_state(snapshot)
+        return view_mod.host_state(self._read(self._snapshot))
+
+    def _snapshot(self) -> view_mod.Snapshot:
+        """What get_host_state shows; under the lock."""
+        node = self._node
+        return view_mod.Snapshot(
+            config=self.config, host=node.host,
+            # The source hears at once that libvirt is gone; audits, later.
+            connected=(self._hypervisor_connected
+                       and getattr(self.host_source, 'connected', True)),
+            uri=getattr(self.host_source, 'uri', None),
+            inventory=dict(node.inventory),
+            used=dict(self._view().used),
+            instances=list(self._ledger.instances.values()),
+            migrations=list(self._ledger.migrations.values()),
+            cells=list(node.cells),
+            cell_usage={k: dataclasses.replace(
+                v, pinned_cpus=set(v.pinned_cpus),
+                pages_used=dict(v.pages_used))
+                for k, v in self._usage.cell_usage.items()},
+            unmanaged=list(self._unmanaged),
+            missing=reconcile.missing_domains(
+                self._ledger, self._missing,
+                self.config.missing_domain_audits),
+            pci_pools=self._pci.pools(),
+            pci_devices=self._pci.devices(),
+            last_audit=dict(self._last_audit) if self._last_audit else None)
 
     def placement_view(self) -> tuple:
-        """(version, view) for the reporter; version moves on every change."""
-        with self._lock:
-            version = self._view_version
-            allocations = self._usage.allocations()
-            claims_used = dict(self._usage.resources)
-            host_used = dict(self._host_used)
-            pci_devices = (self._pci.devices()
-                           if self.config.report_pci_in_placement else [])
-            config, node = self.config, self._node
+        """(version, view) for the reporter; version moves on every change.
+        Placement hears of durable claims only."""
+        version, allocations, claims_used, host_used, pci_devices, config, \
+            node = self._read(self._placement_parts)
         return version, view_mod.placement_view(
             config, node.host, dict(node.inventory), allocations, claims_used,
             host_used, pci_devices)
+
+    def _placement_parts(self) -> tuple:
+        """What placement_view shows; under the lock."""
+        return (self._view_version, self._usage.allocations(),
+                dict(self._usage.resources), dict(self._host_used),
+                self._pci.devices() if self.config.report_pci_in_placement
+                else [], self.config, self._node)
 
 
 def _new_id() -> str:
