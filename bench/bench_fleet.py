@@ -260,6 +260,10 @@ class Caster(amqp_caller.Caller):
                          content_encoding='utf-8'),
             exchange=self.exchange, routing_key=self.topic)
 
+    def backlog(self) -> int:
+        """Messages waiting in placement's topic queue (not yet taken)."""
+        return self.channel.queue_declare(self.topic, passive=True)[1]
+
     def pump(self, until: float) -> None:
         """Handle replies until ``until`` (monotonic)."""
         while True:
@@ -339,6 +343,8 @@ class Scheduler(threading.Thread):
         self.errors: list = []
         self.measure = False
         self.calls = 0
+        self.timeouts = 0
+        self.timeout = 30.0
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -357,7 +363,14 @@ class Scheduler(threading.Thread):
                         self.counts.append(len(result))
                 caller.call('get_allocation_candidates', dict(REQUEST),
                             on_reply)
-                caller.wait()
+                try:
+                    caller.wait(timeout=self.timeout)
+                except TimeoutError:
+                    # Behind a backlog: counted as one at the timeout.
+                    caller.pending.clear()
+                    if self.measure:
+                        self.latencies.append(self.timeout)
+                        self.timeouts += 1
                 if self.measure:
                     self.calls += 1
                 self.stopping.wait(max(
@@ -381,6 +394,10 @@ class Fleet:
         self.folded = 0
         self.messages = 0
         self.measure = False
+        self.backlogs: list = []
+        self.next_sample = 0.0
+        self.drained_s = 0.0
+        self.purged = 0
 
     def _schedule(self, start: float) -> list:
         rng = random.Random(len(self.sims))
@@ -414,8 +431,27 @@ class Fleet:
                     self._audit(sim, due)
                     heapq.heappush(heap, (due + self.audit, i, kind))
             self.caller.pump(min(heap[0][0], end))
+            if self.measure and now >= self.next_sample:
+                self.backlogs.append(self.caller.backlog())
+                self.next_sample = now + 1.0
         self.measure = False
-        self.caller.wait()
+        self.window = (measure_from, time.monotonic())
+        self.drain(self.args.drain)
+        self.unanswered = sum(1 for sim in self.sims if sim['busy'])
+
+    def drain(self, limit: float) -> None:
+        """Wait up to ``limit`` s for placement to take what was sent (the
+        time it took is part of the figures), then purge the rest so that
+        the processes stop promptly."""
+        start = time.monotonic()
+        while time.monotonic() - start < limit and (
+                self.caller.pending or self.caller.backlog()):
+            self.caller.pump(time.monotonic() + 0.2)
+        self.drained_s = time.monotonic() - start
+        self.purged = self.caller.backlog()
+        if self.purged:
+            self.caller.channel.queue_purge(self.caller.topic)
+        self.caller.pending.clear()
 
     def on_measure(self) -> None:
         """Called once when the measured window opens."""
@@ -509,8 +545,10 @@ def run_fleet(n_hosts: int, processes: int, args, workdir: str) -> dict:
     finally:
         db.dispose_engines()
         fixtures.drop_pg_database(url)
+    # CPU from the window's start to the end of the drain: the work for the
+    # messages sent in the window; the rate over the window itself.
     cpu_s = cpu['end'][0] - cpu['start'][0]
-    wall = cpu['end'][1] - cpu['start'][1]
+    wall = fleet.window[1] - fleet.window[0]
     messages = fleet.messages + scheduler.calls
     result = {
         'hosts': n_hosts, 'processes': processes, 'seconds': wall,
@@ -535,8 +573,13 @@ def run_fleet(n_hosts: int, processes: int, args, workdir: str) -> dict:
         'candidates_returned': statistics.median(scheduler.counts)
         if scheduler.counts else 0,
         'cpu_ms_per_message': cpu_s / messages * 1000 if messages else None,
-        'cpu_per_wall_s': cpu_s / wall,
+        'cpu_per_wall_s': cpu_s / (cpu['end'][1] - cpu['start'][1]),
+        'unanswered_reports': fleet.unanswered,
         'database_mb': size / 1e6,
+        'backlog_max': max(fleet.backlogs, default=0),
+        'backlog_end': fleet.backlogs[-1] if fleet.backlogs else 0,
+        'drained_s': fleet.drained_s, 'purged': fleet.purged,
+        'candidates_timeouts': scheduler.timeouts,
         'errors': (fleet.errors + [str(e) for e in scheduler.errors])[:5],
     }
     _print_run(result)
@@ -551,7 +594,8 @@ def _print_run(r: dict) -> None:
     print(f"  report lag (s)      p50 {_f(r['report_lag_p50_s'], 3)}  "
           f"p99 {_f(r['report_lag_p99_s'], 3)}  ({r['reports']} reports; "
           f"sender late p99 {_f(r['send_delay_p99_s'], 3)} s; "
-          f"{r['folded_audits']} audits folded into the next)")
+          f"{r['folded_audits']} audits folded into the next, "
+          f"{r['unanswered_reports']} never answered)")
     print(f"  heartbeat lag (s)   p50 {_f(r['heartbeat_lag_p50_s'], 3)}  "
           f"p99 {_f(r['heartbeat_lag_p99_s'], 3)}  "
           f"({r['heartbeats_seen']} seen, {r['heartbeats_unseen']} unseen "
@@ -562,6 +606,11 @@ def _print_run(r: dict) -> None:
     print(f"  placement CPU       {_f(r['cpu_ms_per_message'], 3)} ms per "
           f"message, {r['cpu_per_wall_s']:.2f} CPU-s per s; database "
           f"{r['database_mb']:.0f} MB")
+    print(f"  queue backlog       max {r['backlog_max']}, at the end "
+          f"{r['backlog_end']} messages; drained in {r['drained_s']:.1f} s"
+          + (f", {r['purged']} purged" if r['purged'] else '')
+          + (f"; {r['candidates_timeouts']} candidate calls timed out"
+             if r['candidates_timeouts'] else ''))
     if r['errors']:
         print(f"  ERRORS: {r['errors']}")
 
@@ -677,6 +726,8 @@ def main(argv=None) -> None:
     parser.add_argument('--compress', type=float, default=1.0,
                         help='divide both intervals by this')
     parser.add_argument('--candidates-interval', type=float, default=0.5)
+    parser.add_argument('--drain', type=float, default=60,
+                        help='seconds to wait for a backlog after a run')
     parser.add_argument('--poll', type=float, default=0.25,
                         help='seconds between the watcher\'s polls')
     parser.add_argument('--plot', default='fleet-lag.png')
@@ -710,8 +761,12 @@ def main(argv=None) -> None:
         results = []
         for processes in args.processes:
             for hosts in args.hosts:
-                results.append(run_fleet(hosts, processes, args, workdir))
-                sys.stdout.flush()
+                try:
+                    results.append(run_fleet(hosts, processes, args,
+                                             workdir))
+                except Exception as error:      # the next run still runs
+                    print(f'== {hosts} hosts, {processes} process(es): '
+                          f'FAILED: {type(error).__name__}: {error}')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=1)
