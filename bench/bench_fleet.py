@@ -62,6 +62,7 @@ directory) to measure it, e.g. the code before a change.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import heapq
 import io
@@ -444,8 +445,12 @@ class Fleet:
         time it took is part of the figures), then purge the rest so that
         the processes stop promptly."""
         start = time.monotonic()
+        # (oslo.messaging prefetches without limit: most of a backlog sits
+        # in the placement processes, not in RabbitMQ; the heartbeats not
+        # yet seen say how much of it is left.)
         while time.monotonic() - start < limit and (
-                self.caller.pending or self.caller.backlog()):
+                self.caller.pending or self.caller.backlog()
+                or self.watcher.unseen()):
             self.caller.pump(time.monotonic() + 0.2)
         self.drained_s = time.monotonic() - start
         self.purged = self.caller.backlog()
@@ -505,14 +510,25 @@ class Fleet:
         self.caller.close()
 
 
+@contextlib.contextmanager
+def _tolerating_kill(stopped: dict):
+    """A placement process still busy with a backlog 30 s after SIGTERM is
+    killed by the fixture, which then fails its exit-code check: noted."""
+    try:
+        yield
+    except AssertionError as error:
+        stopped['note'] = str(error)
+
+
 def run_fleet(n_hosts: int, processes: int, args, workdir: str) -> dict:
     load_before = load()
+    stopped: dict = {}
     url = fresh_database()
     try:
         t0 = time.monotonic()
         sims = populate(url, n_hosts)
         filled = time.monotonic() - t0
-        with fixtures.running_placement(
+        with _tolerating_kill(stopped), fixtures.running_placement(
                 url, workdir, processes=processes,
                 extra_conf=args.extra_conf) as placement:
             pids = [p.pid for p in placement.processes]
@@ -581,6 +597,7 @@ def run_fleet(n_hosts: int, processes: int, args, workdir: str) -> dict:
         'drained_s': fleet.drained_s, 'purged': fleet.purged,
         'candidates_timeouts': scheduler.timeouts,
         'errors': (fleet.errors + [str(e) for e in scheduler.errors])[:5],
+        'stop': stopped.get('note', 'clean (exit 0)'),
     }
     _print_run(result)
     return result
@@ -611,6 +628,9 @@ def _print_run(r: dict) -> None:
           + (f", {r['purged']} purged" if r['purged'] else '')
           + (f"; {r['candidates_timeouts']} candidate calls timed out"
              if r['candidates_timeouts'] else ''))
+    if r['stop'] != 'clean (exit 0)':
+        print(f"  placement stop: {r['stop']} (killed 30 s after SIGTERM, "
+              f"still working off its backlog)")
     if r['errors']:
         print(f"  ERRORS: {r['errors']}")
 
@@ -726,7 +746,7 @@ def main(argv=None) -> None:
     parser.add_argument('--compress', type=float, default=1.0,
                         help='divide both intervals by this')
     parser.add_argument('--candidates-interval', type=float, default=0.5)
-    parser.add_argument('--drain', type=float, default=60,
+    parser.add_argument('--drain', type=float, default=90,
                         help='seconds to wait for a backlog after a run')
     parser.add_argument('--poll', type=float, default=0.25,
                         help='seconds between the watcher\'s polls')
