@@ -651,14 +651,18 @@ def plot(results: list, path: str) -> None:
               f'matplotlib into {sys.prefix} for {path})')
         return
     figure, (reports, beats) = pyplot.subplots(1, 2, figsize=(11, 4.2))
-    for processes in sorted({r['processes'] for r in results}):
-        rows = sorted((r for r in results if r['processes'] == processes),
+    series = sorted({(r.get('label', ''), r['processes']) for r in results})
+    for n, (label, processes) in enumerate(series):
+        rows = sorted((r for r in results if r['processes'] == processes
+                       and r.get('label', '') == label),
                       key=lambda r: r['hosts'])
         hosts = [r['hosts'] for r in rows]
+        name = f'{label} ' if label else ''
         for axis, key in ((reports, 'report_lag'), (beats, 'heartbeat_lag')):
             for stat, style in (('p50', '-o'), ('p99', '--s')):
                 axis.plot(hosts, [r[f'{key}_{stat}_s'] for r in rows], style,
-                          label=f'{processes} process(es), {stat}')
+                          color=f'C{n}',
+                          label=f'{name}{processes} process(es), {stat}')
     for axis, title in ((reports, 'report lag'), (beats, 'heartbeat lag')):
         axis.set_xlabel('simulated hosts')
         axis.set_ylabel('seconds')
@@ -752,6 +756,11 @@ def main(argv=None) -> None:
                         help='seconds between the watcher\'s polls')
     parser.add_argument('--plot', default='fleet-lag.png')
     parser.add_argument('--json', help='write every run\'s figures here')
+    parser.add_argument('--label', default='',
+                        help='name of this code in --json and the plot')
+    parser.add_argument('--replot', default=None,
+                        type=lambda s: s.split(','),
+                        help='only draw --plot from these --json files')
     parser.add_argument('--extra-conf', default='',
                         help='lines for the placement config, e.g. '
                              '"[placement]\\nheartbeat_flush_interval_ms = 1000"')
@@ -770,6 +779,10 @@ def main(argv=None) -> None:
         if args.seconds == 60:
             args.seconds = 5
     args.hosts = args.hosts or [1000, 5000, 10000]
+    if args.replot:
+        plot([r for path in args.replot for r in json.load(open(path))],
+             args.plot)
+        return
     fixtures.require_pg()
     print(f'{os.cpu_count()} CPUs, load average {load()} at start; audits '
           f'every {args.audit_interval / args.compress:g} s, heartbeats '
@@ -782,8 +795,8 @@ def main(argv=None) -> None:
         for processes in args.processes:
             for hosts in args.hosts:
                 try:
-                    results.append(run_fleet(hosts, processes, args,
-                                             workdir))
+                    results.append({'label': args.label, **run_fleet(
+                        hosts, processes, args, workdir)})
                 except Exception as error:      # the next run still runs
                     print(f'== {hosts} hosts, {processes} process(es): '
                           f'FAILED: {type(error).__name__}: {error}')
