@@ -40,7 +40,12 @@ Printed per run:
   processes over the measured window, divided by the messages sent in it),
   and the CPU they used per second of wall time;
 - the database size at the end, and the load average before and after the
-  run (the machine is shared: other work moves every figure).
+  run (the machine is shared: other work moves every figure);
+- the backlog in RabbitMQ's queue (small: oslo.messaging's consumers
+  prefetch without limit, so a backlog mostly sits inside the placement
+  processes), how long placement took after the window to work off what was
+  sent (at most ``--drain`` s, then the rest is purged and counted), and a
+  process killed because it was still busy 30 s after SIGTERM.
 
 ``--plot FILE`` (default ``fleet-lag.png`` in the current directory) draws
 the lags against the fleet size, one line per process count, if matplotlib
