@@ -16,6 +16,16 @@ placement_opts = [
         'heartbeat_timeout', default=60, min=1, max=86400,
         help='Seconds without a heartbeat after which a host is not alive '
              'and is offered in no allocation candidates.'),
+    cfg.IntOpt(
+        'heartbeat_flush_interval_ms', default=1000, min=0, max=10000,
+        help='Heartbeats (and the liveness of reports that change nothing) '
+             'are remembered per host and written in one statement every '
+             'this many milliseconds, stamped with the time each arrived. A '
+             'heartbeat shows in the database at most this much later; a '
+             'process that is killed loses at most this interval of them '
+             '(SIGTERM loses none), which the hosts\' next heartbeats '
+             'replace. 0 writes each heartbeat in a transaction of its own '
+             'as it arrives.'),
 ]
 
 placement_database_opts = [

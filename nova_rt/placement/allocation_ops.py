@@ -203,9 +203,61 @@ def _foreign_owner(session, rp_uuid: str, host: str):
     return owner if owner is not None and owner != host else None
 
 
+_ROOT = common.Direct(
+    sa.select(RP.id, RP.host, RP.parent_provider_id, RP.generation)
+    .where(RP.uuid == sa.bindparam('b_uuid')))
+
+
+def _unchanged(session, host, root_uuid, generation, allocations):
+    """The generations to answer for a full report that changes nothing
+    (the root is the host's at that generation, every allocation and every
+    usage is already as reported); None otherwise, and the report takes the
+    writing path, which also raises whatever error the report deserves.
+    Read without locks: what a serial execution at the moment of the reads
+    would have answered (the root's generation read first: a writer of the
+    tree in between shows as a difference, never as a match)."""
+    root = _ROOT.rows(session, {'b_uuid': root_uuid})
+    if (not root or root[0].host != host or root[0].parent_provider_id
+            is not None or root[0].generation != generation):
+        return None
+    root_id = root[0].id
+    tree, generations, inventories = {}, {}, {}
+    for row in _TREE.rows(session, {'b_root_id': root_id}):
+        tree[row.uuid] = row.id
+        generations[row.id] = row.generation
+        if row.resource_class is not None:
+            inventories[(row.id, row.resource_class)] = row
+    try:
+        want = _want(allocations, tree, inventories)
+    except exception.NovaRtException:
+        return None
+    have: dict = {}
+    for c_uuid, _c_id, rp_id, rc, n in _TREE_ALLOCATIONS.rows(
+            session, {'b_root_id': root_id}):
+        have.setdefault(c_uuid, {})[(rp_id, rc)] = n
+    if any(have.get(c, {}) != want.get(c, {}) for c in set(have) | set(want)):
+        return None
+    usage = _usage(want)
+    if any(inv.used != usage.get(key, 0) for key, inv in inventories.items()):
+        return None
+    return {uuid: generations[rp_id] for uuid, rp_id in tree.items()}
+
+
 def report_allocations(session, host: str, root_uuid: str, generation: int,
-                       allocations: dict, full: bool, now=None) -> dict:
+                       allocations: dict, full: bool, now=None,
+                       defer_heartbeat=None) -> dict:
+    """``defer_heartbeat(host, root_uuid, now)``: where the root's heartbeat
+    goes when a full report changes nothing (``heartbeats``: written with
+    the next batch); then the report writes nothing and the generations
+    stay.  Without it, every report bumps the root's generation and writes
+    its heartbeat."""
     now = now or common.utcnow()
+    if full and defer_heartbeat is not None:
+        unchanged = _unchanged(session, host, root_uuid, generation,
+                               allocations)
+        if unchanged is not None:
+            defer_heartbeat(host, root_uuid, now)
+            return unchanged
     root_id = _lock_root(session, host, root_uuid, generation, now)
 
     tree, generations, inventories = {}, {}, {}

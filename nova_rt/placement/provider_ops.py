@@ -99,7 +99,7 @@ def _root_of(uuid: str, parents: dict) -> str:
 # concurrent reports cannot deadlock; the same statement finds listed uuids
 # that belong to someone else.  (SQLite ignores FOR UPDATE: BEGIN IMMEDIATE
 # has already serialised writers.)
-_TREE_FOR_UPDATE = common.Direct(
+_TREE = (
     sa.select(RP.id, RP.uuid, RP.name, RP.host, RP.generation,
               RP.parent_provider_id, RP.root_provider_id,
               INV.id.label('inv_id'), INV.resource_class, INV.used,
@@ -107,7 +107,11 @@ _TREE_FOR_UPDATE = common.Direct(
     .outerjoin(INV, INV.resource_provider_id == RP.id)
     .where(sa.or_(RP.host == sa.bindparam('b_host'),
                   RP.uuid.in_(sa.bindparam('b_uuids', expanding=True))))
-    .order_by(RP.id).with_for_update(of=RP))
+    .order_by(RP.id))
+_TREE_FOR_UPDATE = common.Direct(_TREE.with_for_update(of=RP))
+# The same without locks: a report that changes nothing is answered from it
+# (``_unchanged``), with no write at all.
+_TREE_READ = common.Direct(_TREE)
 _BUMP = common.Direct(
     sa.update(RP).where(RP.id == sa.bindparam('b_id'),
                         RP.generation == sa.bindparam('b_generation'))
@@ -138,17 +142,12 @@ _DELETE_INVENTORY = sa.delete(INV).where(
     INV.resource_class.in_(sa.bindparam('b_classes', expanding=True)))
 
 
-def report_provider_tree(session, host: str, providers: list,
-                         now=None) -> dict:
-    """Create/update the host's providers; remove the unlisted ones."""
-    now = now or common.utcnow()
-    wanted_inventories = _validate_tree(providers)
-    by_uuid = {p['uuid']: p for p in providers}
-    parents = {p['uuid']: p.get('parent_uuid') for p in providers}
-
+def _read_tree(query, session, host: str, uuids: list):
+    """``(owned, foreign, inventories)``: the host's providers and the
+    listed ones by uuid, one of the listed that belongs to another host (or
+    None), ``rp_id -> {rc: inventory}``."""
     owned, foreign, inventories = {}, None, {}
-    for row in _TREE_FOR_UPDATE.rows(session,
-                               {'b_host': host, 'b_uuids': list(by_uuid)}):
+    for row in query.rows(session, {'b_host': host, 'b_uuids': uuids}):
         if row.host != host:
             foreign = row
             continue
@@ -157,6 +156,72 @@ def report_provider_tree(session, host: str, providers: list,
             inventories.setdefault(row.id, {})[row.resource_class] = {
                 'id': row.inv_id, 'used': row.used,
                 **{f: getattr(row, f) for f in _INV_FIELDS}}
+    return owned, foreign, inventories
+
+
+def _same_inventories(have: dict, want: dict) -> bool:
+    return {rc: {f: i[f] for f in _INV_FIELDS} for rc, i in have.items()} == {
+        rc: {f: i[f] for f in _INV_FIELDS} for rc, i in want.items()}
+
+
+def _unchanged(session, host: str, providers: list,
+               wanted_inventories: dict):
+    """The generations to answer if the report changes nothing (every
+    provider exists with the listed generation, name, parent, inventories
+    and traits, and none of the host's is left out); None otherwise, and
+    the report takes the locking path.  Read without locks: what a serial
+    execution at the moment of the read would have answered."""
+    by_uuid = {p['uuid']: p for p in providers}
+    owned, foreign, inventories = _read_tree(_TREE_READ, session, host,
+                                             list(by_uuid))
+    if foreign is not None or set(owned) != set(by_uuid):
+        return None
+    parents = {u: p.get('parent_uuid') for u, p in by_uuid.items()}
+    listed_traits = []
+    for uuid, p in by_uuid.items():
+        rp = owned[uuid]
+        parent_id = owned[parents[uuid]].id if parents[uuid] else None
+        root_id = owned[_root_of(uuid, parents)].id
+        if (p.get('generation') != rp.generation or rp.name != p['name']
+                or rp.parent_provider_id != parent_id
+                or rp.root_provider_id != root_id
+                or not _same_inventories(inventories.get(rp.id, {}),
+                                         wanted_inventories[uuid])):
+            return None
+        if p.get('traits') is not None:
+            listed_traits.append(rp.id)
+    if listed_traits:
+        traits = _current_traits(session, listed_traits)
+        for uuid, p in by_uuid.items():
+            if (p.get('traits') is not None
+                    and set(p['traits']) != traits.get(owned[uuid].id, set())):
+                return None
+    return {uuid: rp.generation for uuid, rp in owned.items()}
+
+
+def report_provider_tree(session, host: str, providers: list,
+                         now=None, defer_heartbeat=None) -> dict:
+    """Create/update the host's providers; remove the unlisted ones.
+
+    ``defer_heartbeat(host, root_uuid, now)``: where the roots' heartbeat
+    goes when the report changes nothing (``heartbeats``: written with the
+    next batch); then the report writes nothing.  Without it, the heartbeat
+    is written here, as every changed root's is.
+    """
+    now = now or common.utcnow()
+    wanted_inventories = _validate_tree(providers)
+    if defer_heartbeat is not None:
+        unchanged = _unchanged(session, host, providers, wanted_inventories)
+        if unchanged is not None:
+            for p in providers:
+                if p.get('parent_uuid') is None:
+                    defer_heartbeat(host, p['uuid'], now)
+            return unchanged
+    by_uuid = {p['uuid']: p for p in providers}
+    parents = {p['uuid']: p.get('parent_uuid') for p in providers}
+
+    owned, foreign, inventories = _read_tree(_TREE_FOR_UPDATE, session, host,
+                                             list(by_uuid))
     if foreign is not None:
         raise exception.NotAuthorized(
             reason=f'provider {foreign.uuid} belongs to another host')
@@ -203,9 +268,7 @@ def report_provider_tree(session, host: str, providers: list,
                 _write_traits(session, ids[uuid], want_traits)
             continue
         have_inv = inventories.get(rp.id, {})
-        same_inv = {rc: {f: i[f] for f in _INV_FIELDS}
-                    for rc, i in have_inv.items()} == {
-            rc: {f: i[f] for f in _INV_FIELDS} for rc, i in want_inv.items()}
+        same_inv = _same_inventories(have_inv, want_inv)
         same_traits = (want_traits is None
                        or set(want_traits) == traits.get(rp.id, set()))
         if (same_inv and same_traits and rp.name == p['name']
@@ -363,3 +426,46 @@ def heartbeat(session, host: str, root_uuid: str, now=None) -> bool:
         .values(last_heartbeat=now)
         .execution_options(synchronize_session=False))
     return result.rowcount == 1
+
+
+# One statement for a whole batch of heartbeats (``heartbeats``): the rows
+# matched by uuid AND host AND being a root are the accepted ones.
+# GREATEST ignores a NULL stamp and never moves one backwards.
+_PG_HEARTBEATS = sa.text(
+    'UPDATE resource_providers AS rp '
+    'SET last_heartbeat = GREATEST(rp.last_heartbeat, v.at) '
+    'FROM unnest(CAST(:hosts AS TEXT[]), CAST(:uuids AS TEXT[]), '
+    'CAST(:ats AS TIMESTAMP[])) AS v(host, uuid, at) '
+    'WHERE rp.uuid = v.uuid AND rp.host = v.host '
+    'AND rp.parent_provider_id IS NULL RETURNING rp.host, rp.uuid')
+_ROOTS_OF = sa.select(RP.id, RP.uuid, RP.host).where(
+    RP.uuid.in_(sa.bindparam('b_uuids', expanding=True)),
+    RP.parent_provider_id.is_(None))
+_STAMP = (sa.update(RP).where(
+    RP.id == sa.bindparam('b_id'),
+    sa.or_(RP.last_heartbeat.is_(None),
+           RP.last_heartbeat < sa.bindparam('b_now')))
+    .values(last_heartbeat=sa.bindparam('b_now'))
+    .execution_options(synchronize_session=False))
+
+
+def heartbeats(session, beats: dict) -> set:
+    """Record many heartbeats at once: ``beats`` is ``{(host, root_uuid):
+    time of receipt}``; the pairs accepted (the others are not a root of
+    that host, and nothing is written for them)."""
+    if not beats:
+        return set()
+    keys = sorted(beats)
+    if common.dialect_name(session) == 'postgresql':
+        rows = session.execute(_PG_HEARTBEATS, {
+            'hosts': [h for h, _u in keys], 'uuids': [u for _h, u in keys],
+            'ats': [beats[k] for k in keys]}).all()
+        return {(row.host, row.uuid) for row in rows}
+    found = session.execute(_ROOTS_OF, {
+        'b_uuids': sorted({u for _h, u in keys})}).all()
+    ids = {(row.host, row.uuid): row.id for row in found}
+    accepted = [k for k in keys if k in ids]
+    if accepted:
+        session.execute(_STAMP, [{'b_id': ids[k], 'b_now': beats[k]}
+                                 for k in accepted])
+    return set(accepted)

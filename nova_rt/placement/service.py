@@ -30,6 +30,7 @@ from nova_rt import rpc
 from nova_rt import systemd
 from nova_rt.identity import config as identity_config
 from nova_rt.placement import db
+from nova_rt.placement import heartbeats
 from nova_rt.placement import housekeeping
 from nova_rt.placement import manager
 
@@ -60,6 +61,7 @@ class PlacementService(service.Service):
         self.transport = transport
         self.rpcserver = None
         self.housekeeper = None
+        self.heartbeats = None
         self.engine = None
         self._db_probe: Optional[systemd.TaskProbe] = None
         self._started_at: Optional[datetime.datetime] = None
@@ -76,10 +78,16 @@ class PlacementService(service.Service):
         url = self.conf.placement_database.connection
         startup.phase(f'opening the database {db.safe_url(url)}')
         engine = self.engine = db.get_engine(url)
+        interval_ms = self.conf.placement.heartbeat_flush_interval_ms
+        if interval_ms:
+            self.heartbeats = heartbeats.HeartbeatCoalescer(
+                engine, interval_ms / 1000, self.metrics)
+            self.heartbeats.start()
         endpoint = manager.PlacementEndpoint(
             engine, self.conf, identity=identity_config.guard(
                 self.conf, 'placement', topic=rpc.PLACEMENT_TOPIC,
-                server=None), metrics=self.metrics)
+                server=None), metrics=self.metrics,
+            heartbeats=self.heartbeats)
         # Every process listens on the shared topic queue (competing
         # consumers); the server name only has to be unique per process.
         target = rpc.placement_target()(
@@ -130,6 +138,10 @@ class PlacementService(service.Service):
             self.rpcserver.stop()
             self.rpcserver.wait()
             self.rpcserver = None
+        if self.heartbeats is not None:
+            # After the server: the heartbeats it took last are written too.
+            self.heartbeats.stop()
+            self.heartbeats = None
         if self.housekeeper is not None:
             self.housekeeper.stop()
             self.housekeeper = None
