@@ -27,7 +27,7 @@ DEFAULTS = {'reserved': 0, 'min_unit': 1, 'max_unit': common.MAX_INT,
             'step_size': 1, 'allocation_ratio': 1.0}
 
 
-def _provider(conn, uuid: str, writing: bool):
+def provider(conn, uuid: str, writing: bool):
     row = conn.execute(sa.select(
         RP.id, RP.uuid, RP.host, RP.generation, RP.root_provider_id).where(
             RP.uuid == uuid)).first()
@@ -44,7 +44,7 @@ def _provider(conn, uuid: str, writing: bool):
     return row
 
 
-def _rows(conn, rp_id: int) -> dict:
+def rows(conn, rp_id: int) -> dict:
     return {row.resource_class: row for row in conn.execute(sa.select(
         INV.id, INV.resource_class, INV.used,
         *(getattr(INV, f) for f in FIELDS)).where(
@@ -57,14 +57,14 @@ def as_dict(row) -> dict:
 
 def read_all(conn, uuid: str):
     """``(generation, {rc: fields})``."""
-    rp = _provider(conn, uuid, writing=False)
+    rp = provider(conn, uuid, writing=False)
     return rp.generation, {rc: as_dict(r) for rc, r in
-                           _rows(conn, rp.id).items()}
+                           rows(conn, rp.id).items()}
 
 
 def read_one(conn, uuid: str, rc: str):
-    rp = _provider(conn, uuid, writing=False)
-    row = _rows(conn, rp.id).get(rc)
+    rp = provider(conn, uuid, writing=False)
+    row = rows(conn, rp.id).get(rc)
     if row is None:
         raise exception.NotFound(
             reason=f'No inventory of class {rc} for {uuid}')
@@ -93,7 +93,7 @@ def normalise(uuid: str, rc: str, raw: dict,
     return inv
 
 
-def _check_classes(conn, uuid: str, classes) -> None:
+def check_classes(conn, uuid: str, classes) -> None:
     for rc in classes:
         if not resource_class_ops.exists(conn, rc):
             raise exception.InvalidInput(message=(
@@ -101,7 +101,7 @@ def _check_classes(conn, uuid: str, classes) -> None:
                 f'{uuid}: No such resource class {rc}.'))
 
 
-def _write(conn, rp, have: dict, want: dict) -> None:
+def write(conn, rp, have: dict, want: dict) -> None:
     """Make the provider's rows ``want`` (normalised); ``have``: its rows."""
     in_use = sorted(rc for rc in have if rc not in want and have[rc].used)
     if in_use:
@@ -126,12 +126,12 @@ def _write(conn, rp, have: dict, want: dict) -> None:
 
 def set_all(conn, uuid: str, generation: int, inventories: dict,
             reserved_can_be_total: bool):
-    rp = _provider(conn, uuid, writing=True)
+    rp = provider(conn, uuid, writing=True)
     _check_generation(rp, generation)
-    _check_classes(conn, uuid, inventories)
+    check_classes(conn, uuid, inventories)
     want = {rc: normalise(uuid, rc, raw, reserved_can_be_total)
             for rc, raw in inventories.items()}
-    _write(conn, rp, _rows(conn, rp.id), want)
+    write(conn, rp, rows(conn, rp.id), want)
     new = common.bump_generation(conn, rp.id, uuid, rp.generation)
     return new, {rc: {f: inv[f] for f in FIELDS} for rc, inv in want.items()}
 
@@ -145,38 +145,38 @@ def _check_generation(rp, generation: int) -> None:
 
 def create_one(conn, uuid: str, rc: str, raw: dict,
                reserved_can_be_total: bool):
-    rp = _provider(conn, uuid, writing=True)
-    _check_classes(conn, uuid, [rc])
-    have = _rows(conn, rp.id)
+    rp = provider(conn, uuid, writing=True)
+    check_classes(conn, uuid, [rc])
+    have = rows(conn, rp.id)
     if rc in have:
         raise exception.Conflict(
             reason=f'Update conflict: Inventory for {rc} on resource '
                    f'provider {uuid} already exists.',
             code=errors.CONCURRENT_UPDATE)
     inv = normalise(uuid, rc, raw, reserved_can_be_total)
-    _write(conn, rp, {}, {rc: inv})
+    write(conn, rp, {}, {rc: inv})
     new = common.bump_generation(conn, rp.id, uuid, rp.generation)
     return new, {f: inv[f] for f in FIELDS}
 
 
 def update_one(conn, uuid: str, rc: str, generation: int, raw: dict,
                reserved_can_be_total: bool):
-    rp = _provider(conn, uuid, writing=True)
+    rp = provider(conn, uuid, writing=True)
     _check_generation(rp, generation)
-    have = _rows(conn, rp.id)
+    have = rows(conn, rp.id)
     if rc not in have:
         raise exception.InvalidInput(message=(
             'No inventory record with resource class for resource provider '
             f'{uuid}: No inventory of class {rc} found.'))
     inv = normalise(uuid, rc, raw, reserved_can_be_total)
-    _write(conn, rp, {rc: have[rc]}, {rc: inv})
+    write(conn, rp, {rc: have[rc]}, {rc: inv})
     new = common.bump_generation(conn, rp.id, uuid, rp.generation)
     return new, {f: inv[f] for f in FIELDS}
 
 
 def delete_one(conn, uuid: str, rc: str) -> None:
-    rp = _provider(conn, uuid, writing=True)
-    have = _rows(conn, rp.id)
+    rp = provider(conn, uuid, writing=True)
+    have = rows(conn, rp.id)
     if rc not in have:
         raise exception.NotFound(
             reason=f'No inventory of class {rc} found for delete: No '
@@ -188,11 +188,11 @@ def delete_one(conn, uuid: str, rc: str) -> None:
             reason=f'Unable to delete inventory of class {rc}: Inventory '
                    f'for {rc} on resource provider {uuid} in use.',
             code=errors.CONCURRENT_UPDATE)
-    _write(conn, rp, {rc: have[rc]}, {})
+    write(conn, rp, {rc: have[rc]}, {})
     common.bump_generation(conn, rp.id, uuid, rp.generation)
 
 
 def delete_all(conn, uuid: str) -> None:
-    rp = _provider(conn, uuid, writing=True)
-    _write(conn, rp, _rows(conn, rp.id), {})
+    rp = provider(conn, uuid, writing=True)
+    write(conn, rp, rows(conn, rp.id), {})
     common.bump_generation(conn, rp.id, uuid, rp.generation)

@@ -17,6 +17,7 @@ from nova_rt.placement.rest import microversion
 from nova_rt.placement.rest.handlers import aggregate
 from nova_rt.placement.rest.handlers import allocation
 from nova_rt.placement.rest.handlers import inventory
+from nova_rt.placement.rest.handlers import reshaper
 from nova_rt.placement.rest.handlers import resource_class
 from nova_rt.placement.rest.handlers import resource_provider
 from nova_rt.placement.rest.handlers import root
@@ -62,6 +63,7 @@ _ROUTES = [
     ('PUT',    '/traits/{name}',                     trait.create, '1.6'),
     ('DELETE', '/traits/{name}',                     trait.delete, '1.6'),
     ('GET',    '/usages',                            usage.total_usages, '1.9'),
+    ('POST',   '/reshaper',                          reshaper.reshape, '1.30', BODY),
 ]
 
 

@@ -56,7 +56,7 @@ def for_provider(req: app.Request) -> app.Response:
                               'resource_provider_generation': generation})
 
 
-def _request(req, body: dict) -> dict:
+def consumer_request(req, body: dict) -> dict:
     """One consumer's body as ``consumer_ops.replace`` takes it."""
     if req.microversion < (1, 12):
         allocations = {}
@@ -80,14 +80,14 @@ def put(req: app.Request) -> app.Response:
     req.authorize('placement:allocations:update')
     consumer = _consumer_uuid(req)
     body = req.json(schema.put(req.microversion))
-    req.db(ops.replace, {consumer: _request(req, body)})
+    req.db(ops.replace, {consumer: consumer_request(req, body)})
     return app.no_content()
 
 
 def post_many(req: app.Request) -> app.Response:
     req.authorize('placement:allocations:manage')
     body = req.json(schema.post(req.microversion))
-    requests = {str(uuid_mod.UUID(c)): _request(req, entry)
+    requests = {str(uuid_mod.UUID(c)): consumer_request(req, entry)
                 for c, entry in body.items()}
     req.db(ops.replace, requests)
     return app.no_content()

@@ -8,7 +8,7 @@ from nova_rt.placement.rest.handlers import util
 from nova_rt.placement.rest.schemas import inventory as schema
 
 
-def _fields(body: dict) -> dict:
+def fields_of(body: dict) -> dict:
     return {k: v for k, v in body.items() if k in ops.FIELDS}
 
 
@@ -37,7 +37,7 @@ def create(req: app.Request) -> app.Response:
     req.authorize('placement:resource_providers:inventories:create')
     body = req.json(schema.POST)
     uuid, rc = req.urlvars['uuid'], body['resource_class']
-    generation, inventory = req.db(ops.create_one, uuid, rc, _fields(body),
+    generation, inventory = req.db(ops.create_one, uuid, rc, fields_of(body),
                                    _reserved_can_be_total(req))
     return app.json_response(_one(generation, inventory), 201, headers={
         'Location': f'{util.provider_url(req, uuid)}/inventories/{rc}'})
@@ -49,7 +49,7 @@ def set_all(req: app.Request) -> app.Response:
     generation, inventories = req.db(
         ops.set_all, req.urlvars['uuid'],
         body['resource_provider_generation'],
-        {rc: _fields(raw) for rc, raw in body['inventories'].items()},
+        {rc: fields_of(raw) for rc, raw in body['inventories'].items()},
         _reserved_can_be_total(req))
     return app.json_response({'resource_provider_generation': generation,
                               'inventories': inventories})
@@ -60,7 +60,7 @@ def update(req: app.Request) -> app.Response:
     body = req.json(schema.BASE)
     return app.json_response(_one(*req.db(
         ops.update_one, req.urlvars['uuid'], req.urlvars['resource_class'],
-        body['resource_provider_generation'], _fields(body),
+        body['resource_provider_generation'], fields_of(body),
         _reserved_can_be_total(req))))
 
 
