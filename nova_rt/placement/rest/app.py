@@ -20,7 +20,6 @@ import logging
 import re
 import uuid as uuid_mod
 
-import jsonschema
 import webob
 from oslo_context import context as oslo_context
 
@@ -29,6 +28,7 @@ from nova_rt.placement import transaction
 from nova_rt.placement.rest import errors
 from nova_rt.placement.rest import microversion
 from nova_rt.placement.rest import policy as policy_mod
+from nova_rt.placement.rest.schemas import validation
 
 LOG = logging.getLogger(__name__)
 JSON = 'application/json'
@@ -38,20 +38,6 @@ _REQUEST_ID = re.compile(
 #: From this microversion, GET answers say ``Cache-Control: no-cache`` and
 #: carry ``Last-Modified``.
 _CACHE_HEADERS = (1, 15)
-_FORMAT_CHECKER = jsonschema.FormatChecker()
-
-
-@_FORMAT_CHECKER.checks('uuid')
-def _is_uuid(value) -> bool:
-    if not isinstance(value, str):
-        return True
-    try:
-        uuid_mod.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
 class Options:
     """The options of this process that operations take."""
 
@@ -135,12 +121,9 @@ class Request:
         except ValueError as error:
             raise errors.bad_request(f'Malformed JSON: {error}') from None
         if schema is not None:
-            try:
-                jsonschema.validate(data, schema,
-                                    format_checker=_FORMAT_CHECKER)
-            except jsonschema.ValidationError as error:
-                raise errors.bad_request(
-                    f'JSON does not validate: {error.message}') from None
+            wrong = validation.error(data, schema)
+            if wrong is not None:
+                raise errors.bad_request(f'JSON does not validate: {wrong}')
         return data
 
     def db(self, func, *args, **kwargs):

@@ -97,6 +97,8 @@ def test_no_token_is_401(client):
     resp = client.get('/traits', headers={HEADER: 'placement 1.6'},
                       status=401)
     assert resp.json['errors'][0]['status'] == 401
+    assert resp.json['errors'][0]['request_id'] == resp.headers[
+        'x-openstack-request-id']
 
 
 def test_a_user_without_roles_is_403_and_nothing_changes(client):
