@@ -57,9 +57,9 @@ def refuse_host_owned(row, doing: str) -> None:
 def check_generation(row, given: int) -> None:
     if row.generation != given:
         raise errors.conflict(
-            'resource provider generation conflict: the provider '
-            f'{row.uuid} is at generation {row.generation}, not {given}; '
-            'please update the generation and try again.',
+            "Resource provider's generation already changed. Please update "
+            f'the generation and try again. (Provider {row.uuid} is at '
+            f'generation {row.generation}, not {given}.)',
             errors.CONCURRENT_UPDATE)
 
 

@@ -41,10 +41,12 @@ def _validator(schema: dict):
 
 
 def error(instance, schema: dict) -> str | None:
-    """What is wrong with ``instance`` (None: nothing)."""
+    """What is wrong with ``instance`` (None: nothing), in jsonschema's
+    words as Placement gives them (clients match on "Failed validating
+    'required'")."""
     try:
         best = jsonschema.exceptions.best_match(
             _validator(schema).iter_errors(instance))
     except UnicodeDecodeError as exc:
         return str(exc)
-    return None if best is None else best.message
+    return None if best is None else str(best)
