@@ -34,18 +34,12 @@ from __future__ import annotations
 import logging
 import threading
 
-from oslo_db import api as oslo_db_api
-
 from nova_rt.placement import common
 from nova_rt.placement import db
 from nova_rt.placement import provider_ops
+from nova_rt.placement import transaction
 
 LOG = logging.getLogger(__name__)
-
-_retried = oslo_db_api.wrap_db_retry(
-    max_retries=4, retry_interval=0.01, inc_retry_interval=True,
-    max_retry_interval=0.1, retry_on_deadlock=True, retry_on_disconnect=True,
-    exception_checker=db.is_retryable)
 
 
 class HeartbeatCoalescer:
@@ -109,7 +103,7 @@ class HeartbeatCoalescer:
                 self.metrics.heartbeats.labels('ignored').inc(len(ignored))
         return sorted(accepted), ignored
 
-    @_retried
+    @transaction.retried
     def _write(self, batch: dict) -> set:
         with self._guard, self.engine.begin() as conn:
             accepted = provider_ops.heartbeats(conn, batch)
