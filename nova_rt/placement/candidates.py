@@ -30,34 +30,32 @@ and ``research_context.py``):
 - Sharing providers (``MISC_SHARES_VIA_AGGREGATE``) are not modelled: every
   candidate comes from one tree.
 
-How: the database filters, per requested class of each group, the
-inventories with room for the amount (``capacity`` and ``used`` are kept
-current by every write), on live roots, with the group's trait and
-aggregate filters: one statement (UNION ALL), whatever the number of
-groups.  Python keeps the trees that can answer every group, and one
-statement each fetches their providers with their inventories and their
-traits, for the combinations and the summaries.
+How (``candidate_queries``): a request of the unnumbered group alone (what
+Nova's scheduler mostly sends) is one statement, a row per combination,
+ordered and limited in the database.  Otherwise the database filters, per
+requested class of each group, the inventories with room for the amount
+(``capacity`` and ``used`` are kept current by every write) on live roots
+with the group's own filters, one statement whatever the number of groups;
+Python keeps the trees that can answer every group and combines them.
+Then one statement each fetches the providers of the trees kept, with their
+inventories, and their traits: the summaries.
 """
 
 from __future__ import annotations
 
 import collections
 import datetime
-import functools
 import itertools
-import json
 import re
 
 import sqlalchemy as sa
 
+from nova_rt.placement import candidate_queries as cq
 from nova_rt.placement import candidate_request as creq
 from nova_rt.placement import common
 from nova_rt.placement import models
 
 RP = models.ResourceProvider.__table__
-INV = models.Inventory.__table__
-PT = models.ProviderTrait.__table__
-PA = models.ProviderAggregate.__table__
 TRAIT = models.Trait.__table__
 AGG = models.Aggregate.__table__
 
@@ -161,101 +159,8 @@ def _resolve(conn, request) -> list | None:
     return [groups, root_filter]
 
 
-# -- the statement that finds who has room ---------------------------------
-
-def _has_trait(rp_col, param: str):
-    return sa.exists().where(
-        PT.c.resource_provider_id == rp_col,
-        PT.c.trait_id.in_(sa.bindparam(param, expanding=True)))
-
-
-def _in_aggregate(rp_col, param: str):
-    return sa.exists().where(
-        PA.c.resource_provider_id == rp_col,
-        PA.c.aggregate_id.in_(sa.bindparam(param, expanding=True)))
-
-
-def _tree_has_trait(root_col, param: str):
-    member = RP.alias('member')
-    return sa.exists().where(
-        member.c.root_provider_id == root_col,
-        PT.c.resource_provider_id == member.c.id,
-        PT.c.trait_id.in_(sa.bindparam(param, expanding=True)))
-
-
-def _group_filters(gi: int, shape: tuple, rp_col, root_col) -> list:
-    numbered, _, in_tree, n_req, forbidden, n_mem, forbidden_aggs = shape
-    where = []
-    p = f'g{gi}_'
-    if in_tree:
-        where.append(root_col == sa.bindparam(p + 'tree', type_=sa.Integer))
-    if forbidden:
-        # Unnumbered too: a provider with a forbidden trait gives nothing.
-        where.append(~_has_trait(rp_col, p + 'forbidden'))
-    for k in range(n_req):
-        where.append(_has_trait(rp_col, f'{p}req{k}') if numbered
-                     else _tree_has_trait(root_col, f'{p}req{k}'))
-    if n_mem:
-        mine = sa.and_(*(_in_aggregate(rp_col, f'{p}mem{k}')
-                         for k in range(n_mem)))
-        where.append(mine if numbered else sa.or_(mine, sa.and_(*(
-            _in_aggregate(root_col, f'{p}mem{k}') for k in range(n_mem)))))
-    if forbidden_aggs:
-        where.append(~_in_aggregate(rp_col, p + 'nagg'))
-        if not numbered:
-            where.append(~_in_aggregate(root_col, p + 'nagg'))
-    return where
-
-
-@functools.lru_cache(maxsize=256)
-def _fits_query(shapes: tuple, n_root_required: int,
-                root_forbidden: bool) -> common.Direct:
-    """``(group index, class index, provider id, root id)`` of every
-    provider with room for one class of one group (class index -1: a group
-    without resources, any provider)."""
-    selects = []
-    for gi, shape in enumerate(shapes):
-        n_classes = shape[1]
-        for ci in range(max(n_classes, 1)):
-            root = RP.alias(f'root{gi}_{ci}')
-            if n_classes:
-                inv = INV.alias(f'inv{gi}_{ci}')
-                n = sa.bindparam(f'g{gi}_n{ci}', type_=sa.Integer)
-                rp_col, root_col = inv.c.resource_provider_id, \
-                    inv.c.root_provider_id
-                stmt = sa.select(
-                    sa.literal_column(str(gi)), sa.literal_column(str(ci)),
-                    rp_col, root_col).select_from(inv.join(
-                        root, root.c.id == root_col)).where(
-                    inv.c.resource_class == sa.bindparam(f'g{gi}_rc{ci}'),
-                    inv.c.capacity - inv.c.used >= n,
-                    inv.c.min_unit <= n, inv.c.max_unit >= n,
-                    n % inv.c.step_size == 0)
-            else:
-                rp = RP.alias(f'rp{gi}')
-                rp_col, root_col = rp.c.id, rp.c.root_provider_id
-                stmt = sa.select(
-                    sa.literal_column(str(gi)), sa.literal_column('-1'),
-                    rp_col, root_col).select_from(rp.join(
-                        root, root.c.id == root_col))
-            stmt = stmt.where(
-                sa.or_(root.c.host.is_(None),
-                       root.c.last_heartbeat > sa.bindparam('cutoff')),
-                *_group_filters(gi, shape, rp_col, root_col))
-            for k in range(n_root_required):
-                stmt = stmt.where(root.c.id.in_(
-                    sa.select(PT.c.resource_provider_id).where(
-                        PT.c.trait_id == sa.bindparam(f'root_req{k}',
-                                                      type_=sa.Integer))))
-            if root_forbidden:
-                stmt = stmt.where(~_has_trait(root.c.id, 'root_forbidden'))
-            selects.append(stmt)
-    stmt = selects[0] if len(selects) == 1 else sa.union_all(*selects)
-    return common.Direct(stmt, plan_each_time=True, plain_rows=True)
-
-
-def _fits_params(groups: list, root_filter, cutoff) -> dict:
-    params = {'cutoff': cutoff}
+def _params(dialect: str, groups: list, root_filter, cutoff) -> dict:
+    params = {'cutoff': cq.time_param(dialect, cutoff)}
     for gi, g in enumerate(groups):
         p = f'g{gi}_'
         for ci, (rc, n) in enumerate(zip(g.classes, g.amounts)):
@@ -264,67 +169,41 @@ def _fits_params(groups: list, root_filter, cutoff) -> dict:
         if g.tree_root is not None:
             params[p + 'tree'] = g.tree_root
         if g.forbidden:
-            params[p + 'forbidden'] = g.forbidden
+            params[p + 'forbidden'] = cq.list_param(dialect, g.forbidden)
         for k, ids in enumerate(g.required):
-            params[f'{p}req{k}'] = ids
+            params[f'{p}req{k}'] = cq.list_param(dialect, ids)
         for k, ids in enumerate(g.member_of):
-            params[f'{p}mem{k}'] = ids
+            params[f'{p}mem{k}'] = cq.list_param(dialect, ids)
         if g.forbidden_aggs:
-            params[p + 'nagg'] = g.forbidden_aggs
+            params[p + 'nagg'] = cq.list_param(dialect, g.forbidden_aggs)
     for k, trait_id in enumerate(root_filter[0]):
         params[f'root_req{k}'] = trait_id
     if root_filter[1]:
-        params['root_forbidden'] = root_filter[1]
+        params['root_forbidden'] = cq.list_param(dialect, root_filter[1])
     return params
 
 
 # -- the trees found -------------------------------------------------------
-
-def _in_roots(dialect: str, column):
-    """``column IN (the roots given)``: one JSON array on SQLite (not
-    thousands of parameters), an array on PostgreSQL (``common.Direct``
-    makes it ``= ANY``), a list elsewhere."""
-    if dialect == 'sqlite':
-        each = sa.func.json_each(sa.bindparam('roots')).table_valued('value')
-        return column.in_(sa.select(each.c.value))
-    return column.in_(sa.bindparam('roots', expanding=True))
-
-
-@functools.lru_cache(maxsize=8)
-def _tree_queries(dialect: str) -> tuple:
-    providers = sa.select(
-        RP.c.id, RP.c.uuid, RP.c.parent_provider_id, RP.c.root_provider_id,
-        INV.c.resource_class, INV.c.capacity, INV.c.used, INV.c.max_unit
-    ).select_from(RP.outerjoin(INV, INV.c.resource_provider_id == RP.c.id)
-                  ).where(_in_roots(dialect, RP.c.root_provider_id))
-    traits = sa.select(PT.c.resource_provider_id, TRAIT.c.name).select_from(
-        PT.join(TRAIT, TRAIT.c.id == PT.c.trait_id).join(
-            RP, RP.c.id == PT.c.resource_provider_id)).where(
-        _in_roots(dialect, RP.c.root_provider_id))
-    return (common.Direct(providers, plain_rows=True),
-            common.Direct(traits, plain_rows=True))
-
 
 class _Trees:
     """Providers, inventories and traits of the trees found."""
 
     def __init__(self, conn, roots, want_traits: bool):
         dialect = common.dialect_name(conn)
-        providers_q, traits_q = _tree_queries(dialect)
-        roots = sorted(roots)
-        params = {'roots': json.dumps(roots) if dialect == 'sqlite'
-                  else roots}
-        self.uuid = {}
-        self.parent = {}
-        self.root = {}
-        self.inventory = collections.defaultdict(dict)   # rp -> rc -> row
-        for rp, uuid, parent, root, rc, cap, used, max_unit in \
-                providers_q.rows(conn, params):
-            self.uuid[rp] = uuid
-            self.parent[rp] = parent
-            self.root[rp] = root
-            if rc is not None:
-                self.inventory[rp][rc] = (cap, used, max_unit)
+        providers_q, inventories_q, traits_q = cq.tree_queries(dialect)
+        params = {'roots': cq.list_param(dialect, roots)}
+        self.uuid = uuid = {}
+        self.parent = parent = {}
+        self.root = root_of = {}
+        #: rp -> class -> (capacity, used, max_unit)
+        self.inventory = inventory = {}
+        for rp, rp_uuid, parent_id, root in providers_q.rows(conn, params):
+            uuid[rp] = rp_uuid
+            parent[rp] = parent_id
+            root_of[rp] = root
+            inventory[rp] = {}
+        for rp, rc, cap, used, max_unit in inventories_q.rows(conn, params):
+            inventory[rp][rc] = (cap, used, max_unit)
         self.traits = collections.defaultdict(set)
         if want_traits:
             for rp, name in traits_q.rows(conn, params):
@@ -378,8 +257,8 @@ def _fits_together(resources: dict, trees: _Trees) -> bool:
 
 
 def _combine(groups, request, options_by_group, trees, root) -> list:
-    """Allocation requests of one tree: ``(resources {(rp, rc): amount},
-    mappings {suffix: frozenset(rp)}, root)``."""
+    """Allocation requests of one tree: ``({rp: {rc: amount}}, mappings
+    {suffix: frozenset(rp)}, root)``."""
     numbered = [i for i, g in enumerate(groups) if g.numbered]
     isolate = request.group_policy == 'isolate' and len(numbered) > 1
     found = {}
@@ -400,34 +279,58 @@ def _combine(groups, request, options_by_group, trees, root) -> list:
             continue
         key = (frozenset(resources.items()),
                frozenset(mappings.items()))
-        found.setdefault(key, (resources, mappings, root))
+        if key not in found:
+            by_rp: dict = {}
+            for (rp, rc), n in resources.items():
+                by_rp.setdefault(rp, {})[rc] = n
+            found[key] = (by_rp, mappings, root)
     return list(found.values())
 
 
 def _score(areq, trees: _Trees) -> float:
     total = 0.0
-    for rp, rc in areq[0]:
-        cap, used, _ = trees.inventory[rp][rc]
-        if cap:
-            total += (cap - used) / cap
+    for rp, amounts in areq[0].items():
+        inventory = trees.inventory[rp]
+        for rc in amounts:
+            cap, used, _ = inventory[rc]
+            if cap:
+                total += (cap - used) / cap
     return total
 
 
-def find(conn, request: creq.CandidateRequest, heartbeat_timeout: int,
-         order: str = 'spread', one_provider_each: bool = False,
-         want_traits=True, now=None):
-    """``(allocation requests, trees)``: the requests ordered and limited,
-    as ``(resources {(rp id, class): amount}, mappings {suffix:
-    frozenset(rp id)}, root id)``."""
-    resolved = _resolve(conn, request)
-    if resolved is None:
-        return [], None
-    groups, root_filter = resolved
-    shapes = tuple(g.shape() for g in groups)
-    query = _fits_query(shapes, len(root_filter[0]), bool(root_filter[1]))
-    now = now or common.utcnow()
-    rows = query.rows(conn, _fits_params(groups, root_filter,
-                                         _cutoff(now, heartbeat_timeout)))
+def _single_group(conn, request, group, root_filter, params, order,
+                  one_provider_each):
+    """The unnumbered group alone: one statement, ordered and limited."""
+    dialect = common.dialect_name(conn)
+    query = cq.single_group_query(
+        dialect, group.shape(), len(root_filter[0]), bool(root_filter[1]),
+        order, bool(request.limit), one_provider_each)
+    if request.limit:
+        params['limit'] = request.limit
+    cq.prefer_hash_joins(conn)
+    rows = query.rows(conn, params)
+    classes, amounts = group.classes, group.amounts
+    # One dict of amounts for every request taking all from one provider:
+    # the body is only encoded, and a dict per request was most of the
+    # cost of a thousand candidates.
+    everything = dict(zip(classes, amounts))
+    areqs = []
+    for row in rows:
+        root, first = row[0], row[1]
+        if all(rp == first for rp in row[2:]):
+            areqs.append(({first: everything}, {'': frozenset((first,))},
+                          root))
+            continue
+        by_rp: dict = {}
+        for rp, rc, n in zip(row[1:], classes, amounts):
+            by_rp.setdefault(rp, {})[rc] = n
+        areqs.append((by_rp, {'': frozenset(by_rp)}, root))
+    return areqs
+
+
+def _by_groups(conn, request, groups, rows, want_traits, order,
+               one_provider_each):
+    """Any other request: the trees that answer every group, combined."""
     # group -> root -> class index -> providers
     found = [collections.defaultdict(lambda: collections.defaultdict(set))
              for _ in groups]
@@ -451,13 +354,38 @@ def find(conn, request: creq.CandidateRequest, heartbeat_timeout: int,
         if all(options):
             areqs.extend(_combine(groups, request, options, trees, root))
     if one_provider_each:
-        areqs = [a for a in areqs if len({rp for rp, _ in a[0]}) <= 1]
+        areqs = [a for a in areqs if len(a[0]) <= 1]
     areqs.sort(key=lambda a: (-_score(a, trees) if order == 'spread'
-                              else _score(a, trees), a[2],
-                              sorted(rp for rp, _ in a[0])))
+                              else _score(a, trees), a[2], sorted(a[0])))
     if request.limit:
         areqs = areqs[:request.limit]
     return areqs, trees
+
+
+def find(conn, request: creq.CandidateRequest, heartbeat_timeout: int,
+         order: str = 'spread', one_provider_each: bool = False,
+         want_traits=True, now=None):
+    """``(allocation requests, trees)``: the requests ordered and limited,
+    as ``({rp id: {class: amount}}, mappings {suffix: frozenset(rp id)},
+    root id)``, and the providers of their trees."""
+    resolved = _resolve(conn, request)
+    if resolved is None:
+        return [], None
+    groups, root_filter = resolved
+    dialect = common.dialect_name(conn)
+    now = now or common.utcnow()
+    params = _params(dialect, groups, root_filter,
+                     _cutoff(now, heartbeat_timeout))
+    if len(groups) == 1 and not groups[0].numbered:
+        areqs = _single_group(conn, request, groups[0], root_filter, params,
+                              order, one_provider_each)
+        if not areqs:
+            return [], None
+        return areqs, _Trees(conn, {a[2] for a in areqs}, want_traits)
+    query = cq.fits_query(dialect, tuple(g.shape() for g in groups),
+                          len(root_filter[0]), bool(root_filter[1]))
+    return _by_groups(conn, request, groups, query.rows(conn, params),
+                      want_traits, order, one_provider_each)
 
 
 def _has_trees(conn) -> bool:
@@ -470,21 +398,21 @@ def _has_trees(conn) -> bool:
 def _allocation_requests(areqs, trees, version) -> list:
     uuid = trees.uuid if trees else {}
     result = []
-    for resources, mappings, _ in areqs:
-        by_rp: dict = {}
-        for (rp, rc), n in resources.items():
-            by_rp.setdefault(uuid[rp], {})[rc] = n
-        if version >= (1, 12):
-            entry = {'allocations': {u: {'resources': r}
-                                     for u, r in by_rp.items()}}
-            if version >= (1, 34):
-                entry['mappings'] = {s: sorted(uuid[rp] for rp in rps)
-                                     for s, rps in mappings.items()}
-        else:
-            entry = {'allocations': [{'resource_provider': {'uuid': u},
-                                      'resources': r}
-                                     for u, r in by_rp.items()]}
-        result.append(entry)
+    append = result.append
+    if version < (1, 12):
+        for by_rp, _, _ in areqs:
+            append({'allocations': [
+                {'resource_provider': {'uuid': uuid[rp]}, 'resources': r}
+                for rp, r in by_rp.items()]})
+        return result
+    mapped = version >= (1, 34)
+    for by_rp, mappings, _ in areqs:
+        entry = {'allocations': {uuid[rp]: {'resources': r}
+                                 for rp, r in by_rp.items()}}
+        if mapped:
+            entry['mappings'] = {s: sorted([uuid[rp] for rp in rps])
+                                 for s, rps in mappings.items()}
+        append(entry)
     return result
 
 
@@ -493,7 +421,7 @@ def _summaries(areqs, trees, request, version, nested_aware_only) -> dict:
         return {}
     if nested_aware_only:
         # Before 1.29 on a cloud with trees: the providers of the requests.
-        shown = sorted({rp for a in areqs for rp, _ in a[0]})
+        shown = sorted({rp for a in areqs for rp in a[0]})
     else:
         kept = {a[2] for a in areqs}
         shown = sorted(rp for rp, root in trees.root.items() if root in kept)
