@@ -106,6 +106,20 @@ class NotAuthorized(InvalidInput):
     msg_fmt = "Not authorized: %(reason)s"
 
 
+class NotFound(NovaRtException):
+    """A thing the REST API was asked about does not exist (404); not an
+    RPC error."""
+
+    msg_fmt = "%(reason)s"
+
+
+class Conflict(NovaRtException):
+    """The REST API's 409 for what has no class of the contract (a
+    duplicate name, a thing in use); ``code`` is Placement's error code."""
+
+    msg_fmt = "%(reason)s"
+
+
 class LocalStoreError(NovaRtException):
     """The compute daemon's local state store cannot be used as it is.
 

@@ -98,6 +98,7 @@ setup_venv() {
     want=$(requirements_hash)
     if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
         say "virtualenv: requirements unchanged"
+        wsgi_scripts
         return
     fi
     say "virtualenv: installing requirements (a few minutes the first time)"
@@ -106,7 +107,15 @@ setup_venv() {
     quietly "$LOG_DIR/pip.log" "$VENV/bin/python" -m pip install \
         -r requirements.txt -r test-requirements.txt -e . \
         || die "pip install failed"
+    wsgi_scripts
     echo "$want" > "$STAMP"
+}
+
+# An editable install writes no pbr WSGI script (nova-rt-placement-api):
+# write them with pbr's own generator (tools/wsgi_scripts.py).
+wsgi_scripts() {
+    quietly "$LOG_DIR/pip.log" "$VENV/bin/python" tools/wsgi_scripts.py \
+        || die "writing the WSGI scripts failed"
 }
 
 # --- the daemons ----------------------------------------------------------------

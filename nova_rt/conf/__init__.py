@@ -11,6 +11,7 @@ import re
 
 from oslo_config import cfg
 
+from nova_rt.conf import api
 from nova_rt.conf import compute
 from nova_rt.conf import default
 from nova_rt.conf import identity
@@ -24,7 +25,7 @@ from nova_rt import exception
 CONF = cfg.CONF
 
 _MODULES = (default, compute, libvirt, pci, placement, identity,
-            upgrade_levels, metrics)
+            upgrade_levels, metrics, api)
 
 
 def register_opts(conf):

@@ -2,6 +2,7 @@
 
 import itertools
 
+from nova_rt.conf import api
 from nova_rt.conf import compute
 from nova_rt.conf import default
 from nova_rt.conf import identity
@@ -15,7 +16,7 @@ from nova_rt.conf import upgrade_levels
 def list_opts():
     groups = {}
     for module in (default, compute, libvirt, pci, placement, identity,
-                   upgrade_levels, metrics):
+                   upgrade_levels, metrics, api):
         for group, opts in module.list_opts().items():
             groups.setdefault(group, []).extend(opts)
     return [(group, list(itertools.chain(opts)))

@@ -289,8 +289,28 @@ def _alembic_config(connection) -> alembic.config.Config:
 def sync(url: str) -> str:
     """Upgrade the schema at ``url`` to the newest migration; return it."""
     engine = get_engine(url)
-    with engine.begin() as conn:
-        alembic.command.upgrade(_alembic_config(conn), 'head')
+    sqlite = engine.dialect.name == 'sqlite'
+    with engine.connect() as conn:
+        if sqlite:
+            # Alembic's batch mode alters a column by re-creating the table
+            # (migration 0005); dropping the old one while others refer to
+            # it fails with foreign keys on.  Off for this connection only,
+            # outside the transaction (SQLite ignores it inside), and
+            # checked before commit.
+            conn.connection.dbapi_connection.execute(
+                'PRAGMA foreign_keys=OFF')
+        try:
+            with conn.begin():
+                alembic.command.upgrade(_alembic_config(conn), 'head')
+                if sqlite and conn.exec_driver_sql(
+                        'PRAGMA foreign_key_check').first() is not None:
+                    raise exception.InvalidInput(
+                        reason='the migrated SQLite database breaks a '
+                               'foreign key; nothing was changed')
+        finally:
+            if sqlite:
+                conn.connection.dbapi_connection.execute(
+                    'PRAGMA foreign_keys=ON')
     return head()
 
 

@@ -5,17 +5,9 @@ is ``method(self, context, /, **arguments)``, so that a missing, unexpected,
 oversized or mistyped argument is an ``InvalidInput`` naming it rather than
 a ``TypeError`` from Python, and is refused before the database is touched.
 The operation of the same name (``operations``) then runs in one
-transaction.  A transaction that loses a database race (a deadlock, a
-PostgreSQL serialisation failure, SQLite busy) or its connection is retried
-a few times by oslo.db's ``wrap_db_retry``: it was rolled back, so nothing
-of it was written.
-
-The database's own failures reach the caller as errors of the contract,
-never as a driver's class: a race still lost after the retries is the
-generation conflict it is (refresh and retry), and a database that cannot
-be reached or fails is ``HypervisorUnavailable``, the contract's one error
-for "a back end this call needs cannot be reached now; nothing changed; try
-again later", with a message that names the placement database.
+transaction, on the path the REST API shares (``transaction``: retries of
+lost races and connections, and the database's failures as errors of the
+contract).
 """
 
 from __future__ import annotations
@@ -24,26 +16,17 @@ import inspect
 import logging
 
 import oslo_messaging as messaging
-from oslo_db import api as oslo_db_api
-from oslo_db import exception as db_exc
 
 from nova_rt import exception
 from nova_rt import metrics as metrics_mod
 from nova_rt import rpc
 from nova_rt import validation
 from nova_rt.identity import guard as guard_mod
-from nova_rt.placement import db
 from nova_rt.placement import methods
 from nova_rt.placement import operations as ops
+from nova_rt.placement import transaction
 
 LOG = logging.getLogger(__name__)
-
-_RETRIES = 5
-_retried = oslo_db_api.wrap_db_retry(
-    max_retries=_RETRIES - 1, retry_interval=0.01, inc_retry_interval=True,
-    max_retry_interval=0.1, retry_on_deadlock=True, retry_on_disconnect=True,
-    exception_checker=db.is_retryable)
-
 
 def _heartbeat(session, host, root_uuid, sent_at):
     # sent_at is the host's clock (checked to be ISO-8601 by the table):
@@ -68,10 +51,11 @@ class PlacementManager:
         # statements and the ORM's per-statement overhead was half the cost
         # of a report (bench/bench_placement.py).
         self.engine = engine
-        self._guard = db.transaction_guard(engine)
         self.conf = conf
         self.identity = identity
         self.metrics = metrics or metrics_mod.PlacementMetrics()
+        self._transactions = transaction.Transactions(
+            engine, db_retries=self.metrics.db_retries)
 
     def _option(self, name: str):
         if name == 'heartbeat_timeout':
@@ -107,59 +91,10 @@ class PlacementManager:
                 'accepted' if result else 'ignored').inc()
         return verdict.seal(result)
 
-    @_retried
-    def _attempt(self, arguments: dict, func, options: dict, attempts: list):
-        attempts.append(None)
-        with self._guard, self.engine.begin() as conn:
-            return func(conn, **arguments, **options)
-
     def _transaction(self, name: str, arguments: dict, func, options: dict):
-        attempts: list = []
-        try:
-            return self._attempts(name, arguments, func, options, attempts)
-        finally:
-            if len(attempts) > 1:
-                self.metrics.db_retries.labels(name).inc(len(attempts) - 1)
-
-    def _attempts(self, name: str, arguments: dict, func, options: dict,
-                  attempts: list):
-        try:
-            return self._attempt(arguments, func, options, attempts)
-        except exception.NotAuthorized as error:
-            LOG.warning('Refused %s from host %s: %s', name,
-                        arguments.get('host'), error)
-            raise
-        except exception.NovaRtException:
-            raise
-        except Exception as error:
-            if db.is_duplicate(error) or (db.is_database_error(error)
-                                          and db.is_retryable(error)
-                                          and not _lost(error)):
-                # Two writers created the same row at once, or kept
-                # deadlocking: the loser retries with fresh data, as after
-                # any generation conflict.
-                LOG.info('%s lost a race to a concurrent writer', name)
-                if name == 'report_allocations':
-                    raise exception.ConsumerGenerationConflict(
-                        consumer_uuid='(one of the reported consumers)',
-                        reason='changed concurrently; retry') from None
-                raise exception.ResourceProviderGenerationConflict(
-                    uuid='(one of the reported providers)', expected='-',
-                    current='changed concurrently') from None
-            if not db.is_database_error(error):
-                raise
-            LOG.error('%s failed on the placement database: %s', name,
-                      db.describe(error))
-            raise exception.HypervisorUnavailable(
-                message='The placement database cannot be used now (nothing '
-                        f'was changed; retry later): {db.describe(error)}'
-            ) from None
-
-
-def _lost(error) -> bool:
-    """The server went away (rather than a race that kept being lost)."""
-    return isinstance(error, db_exc.DBConnectionError) or getattr(
-        error, 'connection_invalidated', False)
+        return self._transactions.run(
+            name, func, {**arguments, **options},
+            consumers_raced=name == 'report_allocations')
 
 
 def _log_done(name: str, arguments: dict, result) -> None:

@@ -9,8 +9,10 @@ Differences from OpenStack Placement, each for the candidate query's sake:
   join with no aggregation over allocations; and ``root_provider_id`` (its
   provider's root, migration 0002), so that the join finds a class on any
   provider of a tree.
-- Resource classes are plain strings; traits and aggregates have their own
-  tables as in Placement.
+- Resource classes are plain strings in inventories and allocations; the
+  custom ones created through the REST API are listed in
+  ``resource_classes`` (migration 0005); traits and aggregates have their
+  own tables as in Placement.
 - ``last_heartbeat`` lives on the root provider (placement's own clock, UTC).
 
 MySQL/MariaDB: tables compare strings byte for byte (``utf8mb4_bin``), as
@@ -58,7 +60,9 @@ class ResourceProvider(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
-    host: Mapped[str] = mapped_column(String(255), index=True)
+    # NULL: created through the REST API, owned by no host (migration 0005).
+    host: Mapped[str | None] = mapped_column(String(255), index=True,
+                                             nullable=True)
     generation: Mapped[int] = mapped_column(Integer, default=0)
     parent_provider_id: Mapped[int | None] = mapped_column(
         ForeignKey('resource_providers.id'), nullable=True)
@@ -119,6 +123,9 @@ class Consumer(Base):
     project_id: Mapped[str] = mapped_column(String(255), index=True)
     user_id: Mapped[str] = mapped_column(String(255))
     generation: Mapped[int] = mapped_column(Integer, default=0)
+    # Microversion 1.38; NULL is Placement's "unknown" (migration 0005).
+    consumer_type: Mapped[str | None] = mapped_column(String(255),
+                                                      nullable=True)
 
 
 class Allocation(Base):
@@ -136,6 +143,18 @@ class Allocation(Base):
     consumer_id: Mapped[int] = mapped_column(ForeignKey('consumers.id'))
     resource_class: Mapped[str] = mapped_column(String(255))
     used: Mapped[int] = mapped_column(Integer)
+
+
+class ResourceClass(Base):
+    """A custom resource class (the standard ones are os-resource-classes'
+    and not stored)."""
+    __tablename__ = 'resource_classes'
+    __table_args__ = (UniqueConstraint('name',
+                                       name='uniq_resource_classes0name'),
+                      MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
 
 
 class Trait(Base):
