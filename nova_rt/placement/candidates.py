@@ -46,8 +46,8 @@ from __future__ import annotations
 import collections
 import datetime
 import itertools
-import re
 
+import os_resource_classes
 import sqlalchemy as sa
 
 from nova_rt.placement import candidate_queries as cq
@@ -58,8 +58,8 @@ from nova_rt.placement import models
 RP = models.ResourceProvider.__table__
 TRAIT = models.Trait.__table__
 AGG = models.Aggregate.__table__
-
-_CLASS = re.compile(r'^[A-Z0-9_]+$')
+INV = models.Inventory.__table__
+RC = models.ResourceClass.__table__
 
 
 class _Group:
@@ -100,17 +100,28 @@ def _ids(conn, table, key: str, values) -> dict:
                              .where(column.in_(values))).all())
 
 
-def _check_classes(request) -> None:
-    for rc in sorted(request.resource_classes):
-        if not _CLASS.match(rc):
-            raise creq.BadQuery('Invalid resource class in resources '
-                                f'parameter: No such resource class {rc}.')
+def _check_classes(conn, request) -> None:
+    """Standard classes are os-resource-classes'; custom ones those created
+    through ``/resource_classes`` (or reported by a host's inventory)."""
+    unknown = sorted(rc for rc in request.resource_classes
+                     if rc not in os_resource_classes.STANDARDS)
+    if unknown:
+        known = set(conn.execute(sa.select(RC.c.name).where(
+            RC.c.name.in_(unknown))).scalars())
+        known |= set(conn.execute(sa.select(INV.c.resource_class).where(
+            INV.c.resource_class.in_(sorted(set(unknown) - known)))
+            .distinct()).scalars())
+        for rc in unknown:
+            if rc not in known:
+                raise creq.BadQuery(
+                    'Invalid resource class in resources parameter: No such '
+                    f'resource class {rc}.')
 
 
 def _resolve(conn, request) -> list | None:
     """The groups with ids, and the root trait filters; None when a name
     that no provider can have makes the answer empty."""
-    _check_classes(request)
+    _check_classes(conn, request)
     names = set(request.root_required) | set(request.root_forbidden)
     for group in request.groups.values():
         names |= set().union(*group.required) | group.forbidden

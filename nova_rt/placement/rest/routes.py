@@ -14,6 +14,7 @@ import dataclasses
 import re
 
 from nova_rt.placement.rest import microversion
+from nova_rt.placement.rest.handlers import allocation_candidate as ac
 from nova_rt.placement.rest.handlers import root
 from nova_rt.placement.rest.handlers import trait
 
@@ -30,6 +31,7 @@ _ROUTES = [
     ('GET',    '/traits/{name}',                     trait.show, '1.6'),
     ('PUT',    '/traits/{name}',                     trait.create, '1.6'),
     ('DELETE', '/traits/{name}',                     trait.delete, '1.6'),
+    ('GET',    '/allocation_candidates',             ac.list_allocation_candidates, '1.10'),
 ]
 
 
