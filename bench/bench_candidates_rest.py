@@ -12,7 +12,9 @@ Nova's (VCPU:2, MEMORY_MB:2048, DISK_GB:20, required COMPUTE_NODE) at
 microversion 1.36, without a limit and with limit 1000 (Nova's default
 ``max_placement_results``); "engine" is the query, the combinations and the
 summaries, "+json" adds the body's encoding, as the handler sends it; one
-transaction each, as the handler's.  Also a nested case: each tree with two
+transaction each, as the handler's; "wsgi" is the whole REST application
+(noauth2, microversion, policy, handler, encoding) called in process
+without a socket (bench of branch rest-clients: over HTTP).  Also a nested case: each tree with two
 NUMA children (VCPU, MEMORY_MB) and a numbered group per node with
 ``group_policy=isolate``.  p50/p99 in ms; the load average before and
 after is printed (2 cores shared with other work move every figure).
@@ -60,6 +62,32 @@ def _engine_call(engine, query, with_json: bool):
         if with_json:
             json.dumps(body)
         return body['allocation_requests']
+    return call
+
+
+def _wsgi_call(engine, query):
+    import types
+    import urllib.parse
+    from nova_rt.placement.rest import app as app_mod
+    from nova_rt.placement.rest import auth
+    conf = types.SimpleNamespace(api=types.SimpleNamespace(
+        auth_strategy='noauth2'))
+    application = auth.wrap(app_mod.PlacementApp(
+        engine, app_mod.Options(heartbeat_timeout=TIMEOUT)), conf)
+    query_string = urllib.parse.urlencode(query)
+
+    def call():
+        environ = {'REQUEST_METHOD': 'GET',
+                   'PATH_INFO': '/allocation_candidates',
+                   'QUERY_STRING': query_string, 'SERVER_NAME': 'bench',
+                   'SERVER_PORT': '80', 'wsgi.url_scheme': 'http',
+                   'HTTP_X_AUTH_TOKEN': 'admin',
+                   'HTTP_OPENSTACK_API_VERSION': 'placement %d.%d' % VERSION}
+        status = []
+        body = b''.join(application(
+            environ, lambda s, h, *a: status.append(s)))
+        assert status[0].startswith('200'), (status, body[:300])
+        return range(body.count(b'"allocations"'))
     return call
 
 
@@ -114,11 +142,14 @@ def run(backend: str, url: str, sizes, runs: int) -> None:
                 _engine_call(engine, query, False), runs)
             full, full99, _ = bench_placement.timed(
                 _engine_call(engine, query, True), runs)
-            assert count == count2, (count, count2)
+            wsgi, wsgi99, count3 = bench_placement.timed(
+                _wsgi_call(engine, query), runs)
+            assert count == count2 == count3, (count, count2, count3)
             print(f'  limit={str(limit):5s} rpc-statement p50 {floor:6.1f} | '
                   f'engine p50 {eng:6.1f} p99 {eng99:6.1f} | +json p50 '
-                  f'{full:6.1f} p99 {full99:6.1f} ms  ({count} candidates; '
-                  f'engine/floor {eng / floor:4.2f})')
+                  f'{full:6.1f} p99 {full99:6.1f} | wsgi p50 {wsgi:6.1f} '
+                  f'p99 {wsgi99:6.1f} ms  ({count} candidates; engine/floor '
+                  f'{eng / floor:4.2f}, wsgi/floor {wsgi / floor:4.2f})')
         _add_numa_children(url, n)
         p50, p99, count = bench_placement.timed(
             _engine_call(engine, NUMA_QUERY, True), max(runs // 4, 5))
