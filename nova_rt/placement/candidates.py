@@ -130,7 +130,7 @@ def _resolve(conn, request) -> list | None:
     unknown = sorted(n for n in names if n not in traits and (
         n.startswith('CUSTOM_') or n not in common.standard_traits()))
     if unknown:
-        raise creq.BadQuery('No such trait(s): ' + ', '.join(unknown))
+        raise creq.BadQuery(f"No such trait(s): {', '.join(unknown)}.")
     aggs = _ids(conn, AGG, 'uuid', {
         a for g in request.groups.values()
         for a in set().union(*g.member_of) | g.forbidden_aggs})

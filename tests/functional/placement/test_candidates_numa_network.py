@@ -113,15 +113,17 @@ def ask(url, query, version=(1, 36)):
 def _named(body, names):
     """Each request as sorted [(provider name, {class: amount})]."""
     by_uuid = {u: n for n, u in names.items()}
-    return sorted(sorted((by_uuid[u], r['resources'])
-                         for u, r in a['allocations'].items())
-                  for a in body['allocation_requests'])
+    return sorted((sorted(((by_uuid[u], r['resources'])
+                           for u, r in a['allocations'].items()),
+                          key=lambda item: item[0])
+                   for a in body['allocation_requests']), key=repr)
 
 
 def _amounts(body, names, name, rc):
-    return sorted(a['allocations'][names[name]]['resources'][rc]
-                  for a in body['allocation_requests']
-                  if names[name] in a['allocations'])
+    return sorted(
+        a['allocations'][names[name]]['resources'][rc]
+        for a in body['allocation_requests']
+        if rc in a['allocations'].get(names[name], {}).get('resources', {}))
 
 
 def test_no_resourceless_with_and_without_same_subtree(url, numa_network):
@@ -288,3 +290,38 @@ def test_overlapping_or_combined_same_subtree(url, numa_network, subtrees,
     assert len(body['allocation_requests']) == count
     assert all(a['mappings']['_COMPUTE'] == [n['cn2']]
                for a in body['allocation_requests'])
+
+
+def test_root_required(url, numa_network):
+    """allocation-candidates-root-required.yaml, the cases without the
+    sharing provider."""
+    n = numa_network
+    assert ask(url, [('resources', 'VCPU:1'),
+                     ('root_required', 'HW_NUMA_ROOT')], (1, 35))[
+        'allocation_requests'] == []
+    multi = [('root_required', 'COMPUTE_VOLUME_MULTI_ATTACH')]
+    body = ask(url, [('resources', 'VCPU:1,MEMORY_MB:1024')] + multi)
+    assert len(body['allocation_requests']) == 4
+    assert _amounts(body, n, 'numa0', 'VCPU') == [1, 1]
+    assert _amounts(body, n, 'numa1', 'MEMORY_MB') == [1024, 1024]
+    assert body['provider_summaries'][n['numa1']]['traits'] == [
+        'CUSTOM_FOO', 'HW_NUMA_ROOT']
+    granular = [('resources1', 'VCPU:1'), ('resources2', 'MEMORY_MB:1024')]
+    body = ask(url, granular + multi + [('group_policy', 'none')])
+    assert len(body['allocation_requests']) == 4
+    summaries = body['provider_summaries']
+    assert summaries[n['numa0']]['resources']['VCPU']['capacity'] == 4
+    assert summaries[n['numa1']]['resources']['MEMORY_MB']['capacity'] == 2048
+    body = ask(url, granular + multi + [('group_policy', 'isolate')])
+    assert _named(body, n) == [
+        [('numa0', {'MEMORY_MB': 1024}), ('numa1', {'VCPU': 1})],
+        [('numa0', {'VCPU': 1}), ('numa1', {'MEMORY_MB': 1024})]]
+    body = ask(url, [('resources', 'VCPU:3'), ('root_required', '!HW_NUMA_ROOT')])
+    assert _named(body, n) == [[('cn2', {'VCPU': 3})],
+                               [('numa1', {'VCPU': 3})]]
+    # A required trait follows the resources, in the unnumbered group too.
+    body = ask(url, [('resources', 'VCPU:1'), ('required', 'CUSTOM_FOO')])
+    assert _named(body, n) == [[('cn2', {'VCPU': 1})],
+                               [('numa1', {'VCPU': 1})]]
+    body = ask(url, [('resources', 'VCPU:1'), ('root_required', 'CUSTOM_FOO')])
+    assert _named(body, n) == [[('cn2', {'VCPU': 1})]]

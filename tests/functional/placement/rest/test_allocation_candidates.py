@@ -107,7 +107,7 @@ def test_errors_carry_placement_codes(client, rpc):
     assert resp.json['errors'][0]['code'] == 'placement.query.duplicate_key'
     resp = client.call('GET', URL + '?resources=VCPU:1&required=CUSTOM_NOPE',
                        status=400)
-    assert resp.json['errors'][0]['detail'] == 'No such trait(s): CUSTOM_NOPE'
+    assert resp.json['errors'][0]['detail'] == 'No such trait(s): CUSTOM_NOPE.'
     resp = client.call('GET', URL + '?resources=CUSTOM_NOPE:1', status=400)
     assert resp.json['errors'][0]['detail'].startswith(
         'Invalid resource class in resources parameter')
