@@ -325,3 +325,40 @@ def test_root_required(url, numa_network):
                                [('numa1', {'VCPU': 1})]]
     body = ask(url, [('resources', 'VCPU:1'), ('root_required', 'CUSTOM_FOO')])
     assert _named(body, n) == [[('cn2', {'VCPU': 1})]]
+
+
+def test_aggregates_of_nested_providers(url):
+    """Placement's NUMAAggregateFixture (less its sharing providers) and
+    allocation-candidates-bug-1792503.yaml: an aggregate of the root spans
+    its tree for the unnumbered group, not for a numbered one."""
+    agg = {k: str(uuid_mod.uuid4()) for k in 'ABC'}
+    with db.get_engine(url).begin() as conn:
+        b = _Builder(conn)
+        b.provider('cn1', aggs=[agg['A']])
+        b.provider('cn2', aggs=[agg['A'], agg['B']])
+        b.provider('numa1_1', 'cn1', aggs=[agg['C']])
+        b.provider('numa1_2', 'cn1')
+        b.provider('numa2_1', 'cn2')
+        b.provider('numa2_2', 'cn2')
+        for numa in ('numa1_1', 'numa1_2', 'numa2_1', 'numa2_2'):
+            b.inventory(numa, 'VCPU', 24)
+
+    def numas(query):
+        body = ask(url, query, (1, 32))
+        return sorted(name for request in _named(body, b.uuids)
+                      for name, _ in request)
+    every = ['numa1_1', 'numa1_2', 'numa2_1', 'numa2_2']
+    assert numas([('resources', 'VCPU:1')]) == every
+    assert numas([('resources', 'VCPU:1'), ('member_of', agg['A'])]) == every
+    assert numas([('resources1', 'VCPU:1'), ('member_of1', agg['A'])]) == []
+    assert numas([('resources', 'VCPU:1'), ('member_of', agg['B'])]) == [
+        'numa2_1', 'numa2_2']
+    assert numas([('resources', 'VCPU:1'), ('member_of', agg['C'])]) == [
+        'numa1_1']
+    assert numas([('resources1', 'VCPU:1'), ('member_of1', agg['C'])]) == [
+        'numa1_1']
+    assert numas([('resources', 'VCPU:1'), ('member_of', '!' + agg['C'])]) \
+        == ['numa1_2', 'numa2_1', 'numa2_2']
+    assert numas([('resources', 'VCPU:1'),
+                  ('member_of', f"in:{agg['A']},{agg['B']}"),
+                  ('member_of', '!' + agg['B'])]) == ['numa1_1', 'numa1_2']
