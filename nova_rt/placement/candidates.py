@@ -417,12 +417,18 @@ def _allocation_requests(areqs, trees, version) -> list:
                 for rp, r in by_rp.items()]})
         return result
     mapped = version >= (1, 34)
+    # The same few provider sets recur in thousands of requests.
+    listed: dict = {}
     for by_rp, mappings, _ in areqs:
         entry = {'allocations': {uuid[rp]: {'resources': r}
                                  for rp, r in by_rp.items()}}
         if mapped:
-            entry['mappings'] = {s: sorted([uuid[rp] for rp in rps])
-                                 for s, rps in mappings.items()}
+            entry['mappings'] = mapping = {}
+            for suffix, rps in mappings.items():
+                uuids = listed.get(rps)
+                if uuids is None:
+                    uuids = listed[rps] = sorted([uuid[rp] for rp in rps])
+                mapping[suffix] = uuids
         append(entry)
     return result
 
