@@ -122,6 +122,16 @@ def test_errors_carry_placement_codes(client, rpc):
     resp = call(client, 'GET', URL + '?resources=VCPU:1&bogus=1', v='1.24',
                        status=400)
     assert "'bogus' was unexpected" in resp.json['errors'][0]['detail']
+    # Amounts and limits past any database integer: no candidate, no
+    # error (and the limit is no limit).
+    resp = call(client, 'GET', URL + '?resources=VCPU:99999999999999999999')
+    assert resp.json['allocation_requests'] == []
+    resp = call(client, 'GET', URL + '?resources=VCPU:1&limit=9' + '9' * 20)
+    assert len(resp.json['allocation_requests']) == 1
+    resp = call(client, 'GET', URL + '?resources=VCPU:1&required=%ff',
+                status=400)
+    assert 'Invalid query string parameters' in \
+        resp.json['errors'][0]['detail']
     # A reader without the role gets 403, whatever the query.
     call(client, 'GET', URL + '?resources=VCPU:1', token='user', status=403)
 
