@@ -14,9 +14,11 @@ microversion 1.36, without a limit and with limit 1000 (Nova's default
 summaries, "+json" adds the body's encoding, as the handler sends it; one
 transaction each, as the handler's; "wsgi" is the whole REST application
 (noauth2, microversion, policy, handler, encoding) called in process
-without a socket (bench of branch rest-clients: over HTTP).  Also a nested case: each tree with two
-NUMA children (VCPU, MEMORY_MB) and a numbered group per node with
-``group_policy=isolate``.  p50/p99 in ms; the load average before and
+without a socket (bench of branch rest-clients: over HTTP).  Also a nested
+case (the general path): two NUMA children (VCPU, MEMORY_MB) under each
+root, which keeps its own, a numbered group for each of the two classes
+with ``group_policy=isolate`` and limit 1000: six combinations per tree.
+p50/p99 in ms; the load average before and
 after is printed (2 cores shared with other work move every figure).
 """
 
@@ -102,7 +104,7 @@ def _floor_call(engine, limit):
 
 
 def _add_numa_children(url: str, n: int) -> None:
-    """Two NUMA children under each root: VCPU and MEMORY_MB move there."""
+    """Two NUMA children with VCPU and MEMORY_MB under each root."""
     engine = db.get_engine(url)
     with engine.begin() as conn:
         rps, invs = [], []
