@@ -169,9 +169,10 @@ def _group_filters(dialect, gi: int, shape: tuple, rp_col, root_col) -> list:
 @functools.lru_cache(maxsize=256)
 def fits_query(dialect: str, shapes: tuple, n_root_required: int,
                root_forbidden: bool) -> Query:
-    """``(group index, class index, provider id, root id)`` of every
-    provider with room for one class of one group (class index -1: a group
-    without resources, any provider that passes its filters)."""
+    """``(group index, class index, provider id, root id, capacity, used,
+    max_unit)`` of every provider with room for one class of one group
+    (class index -1 and no inventory: a group without resources, any
+    provider that passes its filters)."""
     selects = []
     for gi, shape in enumerate(shapes):
         n_classes = shape[1]
@@ -183,16 +184,18 @@ def fits_query(dialect: str, shapes: tuple, n_root_required: int,
                 root_col = inv.c.root_provider_id
                 stmt = sa.select(
                     sa.literal_column(str(gi)), sa.literal_column(str(ci)),
-                    rp_col, root_col).select_from(inv.join(
+                    rp_col, root_col, inv.c.capacity, inv.c.used,
+                    inv.c.max_unit).select_from(inv.join(
                         root, root.c.id == root_col)).where(
                     *_room(inv, gi, ci))
             else:
                 rp = RP.alias(f'rp{gi}')
                 rp_col, root_col = rp.c.id, rp.c.root_provider_id
+                nothing = sa.cast(sa.null(), sa.Integer)
                 stmt = sa.select(
                     sa.literal_column(str(gi)), sa.literal_column('-1'),
-                    rp_col, root_col).select_from(rp.join(
-                        root, root.c.id == root_col))
+                    rp_col, root_col, nothing, nothing, nothing
+                ).select_from(rp.join(root, root.c.id == root_col))
             stmt = stmt.where(
                 _live(root), *_group_filters(dialect, gi, shape, rp_col,
                                              root_col),

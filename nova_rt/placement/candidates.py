@@ -202,7 +202,8 @@ def _params(dialect: str, groups: list, root_filter, cutoff) -> dict:
 class _Trees:
     """Providers, inventories and traits of the trees found."""
 
-    def __init__(self, conn, roots, want_traits: bool):
+    def __init__(self, conn, roots, want_traits: bool,
+                 want_inventories: bool = True):
         dialect = common.dialect_name(conn)
         providers_q, inventories_q, traits_q = cq.tree_queries(dialect)
         params = {'roots': cq.list_param(dialect, roots)}
@@ -216,8 +217,10 @@ class _Trees:
             parent[rp] = parent_id
             root_of[rp] = root
             inventory[rp] = {}
-        for rp, rc, cap, used, max_unit in inventories_q.rows(conn, params):
-            inventory[rp][rc] = (cap, used, max_unit)
+        if want_inventories:
+            for rp, rc, cap, used, max_unit in inventories_q.rows(conn,
+                                                                  params):
+                inventory[rp][rc] = (cap, used, max_unit)
         self.traits = collections.defaultdict(set)
         if want_traits:
             for rp, name in traits_q.rows(conn, params):
@@ -262,51 +265,59 @@ def _group_options(group: _Group, by_class: dict, trees: _Trees) -> list:
     return options
 
 
-def _fits_together(resources: dict, trees: _Trees) -> bool:
-    for (rp, rc), amount in resources.items():
-        cap, used, max_unit = trees.inventory[rp][rc]
-        if used + amount > cap or amount > max_unit:
-            return False
+def _fits_together(by_rp: dict, inventory: dict) -> bool:
+    for rp, amounts in by_rp.items():
+        for rc, amount in amounts.items():
+            cap, used, max_unit = inventory[rp, rc]
+            if used + amount > cap or amount > max_unit:
+                return False
     return True
 
 
-def _combine(groups, request, options_by_group, trees, root) -> list:
+def _combine(groups, request, options_by_group, trees, inventory,
+             root) -> list:
     """Allocation requests of one tree: ``({rp: {rc: amount}}, mappings
-    {suffix: frozenset(rp)}, root)``."""
+    {suffix: frozenset(rp)}, root, score)``.  No two are the same: the
+    options of a numbered group differ by provider, those of the
+    unnumbered group by where each class comes from."""
     numbered = [i for i, g in enumerate(groups) if g.numbered]
     isolate = request.group_policy == 'isolate' and len(numbered) > 1
-    found = {}
+    suffixes = [g.suffix for g in groups]
+    found = []
     for choice in itertools.product(*options_by_group):
         if isolate and len({next(iter(choice[i][1]))
                             for i in numbered}) != len(numbered):
             continue
-        mappings = {g.suffix: option[1] for g, option in zip(groups, choice)}
+        mappings = dict(zip(suffixes, (option[1] for option in choice)))
         if request.same_subtrees and not all(
                 _same_subtree(set().union(*(mappings[s] for s in subtree)),
                               trees) for subtree in request.same_subtrees):
             continue
-        resources: dict = {}
+        by_rp: dict = {}
+        shared = False
         for option in choice:
             for rp, rc, n in option[0]:
-                resources[rp, rc] = resources.get((rp, rc), 0) + n
-        if len(groups) > 1 and not _fits_together(resources, trees):
+                amounts = by_rp.get(rp)
+                if amounts is None:
+                    by_rp[rp] = {rc: n}
+                elif rc in amounts:
+                    amounts[rc] += n
+                    shared = True
+                else:
+                    amounts[rc] = n
+        # Each amount alone had room (the query); together they must too.
+        if shared and not _fits_together(by_rp, inventory):
             continue
-        key = (frozenset(resources.items()),
-               frozenset(mappings.items()))
-        if key not in found:
-            by_rp: dict = {}
-            for (rp, rc), n in resources.items():
-                by_rp.setdefault(rp, {})[rc] = n
-            found[key] = (by_rp, mappings, root)
-    return list(found.values())
+        found.append((by_rp, mappings, root, _score(by_rp, inventory)))
+    return found
 
 
-def _score(areq, trees: _Trees) -> float:
+def _score(by_rp: dict, inventory: dict) -> float:
+    """Emptiness: the sum of free / capacity of what the request takes."""
     total = 0.0
-    for rp, amounts in areq[0].items():
-        inventory = trees.inventory[rp]
+    for rp, amounts in by_rp.items():
         for rc in amounts:
-            cap, used, _ = inventory[rc]
+            cap, used, _ = inventory[rp, rc]
             if cap:
                 total += (cap - used) / cap
     return total
@@ -348,8 +359,11 @@ def _by_groups(conn, request, groups, rows, want_traits, order,
     # group -> root -> class index -> providers
     found = [collections.defaultdict(lambda: collections.defaultdict(set))
              for _ in groups]
-    for gi, ci, rp, root in rows:
+    inventory = {}        # (rp, class) -> (capacity, used, max_unit)
+    for gi, ci, rp, root, cap, used, max_unit in rows:
         found[gi][root][ci].add(rp)
+        if ci >= 0:
+            inventory[rp, groups[gi].classes[ci]] = (cap, used, max_unit)
     roots = None
     for g, by_root in zip(groups, found):
         wanted = max(len(g.classes), 1)
@@ -358,22 +372,29 @@ def _by_groups(conn, request, groups, rows, want_traits, order,
         roots = ok if roots is None else roots & ok
         if not roots:
             return [], None
-    need_traits = want_traits or any(
-        g.required_names and not g.numbered for g in groups)
-    trees = _Trees(conn, roots, need_traits)
+    # Before combining, only what the rules need: the parents for
+    # same_subtree, the traits for the unnumbered group's.
+    traits = any(g.required_names and not g.numbered for g in groups)
+    facts = None
+    if traits or request.same_subtrees:
+        facts = _Trees(conn, roots, traits, want_inventories=False)
     areqs = []
     for root in sorted(roots):
-        options = [_group_options(g, by_root[root], trees)
+        options = [_group_options(g, by_root[root], facts)
                    for g, by_root in zip(groups, found)]
         if all(options):
-            areqs.extend(_combine(groups, request, options, trees, root))
+            areqs.extend(_combine(groups, request, options, facts,
+                                  inventory, root))
     if one_provider_each:
         areqs = [a for a in areqs if len(a[0]) <= 1]
-    areqs.sort(key=lambda a: (-_score(a, trees) if order == 'spread'
-                              else _score(a, trees), a[2], sorted(a[0])))
+    # Stable: ties keep the order of roots and providers they came in.
+    areqs.sort(key=(lambda a: (-a[3], a[2])) if order == 'spread'
+               else (lambda a: (a[3], a[2])))
     if request.limit:
         areqs = areqs[:request.limit]
-    return areqs, trees
+    if not areqs:
+        return [], None
+    return areqs, _Trees(conn, {a[2] for a in areqs}, want_traits)
 
 
 def find(conn, request: creq.CandidateRequest, heartbeat_timeout: int,
@@ -381,7 +402,7 @@ def find(conn, request: creq.CandidateRequest, heartbeat_timeout: int,
          want_traits=True, now=None):
     """``(allocation requests, trees)``: the requests ordered and limited,
     as ``({rp id: {class: amount}}, mappings {suffix: frozenset(rp id)},
-    root id)``, and the providers of their trees."""
+    root id, ...)``, and the providers of their trees (those kept)."""
     resolved = _resolve(conn, request)
     if resolved is None:
         return [], None
@@ -414,7 +435,7 @@ def _allocation_requests(areqs, trees, version) -> list:
     result = []
     append = result.append
     if version < (1, 12):
-        for by_rp, _, _ in areqs:
+        for by_rp, *_ in areqs:
             append({'allocations': [
                 {'resource_provider': {'uuid': uuid[rp]}, 'resources': r}
                 for rp, r in by_rp.items()]})
@@ -422,7 +443,7 @@ def _allocation_requests(areqs, trees, version) -> list:
     mapped = version >= (1, 34)
     # The same few provider sets recur in thousands of requests.
     listed: dict = {}
-    for by_rp, mappings, _ in areqs:
+    for by_rp, mappings, *_ in areqs:
         entry = {'allocations': {uuid[rp]: {'resources': r}
                                  for rp, r in by_rp.items()}}
         if mapped:
