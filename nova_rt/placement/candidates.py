@@ -242,16 +242,16 @@ def _same_subtree(rps: set, trees: _Trees) -> bool:
 
 
 def _group_options(group: _Group, by_class: dict, trees: _Trees) -> list:
-    """``[(((rp, rc, amount), ...), {rp, ...})]``: the ways one group can
-    be met in one tree."""
+    """``[(((rp, rc, amount), ...), {rp, ...}, rp of a numbered group)]``:
+    the ways one group can be met in one tree."""
     if group.numbered:
         if not group.classes:
-            return [((), frozenset((rp,))) for rp in sorted(by_class[-1])]
+            return [((), frozenset((rp,)), rp) for rp in sorted(by_class[-1])]
         rps = set.intersection(*(by_class[ci]
                                  for ci in range(len(group.classes))))
         return [(tuple((rp, rc, n) for rc, n in zip(group.classes,
                                                      group.amounts)),
-                 frozenset((rp,))) for rp in sorted(rps)]
+                 frozenset((rp,)), rp) for rp in sorted(rps)]
     options = []
     for choice in itertools.product(*(sorted(by_class[ci]) for ci in
                                       range(len(group.classes)))):
@@ -261,7 +261,7 @@ def _group_options(group: _Group, by_class: dict, trees: _Trees) -> list:
             if not all(any_of & have for any_of in group.required_names):
                 continue
         options.append((tuple(zip(choice, group.classes, group.amounts)),
-                        rps))
+                        rps, None))
     return options
 
 
@@ -285,8 +285,7 @@ def _combine(groups, request, options_by_group, trees, inventory,
     suffixes = [g.suffix for g in groups]
     found = []
     for choice in itertools.product(*options_by_group):
-        if isolate and len({next(iter(choice[i][1]))
-                            for i in numbered}) != len(numbered):
+        if isolate and len({choice[i][2] for i in numbered}) != len(numbered):
             continue
         mappings = dict(zip(suffixes, (option[1] for option in choice)))
         if request.same_subtrees and not all(
