@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from nova_rt import exception
 from nova_rt.placement import common
 from nova_rt.placement import models
+from nova_rt.placement import resource_class_ops
 from nova_rt.placement.rest import errors
 
 RP = common.RP
@@ -121,15 +122,19 @@ def _uuid_of(conn, rp_id: int) -> str:
 
 
 def _check(conn, want: dict, delta: dict, inventories: dict) -> None:
-    for rows in want.values():
+    for consumer, rows in want.items():
         for (rp_id, rc), n in sorted(rows.items()):
             inv = inventories.get((rp_id, rc))
+            if inv is None and not resource_class_ops.exists(conn, rc):
+                raise exception.InvalidInput(message=(
+                    f'Unable to allocate inventory for consumer {consumer}: '
+                    f'No such resource class {rc}.'))
             if inv is None:
                 raise exception.Conflict(reason=(
                     f'Unable to allocate inventory: Inventory for {rc!r} on '
                     f'resource provider {_uuid_of(conn, rp_id)!r} invalid.'))
             if not inv.min_unit <= n <= inv.max_unit or n % inv.step_size:
-                raise exception.InvalidInput(message=(
+                raise exception.InvalidAllocation(message=(
                     f'Unable to allocate inventory: Unable to create '
                     f'allocation for {rc!r} on resource provider '
                     f'{inv.uuid!r}. The requested amount would violate '
@@ -144,11 +149,13 @@ def _check(conn, want: dict, delta: dict, inventories: dict) -> None:
                         'the capacity.')
 
 
-def replace(conn, requests: dict) -> None:
+def replace(conn, requests: dict, bump_left: bool = False) -> None:
     """Replace the allocations of each consumer of ``requests``:
     ``{consumer_uuid: {'allocations': {rp_uuid: {rc: n}}, 'project_id',
     'user_id', 'consumer_type' (optional), 'consumer_generation'
-    (optional: unchecked)}}``; empty allocations remove them all."""
+    (optional: unchecked)}}``; empty allocations remove them all.
+    ``bump_left``: providers that only lose allocations get a new
+    generation too (Placement's reshaper counts them)."""
     consumers = _consumers(conn, requests)
     have = _current(conn, [c.id for c in consumers.values()])
     want = _wanted(conn, requests)
@@ -194,7 +201,10 @@ def replace(conn, requests: dict) -> None:
     if changes:
         conn.execute(sa.update(INV).where(INV.id == sa.bindparam('b_id'))
                      .values(used=sa.bindparam('b_used')), changes)
-    allocated = sorted({rp_id for rows in want.values() for rp_id, _rc in rows})
+    allocated = {rp_id for rows in want.values() for rp_id, _rc in rows}
+    if bump_left:
+        allocated |= {rp_id for rp_id, _rc in delta}
+    allocated = sorted(allocated)
     if allocated:
         conn.execute(sa.update(RP).where(RP.id.in_(allocated)).values(
             generation=RP.generation + 1))

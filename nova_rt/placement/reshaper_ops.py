@@ -45,10 +45,21 @@ def reshape(conn, inventories: dict, allocations: dict,
         # Added and changed classes now; removed ones after the move.
         inventory.write(conn, rp, {rc: have[rc] for rc in want
                                     if rc in have}, want)
+        if want:
+            # Placement's interim inventory write is a generation too.
+            _bump(conn, rp.id)
         plans.append((rp, want))
     if allocations:
-        consumer_ops.replace(conn, allocations)
+        try:
+            consumer_ops.replace(conn, allocations, bump_left=True)
+        except exception.InvalidAllocation as error:
+            # Placement's reshaper answers a unit violation with 409.
+            raise exception.Conflict(reason=str(error)) from None
     for rp, want in plans:
         inventory.write(conn, rp, inventory.rows(conn, rp.id), want)
-        conn.execute(sa.update(common.RP).where(common.RP.id == rp.id)
-                     .values(generation=common.RP.generation + 1))
+        _bump(conn, rp.id)
+
+
+def _bump(conn, rp_id: int) -> None:
+    conn.execute(sa.update(common.RP).where(common.RP.id == rp_id)
+                 .values(generation=common.RP.generation + 1))
