@@ -41,11 +41,38 @@ INCOMPLETE = '00000000-0000-0000-0000-000000000000'
 UNCHECKED = object()
 
 
+# Built once: constructing a statement cost more Python than running it
+# (as in allocation_ops).
+_CONSUMERS = sa.select(
+    CONSUMER.id, CONSUMER.uuid, CONSUMER.project_id, CONSUMER.user_id,
+    CONSUMER.generation, CONSUMER.consumer_type).where(
+        CONSUMER.uuid.in_(sa.bindparam('b_uuids', expanding=True)))
+_CURRENT = sa.select(
+    ALLOC.consumer_id, ALLOC.resource_provider_id, ALLOC.resource_class,
+    ALLOC.used).where(ALLOC.consumer_id.in_(sa.bindparam('b_ids',
+                                                         expanding=True)))
+_LOCK_ROOTS = sa.select(RP.id).where(RP.id.in_(
+    sa.select(RP.root_provider_id).where(
+        RP.id.in_(sa.bindparam('b_ids', expanding=True))))).order_by(
+    RP.id).with_for_update()
+_PROVIDERS = sa.select(RP.id, RP.uuid).where(
+    RP.uuid.in_(sa.bindparam('b_uuids', expanding=True)))
+_INVENTORIES = sa.select(
+    INV.id, INV.resource_provider_id, INV.resource_class, INV.min_unit,
+    INV.max_unit, INV.step_size, INV.capacity, INV.used, RP.uuid).join(
+        RP, RP.id == INV.resource_provider_id).where(
+        INV.resource_provider_id.in_(sa.bindparam('b_ids', expanding=True)))
+_DELETE_ALLOCATIONS = sa.delete(ALLOC).where(
+    ALLOC.consumer_id.in_(sa.bindparam('b_ids', expanding=True)))
+_SET_USED = sa.update(INV).where(INV.id == sa.bindparam('b_id')).values(
+    used=sa.bindparam('b_used'))
+_BUMP = sa.update(RP).where(RP.id.in_(sa.bindparam(
+    'b_ids', expanding=True))).values(generation=RP.generation + 1)
+
+
 def _consumers(conn, uuids) -> dict:
-    return {row.uuid: row for row in conn.execute(sa.select(
-        CONSUMER.id, CONSUMER.uuid, CONSUMER.project_id, CONSUMER.user_id,
-        CONSUMER.generation, CONSUMER.consumer_type).where(
-            CONSUMER.uuid.in_(sorted(uuids))))}
+    return {row.uuid: row for row in conn.execute(
+        _CONSUMERS, {'b_uuids': sorted(uuids)})}
 
 
 def _current(conn, consumer_ids) -> dict:
@@ -53,10 +80,8 @@ def _current(conn, consumer_ids) -> dict:
     result: dict = {}
     if not consumer_ids:
         return result
-    for c_id, rp_id, rc, used in conn.execute(sa.select(
-            ALLOC.consumer_id, ALLOC.resource_provider_id,
-            ALLOC.resource_class, ALLOC.used).where(
-                ALLOC.consumer_id.in_(sorted(consumer_ids)))):
+    for c_id, rp_id, rc, used in conn.execute(
+            _CURRENT, {'b_ids': sorted(consumer_ids)}):
         result.setdefault(c_id, {})[(rp_id, rc)] = used
     return result
 
@@ -64,9 +89,7 @@ def _current(conn, consumer_ids) -> dict:
 def _lock_roots(conn, rp_ids) -> None:
     if not rp_ids:
         return
-    roots = sa.select(RP.root_provider_id).where(RP.id.in_(sorted(rp_ids)))
-    conn.execute(sa.select(RP.id).where(RP.id.in_(roots))
-                 .order_by(RP.id).with_for_update()).all()
+    conn.execute(_LOCK_ROOTS, {'b_ids': sorted(rp_ids)}).all()
 
 
 def _check_generations(requests: dict, consumers: dict) -> None:
@@ -85,9 +108,10 @@ def _check_generations(requests: dict, consumers: dict) -> None:
 
 
 def _providers(conn, uuids) -> dict:
-    rows = {row.uuid: row for row in conn.execute(sa.select(
-        RP.id, RP.uuid).where(RP.uuid.in_(sorted(uuids))))} if uuids else {}
-    return rows
+    if not uuids:
+        return {}
+    return {row.uuid: row for row in conn.execute(
+        _PROVIDERS, {'b_uuids': sorted(uuids)})}
 
 
 def _wanted(conn, requests: dict) -> dict:
@@ -109,12 +133,7 @@ def _inventories(conn, keys) -> dict:
     if not rp_ids:
         return {}
     return {(row.resource_provider_id, row.resource_class): row
-            for row in conn.execute(sa.select(
-                INV.id, INV.resource_provider_id, INV.resource_class,
-                INV.min_unit, INV.max_unit, INV.step_size, INV.capacity,
-                INV.used, RP.uuid).join(
-                    RP, RP.id == INV.resource_provider_id).where(
-                    INV.resource_provider_id.in_(rp_ids)))}
+            for row in conn.execute(_INVENTORIES, {'b_ids': rp_ids})}
 
 
 def _uuid_of(conn, rp_id: int) -> str:
@@ -179,7 +198,7 @@ def replace(conn, requests: dict, bump_left: bool = False) -> None:
 
     old_ids = [consumers[u].id for u in requests if u in consumers]
     if old_ids:
-        conn.execute(sa.delete(ALLOC).where(ALLOC.consumer_id.in_(old_ids)))
+        conn.execute(_DELETE_ALLOCATIONS, {'b_ids': old_ids})
     for uuid, request in requests.items():
         rows = want[uuid]
         if not rows:
@@ -199,15 +218,13 @@ def replace(conn, requests: dict, bump_left: bool = False) -> None:
                for key, change in sorted(delta.items())
                if change and key in inventories]
     if changes:
-        conn.execute(sa.update(INV).where(INV.id == sa.bindparam('b_id'))
-                     .values(used=sa.bindparam('b_used')), changes)
+        conn.execute(_SET_USED, changes)
     allocated = {rp_id for rows in want.values() for rp_id, _rc in rows}
     if bump_left:
         allocated |= {rp_id for rp_id, _rc in delta}
     allocated = sorted(allocated)
     if allocated:
-        conn.execute(sa.update(RP).where(RP.id.in_(allocated)).values(
-            generation=RP.generation + 1))
+        conn.execute(_BUMP, {'b_ids': allocated})
 
 
 def _upsert_consumer(conn, uuid: str, request: dict, existing) -> int:

@@ -13,6 +13,8 @@ unique, hosts' names predate this API).
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
@@ -29,7 +31,9 @@ TRAIT = models.Trait
 AGG = models.Aggregate
 
 
+@functools.cache
 def _select():
+    # Built once: aliasing the table per request cost more than the query.
     parent, root = aliased(RP), aliased(RP)
     return sa.select(
         RP.id, RP.uuid, RP.name, RP.host, RP.generation,
