@@ -26,12 +26,20 @@ class Client(webtest.TestApp):
 
     def call(self, method: str, path: str, body=None, v='latest',
              token='admin', status=None, headers=None):
+        # webtest checks no status at all with expect_errors, so the
+        # expected one is checked here.
         kwargs = {'headers': {**version(v, token), **(headers or {})},
-                  'status': status or '*', 'expect_errors': True}
+                  'status': '*', 'expect_errors': True}
         method = method.lower()
         if body is not None:
-            return getattr(self, f'{method}_json')(path, body, **kwargs)
-        return getattr(self, method)(path, **kwargs)
+            resp = getattr(self, f'{method}_json')(path, body, **kwargs)
+        else:
+            resp = getattr(self, method)(path, **kwargs)
+        if status is not None and resp.status_int != status:
+            raise AssertionError(
+                f'{method.upper()} {path}: expected {status}, got '
+                f'{resp.status}: {resp.text[:500]}')
+        return resp
 
 
 @pytest.fixture

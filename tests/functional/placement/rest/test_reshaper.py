@@ -10,9 +10,10 @@ from tests.functional.placement.rest.helpers import (
 SERVICE = {'X-Roles': 'service'}
 
 
-def _reshape(client, body, status, v='latest', token='nova:service'):
+def _reshape(client, body, status, v='latest', token='nova:service',
+             headers=SERVICE):
     return client.call('POST', '/reshaper', body, v=v, token=token,
-                       headers=SERVICE, status=status)
+                       headers=headers, status=status)
 
 
 def _used(engine):
@@ -42,7 +43,7 @@ def test_move_vcpu_to_a_child_with_its_allocations(client, rest_engine):
                             child: {'resources': {'VCPU': 2}}},
             'project_id': 'p1', 'user_id': 'u1', 'consumer_generation': 1,
             'consumer_type': 'INSTANCE'}}}
-    _reshape(client, body, 403, token='admin')       # service role only
+    _reshape(client, body, 403, token='admin', headers={})  # service only
     _reshape(client, body, 404, v='1.29')
     _reshape(client, body, 204)
     assert _used(rest_engine) == {(root, 'MEMORY_MB'): 128,
