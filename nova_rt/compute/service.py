@@ -150,7 +150,8 @@ class ComputeService(oslo_service.ServiceBase):
             from nova_rt.virt import host as virt_host
             self._host_source = virt_host.LibvirtHost(
                 conf.libvirt.connection_uri, conf.instances_path,
-                conf.libvirt.disk_pool, conf.libvirt.reconnect_max_interval)
+                conf.libvirt.disk_pool, conf.libvirt.reconnect_max_interval,
+                full_reread_interval=conf.compute.audit_full_reread_interval)
         if conf.concurrency_backend == 'eventlet':
             self._host_source = _OffHub(self._host_source)
         if self._pci_source is None:
