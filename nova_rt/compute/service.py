@@ -114,6 +114,7 @@ class ComputeService(oslo_service.ServiceBase):
         self._host_source = host_source
         self._pci_source = pci_source
         self._pci_monitor = pci_monitor
+        self._pci_rediscovery = None
         self._placement = placement
         self._transport = transport
         self.store = None
@@ -155,10 +156,13 @@ class ComputeService(oslo_service.ServiceBase):
         if conf.concurrency_backend == 'eventlet':
             self._host_source = _OffHub(self._host_source)
         if self._pci_source is None:
+            from nova_rt.pci import rediscovery
             from nova_rt.pci import udev
-            self._pci_source = udev.discover
             if self._pci_monitor is None:
                 self._pci_monitor = udev.PciMonitor()
+            self._pci_source = self._pci_rediscovery = rediscovery.Rediscovery(
+                udev.discover, self._pci_monitor,
+                conf.compute.audit_full_reread_interval)
 
     def _caller(self):
         if self._identity_caller is None:
@@ -278,9 +282,18 @@ class ComputeService(oslo_service.ServiceBase):
                           'still runs')
         if self._pci_monitor is not None:
             pci_event = self.tracker.pci_event
+            rediscovery = self._pci_rediscovery
+
+            def on_uevent(*event):
+                if rediscovery is not None:
+                    rediscovery.changed()      # before the audit it brings
+                handoff.call(pci_event, *event)
+
             try:
-                self._pci_monitor.start(
-                    lambda *event: handoff.call(pci_event, *event))
+                self._pci_monitor.start(on_uevent)
+                if rediscovery is not None:
+                    # What changed between the discovery at load and now.
+                    rediscovery.changed()
             except Exception:
                 LOG.exception('udev monitor unavailable; PCI hotplug is seen '
                               'at the next periodic audit')

@@ -34,7 +34,9 @@ compute_opts = [
              'seen at the latest at the first audit after this many seconds, '
              'that is within this plus update_resources_interval. A domain '
              'that stops, starts or disappears is seen at the next audit '
-             'whatever this is. 0 reads every domain at every audit.'),
+             'whatever this is. The PCI bus is enumerated again through udev '
+             'at the same bound, and at the first audit after any uevent. 0 '
+             'reads every domain and the whole PCI bus at every audit.'),
 ]
 
 
