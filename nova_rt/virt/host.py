@@ -27,8 +27,6 @@ from nova_rt.virt import domain_xml
 from nova_rt.virt import events
 
 LOG = logging.getLogger(__name__)
-# How many domains list_domains reads between two give_way() calls.
-_GIVE_WAY_EVERY = 4
 
 GiB = 1024 ** 3
 
@@ -169,9 +167,6 @@ class LibvirtHost:
         self._on_connect = None
         self._keeper = None
         self._keeping = False                 # from start_events to stop
-        # Called between domains while listing them (compute/gate.py), so
-        # that the calls being served go first.
-        self.give_way: Optional[Callable[[], object]] = None
         self._stopped = False
         self._domains = domain_cache.DomainCache(full_reread_interval,
                                                  lock=native.Lock())
@@ -538,9 +533,7 @@ class LibvirtHost:
         active = {d.UUIDString() for d in
                   conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}
         entries = []
-        for index, (dom, record) in enumerate(stats):
-            if self.give_way is not None and index % _GIVE_WAY_EVERY == 0:
-                self.give_way()
+        for dom, record in stats:
             uuid = dom.UUIDString()
             xml = self._xml(dom, uuid)
             if xml is None:
