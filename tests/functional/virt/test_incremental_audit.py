@@ -67,7 +67,7 @@ class Watched:
         with self.cond:
             assert self.cond.wait_for(
                 lambda: any(e['name'] == f'guest-{SENTINEL:05d}'
-                            for e in self.events[seen:]), timeout=10)
+                            for e in self.events[seen:]), timeout=60)
 
     def silently(self, change):
         self.settle()
