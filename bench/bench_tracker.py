@@ -121,10 +121,9 @@ def main():
     parser.add_argument('--vfs', type=int, default=512)
     parser.add_argument('--claims', type=int, default=2000)
     parser.add_argument('--audits', type=int, default=15)
-    parser.add_argument('--switch-interval', type=float, default=0.0002,
-                        help='sys.setswitchinterval() in seconds; nova-rt-compute '
-                             'sets the same 0.0002 so that a claim does not wait '
-                             'for the GIL behind an audit')
+    parser.add_argument('--switch-interval', type=float, default=0.0,
+                        help='sys.setswitchinterval() in seconds (0: Python\'s '
+                             'own 0.005, as nova-rt-compute runs)')
     args = parser.parse_args()
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)

@@ -23,7 +23,6 @@ import oslo_messaging as messaging
 from nova_rt import exception
 from nova_rt import metrics as metrics_mod
 from nova_rt import rpctable
-from nova_rt.compute import gate as gate_mod
 from nova_rt.compute import methods
 from nova_rt.compute import notifications
 from nova_rt.identity import guard as guard_mod
@@ -50,13 +49,11 @@ class ComputeManager:
     def __init__(self, tracker, on_change: Optional[Callable[[], None]] = None,
                  run_audit: Optional[Callable[[], dict]] = None,
                  notifier: Optional[notifications.ComputeNotifier] = None,
-                 gate: Optional[gate_mod.CallGate] = None,
                  identity: Optional[guard_mod.Guard] = None,
                  metrics: Optional[metrics_mod.RpcMetrics] = None):
         self.tracker = tracker
         self.metrics = metrics or metrics_mod.RpcMetrics('compute')
         self.identity = identity
-        self.gate = gate or gate_mod.CallGate()
         self._on_change = on_change
         self._run_audit = run_audit
         self.notifier = notifier or notifications.ComputeNotifier(None)
@@ -64,10 +61,7 @@ class ComputeManager:
 
     def _serve(self, name: str, context, arguments: dict):
         with self.metrics.call(name):
-            if name == methods.AUDIT:
-                return self._call(name, context, arguments)
-            with self.gate.serving():
-                return self._call(name, context, arguments)
+            return self._call(name, context, arguments)
 
     def _call(self, name: str, context, sent: dict):
         method = methods.TABLE[name]

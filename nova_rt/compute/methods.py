@@ -19,8 +19,8 @@ M = rpctable.Method
 _INSTANCE_EVENT = 'InstanceClaimPayload'
 _MOVE_EVENT = 'MoveClaimPayload'
 
-#: The one method not served under the call gate: the audit is what gives
-#: way to calls, it would wait for itself.
+#: Served by the service's audit thread, and no change placement hears of
+#: from the endpoint: the audit reports itself.
 AUDIT = 'run_audit'
 
 TABLE = rpctable.Table('nova-rt-compute', [

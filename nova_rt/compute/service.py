@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import sys
 import threading
 import time
 from typing import Optional
@@ -47,7 +46,6 @@ from nova_rt import gcutil
 from nova_rt import metrics as metrics_mod
 from nova_rt import rpc
 from nova_rt import systemd
-from nova_rt.compute import gate as gate_mod
 from nova_rt.compute import manager as manager_mod
 from nova_rt.compute import notifications
 from nova_rt.compute import ratios as ratios_mod
@@ -74,12 +72,6 @@ START_CALL_TIMEOUT = 3.0
 #: (and the report is retried later) rather than holding the audit loop.
 BROKER_RETRIES = 2
 FLUSH_TIMEOUT = 5.0
-#: How long a thread may keep the GIL while another waits.  A claim takes the
-#: GIL a dozen times (socket reads, decoding, the tracker, the reply); behind
-#: a CPU-bound audit each take waited up to 1 ms at 0.001, which put the
-#: claim's p99 at 2-3x its value without audits (bench_rpc.py); at 0.2 ms it
-#: stays within 1.3x.
-SWITCH_INTERVAL = 0.0002
 
 
 class _OffHub:
@@ -114,6 +106,7 @@ class ComputeService(oslo_service.ServiceBase):
         self._host_source = host_source
         self._pci_source = pci_source
         self._pci_monitor = pci_monitor
+        self._pci_rediscovery = None
         self._placement = placement
         self._transport = transport
         self.store = None
@@ -150,14 +143,18 @@ class ComputeService(oslo_service.ServiceBase):
             from nova_rt.virt import host as virt_host
             self._host_source = virt_host.LibvirtHost(
                 conf.libvirt.connection_uri, conf.instances_path,
-                conf.libvirt.disk_pool, conf.libvirt.reconnect_max_interval)
+                conf.libvirt.disk_pool, conf.libvirt.reconnect_max_interval,
+                full_reread_interval=conf.compute.audit_full_reread_interval)
         if conf.concurrency_backend == 'eventlet':
             self._host_source = _OffHub(self._host_source)
         if self._pci_source is None:
+            from nova_rt.pci import rediscovery
             from nova_rt.pci import udev
-            self._pci_source = udev.discover
             if self._pci_monitor is None:
                 self._pci_monitor = udev.PciMonitor()
+            self._pci_source = self._pci_rediscovery = rediscovery.Rediscovery(
+                udev.discover, self._pci_monitor,
+                conf.compute.audit_full_reread_interval)
 
     def _caller(self):
         if self._identity_caller is None:
@@ -242,14 +239,9 @@ class ComputeService(oslo_service.ServiceBase):
         self.reporter.placement = self._placement
         startup.phase('starting the RPC server')
         self.notifier = notifications.ComputeNotifier.from_conf(conf, self.host)
-        calls = gate_mod.CallGate()
-        if conf.concurrency_backend != 'eventlet':
-            # (Under eventlet the listing runs in a native thread, which a
-            # green condition cannot wake; green threads take turns anyway.)
-            self._host_source.give_way = calls.give_way
         self.manager = manager_mod.ComputeManager(
             self.tracker, on_change=self.report_soon, run_audit=self.audit_now,
-            notifier=self.notifier, gate=calls, metrics=self.metrics.rpc,
+            notifier=self.notifier, metrics=self.metrics.rpc,
             identity=identity_config.guard(
                 conf, 'compute', topic=rpc.COMPUTE_TOPIC, server=self.host))
         self.rpc_server = rpc.get_server(
@@ -278,9 +270,18 @@ class ComputeService(oslo_service.ServiceBase):
                           'still runs')
         if self._pci_monitor is not None:
             pci_event = self.tracker.pci_event
+            rediscovery = self._pci_rediscovery
+
+            def on_uevent(*event):
+                if rediscovery is not None:
+                    rediscovery.changed()      # before the audit it brings
+                handoff.call(pci_event, *event)
+
             try:
-                self._pci_monitor.start(
-                    lambda *event: handoff.call(pci_event, *event))
+                self._pci_monitor.start(on_uevent)
+                if rediscovery is not None:
+                    # What changed between the discovery at load and now.
+                    rediscovery.changed()
             except Exception:
                 LOG.exception('udev monitor unavailable; PCI hotplug is seen '
                               'at the next periodic audit')
@@ -534,7 +535,4 @@ class ComputeService(oslo_service.ServiceBase):
 def run(conf, service: ComputeService) -> int:
     """Run ``service`` in this process until SIGTERM/SIGINT (``daemon.run``);
     return the exit code."""
-    # An audit is CPU-bound Python; with the default 5 ms GIL slice a claim
-    # thread waits up to that long behind it for each step of its round trip.
-    sys.setswitchinterval(SWITCH_INTERVAL)
     return daemon.run(conf, service, 'nova-rt-compute')

@@ -22,6 +22,21 @@ compute_opts = [
         help='Seconds between full resyncs of this node\'s provider tree and '
              'allocations with placement. 0 disables the periodic full '
              'resync (a restart still does one).'),
+    cfg.IntOpt(
+        'audit_full_reread_interval', default=600, min=0, max=86400,
+        help='Seconds within which the audit reads every domain\'s XML from '
+             'libvirt again. Between those reads an audit reads only the '
+             'domains that libvirt events (lifecycle, device, tunable) or its '
+             'domain listing (ids and names) say may have changed, plus a '
+             'share of the others in proportion to the time since the last '
+             'audit, oldest first. A change libvirt sends no event for (a '
+             'shut-off domain\'s vCPUs or memory, vCPU pinning) is therefore '
+             'seen at the latest at the first audit after this many seconds, '
+             'that is within this plus update_resources_interval. A domain '
+             'that stops, starts or disappears is seen at the next audit '
+             'whatever this is. The PCI bus is enumerated again through udev '
+             'at the same bound, and at the first audit after any uevent. 0 '
+             'reads every domain and the whole PCI bus at every audit.'),
 ]
 
 

@@ -22,12 +22,11 @@ import libvirt
 from nova_rt import exception
 from nova_rt import objects
 from nova_rt.virt import capabilities
+from nova_rt.virt import domain_cache
 from nova_rt.virt import domain_xml
 from nova_rt.virt import events
 
 LOG = logging.getLogger(__name__)
-# How many domains list_domains reads between two give_way() calls.
-_GIVE_WAY_EVERY = 4
 
 GiB = 1024 ** 3
 
@@ -41,6 +40,14 @@ STATE_NAMES = {
     libvirt.VIR_DOMAIN_CRASHED: 'crashed',
     libvirt.VIR_DOMAIN_PMSUSPENDED: 'pmsuspended',
 }
+
+#: Events that say a domain's XML changed without a lifecycle change (device
+#: hot-plug, vCPU pinning and other tunables): (event id, name).
+_XML_EVENTS = (
+    (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, 'device_added'),
+    (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, 'device_removed'),
+    (libvirt.VIR_DOMAIN_EVENT_ID_TUNABLE, 'tunable'),
+)
 
 # Errors after which the connection is not worth keeping (as Nova).
 _DISCONNECT_ERRORS = frozenset((
@@ -89,6 +96,9 @@ def _auth_callback(credentials, _opaque):
 #: any call stuck on it fails then.
 KEEPALIVE_INTERVAL = 3
 KEEPALIVE_COUNT = 3
+#: ``[compute] audit_full_reread_interval``'s default: every domain's XML
+#: is read again within this many seconds even without an event.
+DEFAULT_FULL_REREAD_INTERVAL = 600.0
 #: A connection lost sooner than this after it was opened did not prove
 #: libvirtd back: the back-off goes on rather than starting over, so that a
 #: libvirtd that accepts and drops every client (max_clients reached, a crash
@@ -120,15 +130,20 @@ class LibvirtHost:
     once, and reopened with back-off capped at ``reconnect_max_interval``;
     the calls in between fail fast with ``HypervisorUnavailable``.
 
-    ``clock`` and ``sleep`` are injectable so that back-off can be tested
-    without waiting.  Nothing returned holds a libvirt object.  Callbacks
+    ``list_domains`` reads again only what may have changed once events
+    come, and every domain within ``full_reread_interval`` seconds (0: every
+    domain at every call); see ``virt/domain_cache.py``.
+
+    ``clock`` and ``sleep`` are injectable so that back-off and the
+    re-reading can be tested without waiting.  Nothing returned holds a libvirt object.  Callbacks
     are made through ``events.handoff()``, so that under eventlet they run
     in green threads, not in libvirt's.
     """
 
     def __init__(self, uri: str, instances_path: Optional[str] = None,
                  disk_pool: Optional[str] = None, reconnect_max_interval: float = 60,
-                 *, clock: Callable[[], float] = time.monotonic,
+                 full_reread_interval: float = DEFAULT_FULL_REREAD_INTERVAL, *,
+                 clock: Callable[[], float] = time.monotonic,
                  sleep: Optional[Callable[[float], None]] = None):
         self._uri = uri
         self.instances_path = instances_path
@@ -152,11 +167,9 @@ class LibvirtHost:
         self._on_connect = None
         self._keeper = None
         self._keeping = False                 # from start_events to stop
-        # Called between domains while listing them (compute/gate.py), so
-        # that the calls being served go first.
-        self.give_way: Optional[Callable[[], object]] = None
         self._stopped = False
-        self._xml_cache: dict = {}              # uuid -> (xml, parsed fields)
+        self._domains = domain_cache.DomainCache(full_reread_interval,
+                                                 lock=native.Lock())
         # check_disk_pool found libvirt away: check on the next connection.
         self._pool_unchecked = False
         # Without this libvirt prints every error to stderr on its own.
@@ -248,11 +261,22 @@ class LibvirtHost:
                 raise
         conn.registerCloseCallback(self._on_close, session)
         if self._event_callback is not None:
-            self._register_lifecycle(session)
+            self._register_events(session)
 
-    def _register_lifecycle(self, session: _Session) -> None:
-        session.event_ids.append(session.conn.domainEventRegisterAny(
+    def _register_events(self, session: _Session) -> None:
+        conn = session.conn
+        session.event_ids.append(conn.domainEventRegisterAny(
             None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None))
+        # Changes of a domain's XML that are not lifecycle changes.  Without
+        # them the audit's slice still finds the change (domain_cache.py).
+        for event_id, name in _XML_EVENTS:
+            try:
+                session.event_ids.append(conn.domainEventRegisterAny(
+                    None, event_id, self._on_domain_changed, name))
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() not in (libvirt.VIR_ERR_NO_SUPPORT,
+                                                libvirt.VIR_ERR_INVALID_ARG):
+                    raise
 
     def _message(self, exc: 'libvirt.libvirtError') -> str:
         # libvirt may quote the URI it was given, password and all.
@@ -467,51 +491,130 @@ class LibvirtHost:
 
     # --- domains ------------------------------------------------------------
 
-    def list_domains(self) -> list[objects.DomainInfo]:
-        """Every domain, active or not; one whose XML does not parse is logged and skipped."""
+    def list_domains(self) -> tuple:
+        """Every domain, active or not; one whose XML does not parse is
+        logged and skipped.
+
+        With events coming (``start_events``), only the domains that may
+        have changed are read again (``virt/domain_cache.py``); otherwise,
+        and on a new connection, every domain is.
+        """
         conn = self._connection()
+        session = self._session
+        if session is None or session.conn is not conn:
+            session = None           # lost meanwhile: trust nothing
+        trusted = session is not None and bool(session.event_ids)
+        cache = self._domains
+        now = self._clock()
         try:
-            # Two calls give every domain with its state and the active set;
-            # only the XML needs one round trip per domain.
-            stats = self._domain_states(conn)
-            active = {d.UUIDString() for d in
-                      conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}
+            if cache.usable(session, trusted):
+                return self._list_changed(conn, now)
+            cache.reset(session, trusted)
+            return cache.fill(self._read_all(conn, now), now)
         except libvirt.libvirtError as exc:
+            # The dirty marks taken are lost with this audit: the next one
+            # reads every domain.
+            cache.reset(None, False)
             raise self._failed(exc, 'listing domains') from exc
-        domains = []
-        seen = {}
-        for index, (dom, record) in enumerate(stats):
-            if self.give_way is not None and index % _GIVE_WAY_EVERY == 0:
-                self.give_way()
+        except BaseException:
+            cache.reset(None, False)
+            raise
+
+    @property
+    def domains_read_last(self) -> tuple:
+        """The uuids of the domains the last ``list_domains`` read (XML and
+        state); the others came from what it read before."""
+        return self._domains.last_reads
+
+    def _read_all(self, conn, now: float) -> list:
+        # Two calls give every domain with its state and the active set;
+        # only the XML needs one round trip per domain.
+        stats = self._domain_states(conn)
+        active = {d.UUIDString() for d in
+                  conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}
+        entries = []
+        for dom, record in stats:
             uuid = dom.UUIDString()
-            try:
-                xml = dom.XMLDesc(0)
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                    continue        # undefined since it was listed
-                raise self._failed(exc, f'reading domain {uuid}') from exc
-            state = STATE_NAMES.get(record.get('state.state'), 'nostate')
+            xml = self._xml(dom, uuid)
+            if xml is None:
+                continue            # undefined since it was listed
             is_active = uuid in active
-            cached = self._xml_cache.get(uuid)
-            if cached is not None and cached[0] == xml:
-                # Domain XML rarely changes between audits: parse it only
-                # when it did (parsing is most of an audit's gathering), and
-                # keep the same DomainInfo while the state is the same too.
-                info = cached[1]
-                if info.state != state or info.active != is_active:
-                    info = dataclasses.replace(info, state=state, active=is_active)
+            entry = self._entry(dom, uuid, xml, record.get('state.state'),
+                                is_active, now)
+            if entry is not None:
+                entries.append(entry)
+        return entries
+
+    def _list_changed(self, conn, now: float) -> tuple:
+        """The incremental audit: the cheap listing, then only the domains
+        it, the events and the slice name (``DomainCache.plan``)."""
+        cache = self._domains
+        plan = cache.plan(conn.listDomainsID(), conn.listDefinedDomains(), now)
+        read: dict = {}
+        gone = []
+        for uuid in plan.uuids:
+            dom = _lookup(conn.lookupByUUIDString, uuid)
+            entry = self._read(dom, now) if dom is not None else None
+            if entry is None:
+                gone.append(uuid)    # undefined, or its XML no longer parses
             else:
-                try:
-                    fields = domain_xml.parse_domain_xml(xml).fields()
-                except domain_xml.InvalidXML as exc:
-                    self._handoff.call(LOG.warning, "skipping domain %s (%s): %s",
-                                       uuid, dom.name(), exc)
-                    continue
-                info = objects.DomainInfo(state=state, active=is_active, **fields)
-            seen[uuid] = (xml, info)
-            domains.append(info)
-        self._xml_cache = seen
-        return domains
+                read[uuid] = entry
+        for lookup, keys in ((conn.lookupByID, plan.ids),
+                             (conn.lookupByName, plan.names)):
+            for key in keys:
+                dom = _lookup(lookup, key)
+                if dom is None or dom.UUIDString() in read:
+                    continue         # gone since it was listed, or read
+                entry = self._read(dom, now)
+                if entry is not None:
+                    read[entry.info.uuid] = entry
+        return cache.commit(read.values(), gone, now)
+
+    def _read(self, dom, now: float) -> Optional[domain_cache.Entry]:
+        uuid = dom.UUIDString()
+        try:
+            state = dom.state()[0]
+            is_active = dom.isActive() == 1
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+        xml = self._xml(dom, uuid)
+        if xml is None:
+            return None
+        return self._entry(dom, uuid, xml, state, is_active, now)
+
+    def _xml(self, dom, uuid: str) -> Optional[str]:
+        try:
+            return dom.XMLDesc(0)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise self._failed(exc, f'reading domain {uuid}') from exc
+
+    def _entry(self, dom, uuid: str, xml: str, state_code, is_active: bool,
+               now: float) -> Optional[domain_cache.Entry]:
+        state = STATE_NAMES.get(state_code, 'nostate')
+        cached = self._domains.cached(uuid)
+        if cached is not None and cached.xml == xml:
+            # Domain XML rarely changes between audits: parse it only when
+            # it did (parsing is most of reading a domain), and keep the
+            # same DomainInfo while the state is the same too.
+            info = cached.info
+            if info.state != state or info.active != is_active:
+                info = dataclasses.replace(info, state=state, active=is_active)
+        else:
+            try:
+                fields = domain_xml.parse_domain_xml(xml).fields()
+            except domain_xml.InvalidXML as exc:
+                self._handoff.call(LOG.warning, "skipping domain %s (%s): %s",
+                                   uuid, dom.name(), exc)
+                return None
+            info = objects.DomainInfo(state=state, active=is_active, **fields)
+        # The id is known client-side; the cache finds a running domain by it.
+        dom_id = dom.ID() if is_active else -1
+        return domain_cache.Entry(info=info, xml=xml, dom_id=dom_id,
+                                  read_at=now)
 
     @staticmethod
     def _domain_states(conn) -> list:
@@ -543,7 +646,7 @@ class LibvirtHost:
             session = self._session
         if session is not None and not session.event_ids:
             try:
-                self._register_lifecycle(session)
+                self._register_events(session)
             except libvirt.libvirtError as exc:
                 # The keeper registers them on the next connection.
                 self._failed(exc, 'registering for events')
@@ -565,8 +668,18 @@ class LibvirtHost:
 
     def _on_lifecycle(self, _conn, dom, event, detail, _opaque) -> None:
         # libvirt's event thread; the uuid and name are known client-side.
+        # Marked here, before the callback can bring an audit forward.
+        uuid = dom.UUIDString()
+        self._domains.mark_dirty(uuid)
         self._handoff.call(self._deliver, events.lifecycle_event(
-            dom.UUIDString(), dom.name(), event, detail))
+            uuid, dom.name(), event, detail))
+
+    def _on_domain_changed(self, _conn, dom, detail, name) -> None:
+        uuid = dom.UUIDString()
+        self._domains.mark_dirty(uuid)
+        self._handoff.call(self._deliver, {
+            'uuid': uuid, 'name': dom.name(), 'event': name,
+            'detail': detail if isinstance(detail, str) else ''})
 
     def _deliver(self, event: dict) -> None:
         callback = self._event_callback
@@ -610,6 +723,16 @@ def _dispose(session: _Session) -> None:
         conn.close()
     except libvirt.libvirtError:
         pass
+
+
+def _lookup(lookup, key):
+    """The domain ``lookup(key)`` finds; None if there is none."""
+    try:
+        return lookup(key)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise
 
 
 def _alive(conn) -> bool:
