@@ -14,8 +14,15 @@ import dataclasses
 import re
 
 from nova_rt.placement.rest import microversion
+from nova_rt.placement.rest.handlers import aggregate
+from nova_rt.placement.rest.handlers import allocation
+from nova_rt.placement.rest.handlers import inventory
+from nova_rt.placement.rest.handlers import reshaper
+from nova_rt.placement.rest.handlers import resource_class
+from nova_rt.placement.rest.handlers import resource_provider
 from nova_rt.placement.rest.handlers import root
 from nova_rt.placement.rest.handlers import trait
+from nova_rt.placement.rest.handlers import usage
 
 RP = '/resource_providers/{uuid}'
 BODY = {'body': True}
@@ -23,13 +30,40 @@ _ROUTES = [
     # method   path                                  handler              min    extras
     ('GET',    '/',                                  root.home),
     ('GET',    '',                                   root.home),
+    ('GET',    '/resource_classes',                  resource_class.list_classes, '1.2'),
+    ('POST',   '/resource_classes',                  resource_class.create, '1.2', BODY),
+    ('GET',    '/resource_classes/{name}',           resource_class.show, '1.2'),
+    ('PUT',    '/resource_classes/{name}',           resource_class.update, '1.2'),
+    ('DELETE', '/resource_classes/{name}',           resource_class.delete, '1.2'),
+    ('GET',    '/resource_providers',                resource_provider.list_providers),
+    ('POST',   '/resource_providers',                resource_provider.create, '1.0', BODY),
+    ('GET',    RP,                                   resource_provider.show),
+    ('PUT',    RP,                                   resource_provider.update, '1.0', BODY),
+    ('DELETE', RP,                                   resource_provider.delete),
+    ('GET',    RP + '/inventories',                  inventory.list_inventories),
+    ('POST',   RP + '/inventories',                  inventory.create, '1.0', BODY),
+    ('PUT',    RP + '/inventories',                  inventory.set_all, '1.0', BODY),
+    ('DELETE', RP + '/inventories',                  inventory.delete_all, '1.5', {'too_old': 405}),
+    ('GET',    RP + '/inventories/{resource_class}', inventory.show),
+    ('PUT',    RP + '/inventories/{resource_class}', inventory.update, '1.0', BODY),
+    ('DELETE', RP + '/inventories/{resource_class}', inventory.delete),
+    ('GET',    RP + '/usages',                       usage.provider_usages),
+    ('GET',    RP + '/aggregates',                   aggregate.show, '1.1'),
+    ('PUT',    RP + '/aggregates',                   aggregate.update, '1.1', BODY),
+    ('GET',    RP + '/allocations',                  allocation.for_provider),
     ('GET',    RP + '/traits',                       trait.provider_traits, '1.6'),
     ('PUT',    RP + '/traits',                       trait.set_provider_traits, '1.6', BODY),
     ('DELETE', RP + '/traits',                       trait.delete_provider_traits, '1.6'),
+    ('POST',   '/allocations',                       allocation.post_many, '1.13', BODY),
+    ('GET',    '/allocations/{consumer_uuid}',       allocation.for_consumer),
+    ('PUT',    '/allocations/{consumer_uuid}',       allocation.put, '1.0', BODY),
+    ('DELETE', '/allocations/{consumer_uuid}',       allocation.delete),
     ('GET',    '/traits',                            trait.list_traits, '1.6'),
     ('GET',    '/traits/{name}',                     trait.show, '1.6'),
     ('PUT',    '/traits/{name}',                     trait.create, '1.6'),
     ('DELETE', '/traits/{name}',                     trait.delete, '1.6'),
+    ('GET',    '/usages',                            usage.total_usages, '1.9'),
+    ('POST',   '/reshaper',                          reshaper.reshape, '1.30', BODY),
 ]
 
 

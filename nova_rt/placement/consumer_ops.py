@@ -1,0 +1,252 @@
+"""Consumers' allocations written through the REST API (a scheduler's
+claim, ``PUT``/``POST``/``DELETE /allocations``), with Placement's rules.
+
+One transaction replaces every allocation of the named consumers:
+
+- the roots of every tree touched are locked first, in id order: the RPC
+  path's writers of a tree serialise on the root's row too
+  (``allocation_ops``), so ``inventories.used`` read here stays true until
+  commit, on PostgreSQL and MySQL alike (SQLite: ``BEGIN IMMEDIATE``);
+- consumer generations (1.28): an existing consumer's must match, a new
+  consumer is named with null; each consumer written gets the next one
+  (a new consumer starts at 1), one left without allocations is removed;
+- capacity as Placement checks it (and as the RPC path): a (provider,
+  class) whose usage grows must stay within capacity, and each amount
+  within min_unit, max_unit and step_size;
+- ``inventories.used`` moves by the difference, in the same transaction;
+  every provider given allocations gets a new generation, as in Placement.
+
+A host-owned provider takes allocations here too (a scheduler's claim);
+that host's next full report replaces what placement holds for its tree.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from nova_rt import exception
+from nova_rt.placement import common
+from nova_rt.placement import models
+from nova_rt.placement.rest import errors
+
+RP = common.RP
+INV = models.Inventory
+ALLOC = models.Allocation
+CONSUMER = models.Consumer
+
+#: Placement's ``incomplete_consumer_project_id``/``user_id`` (before 1.8).
+INCOMPLETE = '00000000-0000-0000-0000-000000000000'
+#: ``consumer_generation`` not given (before 1.28): not checked.
+UNCHECKED = object()
+
+
+def _consumers(conn, uuids) -> dict:
+    return {row.uuid: row for row in conn.execute(sa.select(
+        CONSUMER.id, CONSUMER.uuid, CONSUMER.project_id, CONSUMER.user_id,
+        CONSUMER.generation, CONSUMER.consumer_type).where(
+            CONSUMER.uuid.in_(sorted(uuids))))}
+
+
+def _current(conn, consumer_ids) -> dict:
+    """consumer id -> {(rp_id, rc): used}."""
+    result: dict = {}
+    if not consumer_ids:
+        return result
+    for c_id, rp_id, rc, used in conn.execute(sa.select(
+            ALLOC.consumer_id, ALLOC.resource_provider_id,
+            ALLOC.resource_class, ALLOC.used).where(
+                ALLOC.consumer_id.in_(sorted(consumer_ids)))):
+        result.setdefault(c_id, {})[(rp_id, rc)] = used
+    return result
+
+
+def _lock_roots(conn, rp_ids) -> None:
+    if not rp_ids:
+        return
+    roots = sa.select(RP.root_provider_id).where(RP.id.in_(sorted(rp_ids)))
+    conn.execute(sa.select(RP.id).where(RP.id.in_(roots))
+                 .order_by(RP.id).with_for_update()).all()
+
+
+def _check_generations(requests: dict, consumers: dict) -> None:
+    for uuid, request in requests.items():
+        given = request.get('consumer_generation', UNCHECKED)
+        if given is UNCHECKED:
+            continue
+        have = consumers.get(uuid)
+        expected = have.generation if have is not None else None
+        if given != expected:
+            raise exception.Conflict(
+                reason=f'consumer generation conflict - expected '
+                       f'{"null" if expected is None else expected} but got '
+                       f'{"null" if given is None else given}',
+                code=errors.CONCURRENT_UPDATE)
+
+
+def _providers(conn, uuids) -> dict:
+    rows = {row.uuid: row for row in conn.execute(sa.select(
+        RP.id, RP.uuid).where(RP.uuid.in_(sorted(uuids))))} if uuids else {}
+    return rows
+
+
+def _wanted(conn, requests: dict) -> dict:
+    """consumer uuid -> {(rp_id, rc): n}; 400 for unknown providers."""
+    uuids = {rp for r in requests.values() for rp in r['allocations']}
+    providers = _providers(conn, uuids)
+    for uuid in sorted(uuids - set(providers)):
+        raise exception.InvalidInput(message=(
+            f"Allocation for resource provider '{uuid}' that does not "
+            'exist.'))
+    return {c: {(providers[rp].id, rc): n
+                for rp, resources in r['allocations'].items()
+                for rc, n in resources.items()}
+            for c, r in requests.items()}
+
+
+def _inventories(conn, keys) -> dict:
+    rp_ids = sorted({rp_id for rp_id, _rc in keys})
+    if not rp_ids:
+        return {}
+    return {(row.resource_provider_id, row.resource_class): row
+            for row in conn.execute(sa.select(
+                INV.id, INV.resource_provider_id, INV.resource_class,
+                INV.min_unit, INV.max_unit, INV.step_size, INV.capacity,
+                INV.used, RP.uuid).join(
+                    RP, RP.id == INV.resource_provider_id).where(
+                    INV.resource_provider_id.in_(rp_ids)))}
+
+
+def _uuid_of(conn, rp_id: int) -> str:
+    return conn.execute(sa.select(RP.uuid).where(RP.id == rp_id)).scalar()
+
+
+def _check(conn, want: dict, delta: dict, inventories: dict) -> None:
+    for rows in want.values():
+        for (rp_id, rc), n in sorted(rows.items()):
+            inv = inventories.get((rp_id, rc))
+            if inv is None:
+                raise exception.Conflict(reason=(
+                    f'Unable to allocate inventory: Inventory for {rc!r} on '
+                    f'resource provider {_uuid_of(conn, rp_id)!r} invalid.'))
+            if not inv.min_unit <= n <= inv.max_unit or n % inv.step_size:
+                raise exception.InvalidInput(message=(
+                    f'Unable to allocate inventory: Unable to create '
+                    f'allocation for {rc!r} on resource provider '
+                    f'{inv.uuid!r}. The requested amount would violate '
+                    'inventory constraints.'))
+    for key, change in sorted(delta.items()):
+        inv = inventories[key] if key in inventories else None
+        if inv is not None and change > 0 and inv.used + change > inv.capacity:
+            raise exception.AllocationCapacityExceeded(
+                message=f'Unable to allocate inventory: Unable to create '
+                        f'allocation for {key[1]!r} on resource provider '
+                        f'{inv.uuid!r}. The requested amount would exceed '
+                        'the capacity.')
+
+
+def replace(conn, requests: dict) -> None:
+    """Replace the allocations of each consumer of ``requests``:
+    ``{consumer_uuid: {'allocations': {rp_uuid: {rc: n}}, 'project_id',
+    'user_id', 'consumer_type' (optional), 'consumer_generation'
+    (optional: unchecked)}}``; empty allocations remove them all."""
+    consumers = _consumers(conn, requests)
+    have = _current(conn, [c.id for c in consumers.values()])
+    want = _wanted(conn, requests)
+    touched = {rp_id for rows in have.values() for rp_id, _rc in rows} | {
+        rp_id for rows in want.values() for rp_id, _rc in rows}
+    _lock_roots(conn, touched)
+    # Read again under the locks: another writer may have gone first.
+    consumers = _consumers(conn, requests)
+    _check_generations(requests, consumers)
+    have = _current(conn, [c.id for c in consumers.values()])
+    delta: dict = {}
+    for uuid in requests:
+        old = have.get(consumers[uuid].id, {}) if uuid in consumers else {}
+        for key, n in old.items():
+            delta[key] = delta.get(key, 0) - n
+        for key, n in want[uuid].items():
+            delta[key] = delta.get(key, 0) + n
+    inventories = _inventories(conn, set(delta) | {
+        k for rows in want.values() for k in rows})
+    _check(conn, want, delta, inventories)
+
+    old_ids = [consumers[u].id for u in requests if u in consumers]
+    if old_ids:
+        conn.execute(sa.delete(ALLOC).where(ALLOC.consumer_id.in_(old_ids)))
+    for uuid, request in requests.items():
+        rows = want[uuid]
+        if not rows:
+            continue
+        consumer_id = _upsert_consumer(conn, uuid, request,
+                                       consumers.get(uuid))
+        conn.execute(sa.insert(ALLOC), [
+            {'resource_provider_id': rp_id, 'consumer_id': consumer_id,
+             'resource_class': rc, 'used': n}
+            for (rp_id, rc), n in sorted(rows.items())])
+    gone = [consumers[u].id for u in requests
+            if u in consumers and not want[u]]
+    if gone:
+        conn.execute(sa.delete(CONSUMER).where(CONSUMER.id.in_(gone)))
+    changes = [{'b_id': inventories[key].id,
+                'b_used': inventories[key].used + change}
+               for key, change in sorted(delta.items())
+               if change and key in inventories]
+    if changes:
+        conn.execute(sa.update(INV).where(INV.id == sa.bindparam('b_id'))
+                     .values(used=sa.bindparam('b_used')), changes)
+    allocated = sorted({rp_id for rows in want.values() for rp_id, _rc in rows})
+    if allocated:
+        conn.execute(sa.update(RP).where(RP.id.in_(allocated)).values(
+            generation=RP.generation + 1))
+
+
+def _upsert_consumer(conn, uuid: str, request: dict, existing) -> int:
+    values = {'project_id': request.get('project_id') or INCOMPLETE,
+              'user_id': request.get('user_id') or INCOMPLETE}
+    if request.get('consumer_type') is not None:
+        values['consumer_type'] = request['consumer_type']
+    if existing is None:
+        return common.insert_ids(conn, CONSUMER, [
+            {'uuid': uuid, 'generation': 1, 'consumer_type': None,
+             **values}], 'uuid')[uuid]
+    conn.execute(sa.update(CONSUMER).where(CONSUMER.id == existing.id).values(
+        generation=CONSUMER.generation + 1, **values))
+    return existing.id
+
+
+def delete(conn, uuid: str) -> None:
+    """Remove every allocation of the consumer (404 if it has none)."""
+    consumer = _consumers(conn, [uuid]).get(uuid)
+    if consumer is None or not _current(conn, [consumer.id]):
+        raise exception.NotFound(
+            reason=f"No allocations for consumer '{uuid}'")
+    replace(conn, {uuid: {'allocations': {}}})
+
+
+def of_consumer(conn, uuid: str):
+    """``(consumer row or None, {rp_uuid: {'generation', 'resources'}})``."""
+    consumer = _consumers(conn, [uuid]).get(uuid)
+    allocations: dict = {}
+    if consumer is None:
+        return None, allocations
+    for rp_uuid, generation, rc, used in conn.execute(sa.select(
+            RP.uuid, RP.generation, ALLOC.resource_class, ALLOC.used).join(
+                RP, RP.id == ALLOC.resource_provider_id).where(
+                ALLOC.consumer_id == consumer.id)):
+        entry = allocations.setdefault(rp_uuid, {'generation': generation,
+                                                 'resources': {}})
+        entry['resources'][rc] = used
+    return consumer, allocations
+
+
+def of_provider(conn, rp_id: int) -> dict:
+    """``{consumer_uuid: {'resources': {...}, 'consumer_generation'}}``."""
+    result: dict = {}
+    for c_uuid, c_gen, rc, used in conn.execute(sa.select(
+            CONSUMER.uuid, CONSUMER.generation, ALLOC.resource_class,
+            ALLOC.used).join(CONSUMER, CONSUMER.id == ALLOC.consumer_id)
+            .where(ALLOC.resource_provider_id == rp_id)):
+        entry = result.setdefault(c_uuid, {'resources': {},
+                                           'consumer_generation': c_gen})
+        entry['resources'][rc] = used
+    return result

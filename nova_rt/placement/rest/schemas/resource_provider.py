@@ -1,0 +1,33 @@
+"""Provider bodies and the query string of ``GET /resource_providers``."""
+
+_UUID = {'type': 'string', 'format': 'uuid'}
+_NAME = {'type': 'string', 'maxLength': 200}
+_PARENT = {'anyOf': [_UUID, {'type': 'null'}]}
+
+
+def post(version) -> dict:
+    properties = {'name': _NAME, 'uuid': _UUID}
+    if version >= (1, 14):
+        properties['parent_provider_uuid'] = _PARENT
+    return {'type': 'object', 'properties': properties,
+            'required': ['name'], 'additionalProperties': False}
+
+
+def put(version) -> dict:
+    schema = post(version)
+    del schema['properties']['uuid']
+    return schema
+
+
+def list_query(version) -> dict:
+    properties = {'name': {'type': 'string'}, 'uuid': _UUID}
+    if version >= (1, 3):
+        properties['member_of'] = {'type': 'string'}
+    if version >= (1, 4):
+        properties['resources'] = {'type': 'string'}
+    if version >= (1, 14):
+        properties['in_tree'] = _UUID
+    if version >= (1, 18):
+        properties['required'] = {'type': 'string'}
+    return {'type': 'object', 'properties': properties,
+            'additionalProperties': False}

@@ -1,0 +1,112 @@
+"""One database, one set of operations: what a host reports over RPC is
+what REST shows, and the ownership rules between the two."""
+
+from tests.functional.placement.helpers import CTX, add_host, consumer
+from tests.functional.placement.rest.helpers import (
+    allocate, new_uuid, provider)
+
+
+def test_a_hosts_report_is_visible_over_rest(client, rpc):
+    root, gen = add_host(rpc, host='h1', vcpus=8)
+    c = new_uuid()
+    rpc.report_allocations(CTX, host='h1', root_uuid=root, generation=gen,
+                           full=True,
+                           allocations={c: consumer({root: {'VCPU': 3}})})
+    shown = client.call('GET', f'/resource_providers/{root}').json
+    assert shown['name'] == 'h1' and shown['root_provider_uuid'] == root
+    inventories = client.call(
+        'GET', f'/resource_providers/{root}/inventories').json
+    assert inventories['inventories']['VCPU']['allocation_ratio'] == 4.0
+    assert client.call('GET', f'/resource_providers/{root}/usages').json[
+        'usages']['VCPU'] == 3
+    got = client.call('GET', f'/allocations/{c}').json
+    assert got['allocations'][root]['resources'] == {'VCPU': 3}
+    assert got['project_id'] == 'p1'
+    assert got['consumer_type'] == 'unknown'
+
+
+def test_rest_writes_on_host_owned_providers_are_refused(client, rpc):
+    root, _gen = add_host(rpc, host='h1')
+    gen = client.call('GET', f'/resource_providers/{root}').json['generation']
+    for method, path, body in (
+            ('PUT', f'/resource_providers/{root}/inventories',
+             {'resource_provider_generation': gen,
+              'inventories': {'VCPU': {'total': 1}}}),
+            ('DELETE', f'/resource_providers/{root}/inventories', None),
+            ('PUT', f'/resource_providers/{root}', {'name': 'mine'}),
+            ('DELETE', f'/resource_providers/{root}', None),
+            ('POST', '/resource_providers',
+             {'name': 'child', 'parent_provider_uuid': root})):
+        resp = client.call(method, path, body, status=409)
+        assert 'h1' in resp.json['errors'][0]['detail'], (method, path)
+    after = client.call('GET', f'/resource_providers/{root}').json
+    assert after['generation'] == gen and after['name'] == 'h1'
+    assert client.call('GET', f'/resource_providers/{root}/inventories'
+                       ).json['inventories']['VCPU']['total'] == 8
+
+
+def test_admin_traits_and_aggregates_on_host_providers_are_kept(client, rpc):
+    root, gen = add_host(rpc, host='h1')
+    client.call('PUT', f'/resource_providers/{root}/traits',
+                {'traits': ['HW_CPU_X86_AVX'],
+                 'resource_provider_generation': gen}, status=200)
+    # The host's next report (traits unset) leaves them, as for RPC writes.
+    rpc.report_provider_tree(CTX, host='h1', providers=[{
+        'uuid': root, 'name': 'h1', 'parent_uuid': None,
+        'generation': gen + 1, 'inventories': {'VCPU': {'total': 8}}}])
+    assert client.call('GET', f'/resource_providers/{root}/traits').json[
+        'traits'] == ['HW_CPU_X86_AVX']
+
+
+def test_rest_claim_on_a_host_is_replaced_by_its_next_full_report(
+        client, rpc):
+    root, gen = add_host(rpc, host='h1', vcpus=8)
+    claim = new_uuid()
+    allocate(client, claim, {root: {'VCPU': 2}})
+    assert client.call('GET', f'/resource_providers/{root}/usages').json[
+        'usages']['VCPU'] == 2
+    # The REST write bumped the provider: the host refreshes, then reports.
+    current = client.call('GET', f'/resource_providers/{root}').json[
+        'generation']
+    rpc.report_allocations(CTX, host='h1', root_uuid=root,
+                           generation=current, full=True, allocations={})
+    assert client.call('GET', f'/allocations/{claim}').json == {
+        'allocations': {}}
+    assert client.call('GET', f'/resource_providers/{root}/usages').json[
+        'usages']['VCPU'] == 0
+
+
+def test_a_report_never_touches_rest_created_providers(client, rpc):
+    mine = provider(client, 'shared-storage', {'DISK_GB': {'total': 100}})
+    root, gen = add_host(rpc, host='h1')
+    rpc.report_provider_tree(CTX, host='h1', providers=[{
+        'uuid': root, 'name': 'h1', 'parent_uuid': None, 'generation': gen,
+        'inventories': {}}])
+    assert client.call('GET', f'/resource_providers/{mine}/inventories'
+                       ).json['inventories']['DISK_GB']['total'] == 100
+
+
+def test_forbidden_writes_change_nothing(client):
+    rp = provider(client, 'rp', {'VCPU': {'total': 4}})
+    c = new_uuid()
+    for method, path, body in (
+            ('POST', '/resource_providers', {'name': 'x'}),
+            ('PUT', f'/resource_providers/{rp}', {'name': 'y'}),
+            ('DELETE', f'/resource_providers/{rp}', None),
+            ('PUT', f'/resource_providers/{rp}/inventories',
+             {'resource_provider_generation': 1,
+              'inventories': {'VCPU': {'total': 9}}}),
+            ('PUT', f'/allocations/{c}',
+             {'allocations': {rp: {'resources': {'VCPU': 1}}},
+              'project_id': 'p', 'user_id': 'u', 'consumer_generation': None,
+              'consumer_type': 'INSTANCE'}),
+            ('PUT', '/traits/CUSTOM_X', None),
+            ('POST', '/resource_classes', {'name': 'CUSTOM_Y'})):
+        client.call(method, path, body, token='mallory:p9', status=403)
+    assert [p['name'] for p in client.call('GET', '/resource_providers').json[
+        'resource_providers']] == ['rp']
+    assert client.call('GET', f'/resource_providers/{rp}').json[
+        'generation'] == 1
+    assert client.call('GET', f'/allocations/{c}').json == {'allocations': {}}
+    client.call('GET', '/traits/CUSTOM_X', status=404)
+    client.call('GET', '/resource_classes/CUSTOM_Y', status=404)
