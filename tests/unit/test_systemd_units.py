@@ -125,3 +125,40 @@ def test_virtualenv_drop_in_replaces_exec_start(tmp_path, name):
     (drop_ins / 'virtualenv.conf').unlink()
     result = _verify_in(units, name)
     assert f'/usr/bin/{name} is not executable' in result.stderr
+
+
+API = 'nova-rt-placement-api'
+
+
+def test_api_unit_runs_the_wsgi_script_with_the_same_hardening():
+    service = _unit(API)['Service']
+    for key, value in COMMON['Service'].items():
+        if key in ('Type', 'NotifyAccess', 'ExecReload'):
+            continue                    # pbr's script never notifies
+        assert service.get(key) == value, key
+    assert service['Type'] == 'simple'
+    assert service['ExecStart'] == (
+        f'/usr/bin/{API} --port 8778 -- --config-file '
+        '/etc/nova_rt/nova-rt.conf')
+    assert _unit(API)['Install']['WantedBy'] == 'multi-user.target'
+
+
+@pytest.mark.skipif(shutil.which('systemd-analyze') is None,
+                    reason='systemd-analyze is not installed (bindep: systemd)')
+def test_api_unit_verifies_and_rates_ok(tmp_path):
+    stand_in = tmp_path / API
+    stand_in.write_text('#!/bin/sh\n')
+    stand_in.chmod(0o755)
+    unit = tmp_path / f'{API}.service'
+    unit.write_text((UNITS / f'{API}.service').read_text().replace(
+        f'/usr/bin/{API}', str(stand_in)))
+    result = subprocess.run(['systemd-analyze', 'verify', str(unit)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr.strip() == '', \
+        result.stderr
+    result = subprocess.run(
+        ['systemd-analyze', 'security', '--offline=true', '--no-pager',
+         str(unit)], capture_output=True, text=True, timeout=60)
+    match = re.search(rf'Overall exposure level for {API}.service: ([0-9.]+)',
+                      result.stdout)
+    assert match and float(match.group(1)) <= MAX_EXPOSURE, result.stdout

@@ -62,11 +62,8 @@ class Options:
 
 
 class Context(oslo_context.RequestContext):
-    """Who asks (from the auth middleware's headers) and the request id."""
-
-    @property
-    def is_admin_role(self) -> bool:
-        return 'admin' in self.roles
+    """Who asks (``user_id``, ``project_id``, ``roles``, ``is_admin``, from
+    the auth middleware's headers) and the ``request_id``."""
 
 
 class Response:
@@ -233,6 +230,7 @@ class PlacementApp:
                                    'for this resource.')
         _check_content(environ, route)
         context = Context.from_environ(environ, request_id=request_id)
+        context.is_admin = 'admin' in context.roles
         req = Request(environ, self, version, context, urlvars, route.name)
         try:
             return route.handler(req)

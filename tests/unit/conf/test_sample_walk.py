@@ -38,6 +38,8 @@ BAD_STRINGS = {
     ('upgrade_levels', 'placement'): ['1.5', 'AUTO'],
     ('metrics', 'bind_host'): ['not a host', '-x.example'],
     ('metrics', 'port'): ['x', '0', '65536', '1.5'],
+    ('api', 'bind_host'): ['not a host', '-x.example'],
+    ('api', 'bind_port'): ['x', '0', '65536', '1.5'],
 }
 
 #: With ``[identity] enforce`` off a missing key is allowed (a host not yet
