@@ -16,6 +16,7 @@ import re
 from nova_rt.placement.rest import microversion
 from nova_rt.placement.rest.handlers import aggregate
 from nova_rt.placement.rest.handlers import allocation
+from nova_rt.placement.rest.handlers import allocation_candidate as ac
 from nova_rt.placement.rest.handlers import inventory
 from nova_rt.placement.rest.handlers import reshaper
 from nova_rt.placement.rest.handlers import resource_class
@@ -64,6 +65,7 @@ _ROUTES = [
     ('DELETE', '/traits/{name}',                     trait.delete, '1.6'),
     ('GET',    '/usages',                            usage.total_usages, '1.9'),
     ('POST',   '/reshaper',                          reshaper.reshape, '1.30', BODY),
+    ('GET',    '/allocation_candidates',             ac.list_allocation_candidates, '1.10'),
 ]
 
 

@@ -1,0 +1,480 @@
+"""Allocation candidates for any request Placement's REST API takes: request
+groups, ``group_policy``, ``same_subtree``, ``in_tree``, ``root_required``,
+traits (required, forbidden, any-of), aggregates (``in:``, forbidden),
+``limit``; and the answer in the shape of the requested microversion.
+
+Semantics (OpenStack Placement's, ``placement/objects/allocation_candidate.py``
+and ``research_context.py``):
+
+- The unnumbered group's classes may come from different providers of ONE
+  tree; its required traits are judged on the providers that give it
+  resources, together (so a trait on a root that gives none of them does not
+  count: that is what ``root_required`` is for), a forbidden trait on any of
+  them excludes the combination; ``member_of`` is met by the provider or by
+  its root (an aggregate on the root spans its tree), a forbidden aggregate
+  on either excludes it.
+- A numbered group is satisfied by ONE provider that has every class,
+  trait and aggregate itself.  A numbered group without resources (1.36,
+  only inside ``same_subtree``) names a provider of the tree.
+- Groups combine within one tree; ``isolate`` wants a different provider for
+  every numbered group; ``same_subtree`` wants the providers of the named
+  groups to hang below one of them; amounts several groups take from one
+  provider must fit together (capacity and ``max_unit``).
+- Liveness: a host-owned root (``host`` not NULL) is offered only while its
+  last heartbeat is younger than ``heartbeat_timeout``; a root created
+  through the REST API (``host`` NULL) always is.
+- Order: ``spread`` puts the emptiest first, ``pack`` the fullest, as the
+  RPC path does (``query_ops``): the sum over the request's (provider, class)
+  of free / capacity, ties to the oldest root then the oldest providers.
+  ``limit`` keeps the first N, and the summaries of their trees only.
+- Sharing providers (``MISC_SHARES_VIA_AGGREGATE``) are not modelled: every
+  candidate comes from one tree.
+
+How (``candidate_queries``): a request of the unnumbered group alone (what
+Nova's scheduler mostly sends) is one statement, a row per combination,
+ordered and limited in the database.  Otherwise the database filters, per
+requested class of each group, the inventories with room for the amount
+(``capacity`` and ``used`` are kept current by every write) on live roots
+with the group's own filters, one statement whatever the number of groups;
+Python keeps the trees that can answer every group and combines them.
+Then one statement each fetches the providers of the trees kept, with their
+inventories, and their traits: the summaries.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import itertools
+
+import os_resource_classes
+import sqlalchemy as sa
+
+from nova_rt.placement import candidate_queries as cq
+from nova_rt.placement import candidate_request as creq
+from nova_rt.placement import common
+from nova_rt.placement import models
+
+RP = models.ResourceProvider.__table__
+TRAIT = models.Trait.__table__
+AGG = models.Aggregate.__table__
+INV = models.Inventory.__table__
+RC = models.ResourceClass.__table__
+
+
+class _Group:
+    """A request group with names resolved to ids."""
+
+    __slots__ = ('suffix', 'numbered', 'classes', 'amounts', 'required',
+                 'required_names', 'forbidden', 'member_of', 'forbidden_aggs',
+                 'tree_root')
+
+    def __init__(self, group: creq.RequestGroup):
+        self.suffix = group.suffix
+        self.numbered = group.use_same_provider
+        self.classes = tuple(sorted(group.resources))
+        self.amounts = tuple(group.resources[rc] for rc in self.classes)
+        self.required = []
+        self.required_names = [frozenset(s) for s in group.required]
+        self.forbidden = []
+        self.member_of = []
+        self.forbidden_aggs = []
+        self.tree_root = None
+
+    def shape(self) -> tuple:
+        return (self.numbered, len(self.classes), self.tree_root is not None,
+                len(self.required), bool(self.forbidden),
+                len(self.member_of), bool(self.forbidden_aggs))
+
+
+def _cutoff(now, heartbeat_timeout: int):
+    return now - datetime.timedelta(seconds=heartbeat_timeout)
+
+
+def _ids(conn, table, key: str, values) -> dict:
+    values = sorted(set(values))
+    if not values:
+        return {}
+    column = table.c[key]
+    return dict(conn.execute(sa.select(column, table.c.id)
+                             .where(column.in_(values))).all())
+
+
+def _check_classes(conn, request) -> None:
+    """Standard classes are os-resource-classes'; custom ones those created
+    through ``/resource_classes`` (or reported by a host's inventory)."""
+    unknown = sorted(rc for rc in request.resource_classes
+                     if rc not in os_resource_classes.STANDARDS)
+    if unknown:
+        known = set(conn.execute(sa.select(RC.c.name).where(
+            RC.c.name.in_(unknown))).scalars())
+        known |= set(conn.execute(sa.select(INV.c.resource_class).where(
+            INV.c.resource_class.in_(sorted(set(unknown) - known)))
+            .distinct()).scalars())
+        for rc in unknown:
+            if rc not in known:
+                raise creq.BadQuery(
+                    'Invalid resource class in resources parameter: No such '
+                    f'resource class {rc}.')
+
+
+def _resolve(conn, request) -> list | None:
+    """The groups with ids, and the root trait filters; None when a name
+    that no provider can have makes the answer empty."""
+    _check_classes(conn, request)
+    names = set(request.root_required) | set(request.root_forbidden)
+    for group in request.groups.values():
+        names |= set().union(*group.required) | group.forbidden
+    traits = _ids(conn, TRAIT, 'name', names)
+    # A standard trait nobody has yet is known (Placement has them all).
+    unknown = sorted(n for n in names if n not in traits and (
+        n.startswith('CUSTOM_') or n not in common.standard_traits()))
+    if unknown:
+        raise creq.BadQuery(f"No such trait(s): {', '.join(unknown)}.")
+    aggs = _ids(conn, AGG, 'uuid', {
+        a for g in request.groups.values()
+        for a in set().union(*g.member_of) | g.forbidden_aggs})
+    in_trees = {g.in_tree for g in request.groups.values() if g.in_tree}
+    roots = {}
+    if in_trees:
+        roots = dict(conn.execute(
+            sa.select(RP.c.uuid, RP.c.root_provider_id)
+            .where(RP.c.uuid.in_(sorted(in_trees)))).all())
+    groups = []
+    for source in request.groups.values():
+        group = _Group(source)
+        for any_of in source.required:
+            ids = sorted(traits[n] for n in any_of if n in traits)
+            if not ids:
+                return None          # nobody has any of them
+            group.required.append(ids)
+        group.forbidden = sorted(traits[n] for n in source.forbidden
+                                 if n in traits)
+        for any_of in source.member_of:
+            ids = sorted(aggs[a] for a in any_of if a in aggs)
+            if not ids:
+                return None
+            group.member_of.append(ids)
+        group.forbidden_aggs = sorted(aggs[a] for a in source.forbidden_aggs
+                                      if a in aggs)
+        if source.in_tree:
+            if source.in_tree not in roots:
+                return None
+            group.tree_root = roots[source.in_tree]
+        groups.append(group)
+    if any(n not in traits for n in request.root_required):
+        return None
+    root_filter = (sorted(traits[n] for n in request.root_required),
+                   sorted(traits[n] for n in request.root_forbidden
+                          if n in traits))
+    return [groups, root_filter]
+
+
+def _params(dialect: str, groups: list, root_filter, cutoff) -> dict:
+    params = {'cutoff': cq.time_param(dialect, cutoff)}
+    for gi, g in enumerate(groups):
+        p = f'g{gi}_'
+        for ci, (rc, n) in enumerate(zip(g.classes, g.amounts)):
+            params[f'{p}rc{ci}'] = rc
+            params[f'{p}n{ci}'] = n
+        if g.tree_root is not None:
+            params[p + 'tree'] = g.tree_root
+        if g.forbidden:
+            params[p + 'forbidden'] = cq.list_param(dialect, g.forbidden)
+        for k, ids in enumerate(g.required):
+            params[f'{p}req{k}'] = cq.list_param(dialect, ids)
+        for k, ids in enumerate(g.member_of):
+            params[f'{p}mem{k}'] = cq.list_param(dialect, ids)
+        if g.forbidden_aggs:
+            params[p + 'nagg'] = cq.list_param(dialect, g.forbidden_aggs)
+    for k, trait_id in enumerate(root_filter[0]):
+        params[f'root_req{k}'] = trait_id
+    if root_filter[1]:
+        params['root_forbidden'] = cq.list_param(dialect, root_filter[1])
+    return params
+
+
+# -- the trees found -------------------------------------------------------
+
+class _Trees:
+    """Providers, inventories and traits of the trees found."""
+
+    def __init__(self, conn, roots, want_traits: bool):
+        dialect = common.dialect_name(conn)
+        providers_q, inventories_q, traits_q = cq.tree_queries(dialect)
+        params = {'roots': cq.list_param(dialect, roots)}
+        self.uuid = uuid = {}
+        self.parent = parent = {}
+        self.root = root_of = {}
+        #: rp -> class -> (capacity, used, max_unit)
+        self.inventory = inventory = {}
+        for rp, rp_uuid, parent_id, root in providers_q.rows(conn, params):
+            uuid[rp] = rp_uuid
+            parent[rp] = parent_id
+            root_of[rp] = root
+            inventory[rp] = {}
+        for rp, rc, cap, used, max_unit in inventories_q.rows(conn, params):
+            inventory[rp][rc] = (cap, used, max_unit)
+        self.traits = collections.defaultdict(set)
+        if want_traits:
+            for rp, name in traits_q.rows(conn, params):
+                self.traits[rp].add(name)
+
+    def ancestors(self, rp) -> set:
+        found = set()
+        while rp is not None:
+            found.add(rp)
+            rp = self.parent.get(rp)
+        return found
+
+
+def _same_subtree(rps: set, trees: _Trees) -> bool:
+    if len(rps) <= 1:
+        return True
+    common_ancestors = set.intersection(*(trees.ancestors(rp) for rp in rps))
+    return bool(common_ancestors & rps)
+
+
+def _group_options(group: _Group, by_class: dict, trees: _Trees) -> list:
+    """``[(((rp, rc, amount), ...), {rp, ...})]``: the ways one group can
+    be met in one tree."""
+    if group.numbered:
+        if not group.classes:
+            return [((), frozenset((rp,))) for rp in sorted(by_class[-1])]
+        rps = set.intersection(*(by_class[ci]
+                                 for ci in range(len(group.classes))))
+        return [(tuple((rp, rc, n) for rc, n in zip(group.classes,
+                                                     group.amounts)),
+                 frozenset((rp,))) for rp in sorted(rps)]
+    options = []
+    for choice in itertools.product(*(sorted(by_class[ci]) for ci in
+                                      range(len(group.classes)))):
+        rps = frozenset(choice)
+        if group.required_names:
+            have = set().union(*(trees.traits[rp] for rp in rps))
+            if not all(any_of & have for any_of in group.required_names):
+                continue
+        options.append((tuple(zip(choice, group.classes, group.amounts)),
+                        rps))
+    return options
+
+
+def _fits_together(resources: dict, trees: _Trees) -> bool:
+    for (rp, rc), amount in resources.items():
+        cap, used, max_unit = trees.inventory[rp][rc]
+        if used + amount > cap or amount > max_unit:
+            return False
+    return True
+
+
+def _combine(groups, request, options_by_group, trees, root) -> list:
+    """Allocation requests of one tree: ``({rp: {rc: amount}}, mappings
+    {suffix: frozenset(rp)}, root)``."""
+    numbered = [i for i, g in enumerate(groups) if g.numbered]
+    isolate = request.group_policy == 'isolate' and len(numbered) > 1
+    found = {}
+    for choice in itertools.product(*options_by_group):
+        if isolate and len({next(iter(choice[i][1]))
+                            for i in numbered}) != len(numbered):
+            continue
+        mappings = {g.suffix: option[1] for g, option in zip(groups, choice)}
+        if request.same_subtrees and not all(
+                _same_subtree(set().union(*(mappings[s] for s in subtree)),
+                              trees) for subtree in request.same_subtrees):
+            continue
+        resources: dict = {}
+        for option in choice:
+            for rp, rc, n in option[0]:
+                resources[rp, rc] = resources.get((rp, rc), 0) + n
+        if len(groups) > 1 and not _fits_together(resources, trees):
+            continue
+        key = (frozenset(resources.items()),
+               frozenset(mappings.items()))
+        if key not in found:
+            by_rp: dict = {}
+            for (rp, rc), n in resources.items():
+                by_rp.setdefault(rp, {})[rc] = n
+            found[key] = (by_rp, mappings, root)
+    return list(found.values())
+
+
+def _score(areq, trees: _Trees) -> float:
+    total = 0.0
+    for rp, amounts in areq[0].items():
+        inventory = trees.inventory[rp]
+        for rc in amounts:
+            cap, used, _ = inventory[rc]
+            if cap:
+                total += (cap - used) / cap
+    return total
+
+
+def _single_group(conn, request, group, root_filter, params, order,
+                  one_provider_each):
+    """The unnumbered group alone: one statement, ordered and limited."""
+    dialect = common.dialect_name(conn)
+    query = cq.single_group_query(
+        dialect, group.shape(), len(root_filter[0]), bool(root_filter[1]),
+        order, bool(request.limit), one_provider_each)
+    if request.limit:
+        params['limit'] = request.limit
+    cq.prefer_hash_joins(conn)
+    rows = query.rows(conn, params)
+    classes, amounts = group.classes, group.amounts
+    # One dict of amounts for every request taking all from one provider:
+    # the body is only encoded, and a dict per request was most of the
+    # cost of a thousand candidates.
+    everything = dict(zip(classes, amounts))
+    areqs = []
+    for row in rows:
+        root, first = row[0], row[1]
+        if all(rp == first for rp in row[2:]):
+            areqs.append(({first: everything}, {'': frozenset((first,))},
+                          root))
+            continue
+        by_rp: dict = {}
+        for rp, rc, n in zip(row[1:], classes, amounts):
+            by_rp.setdefault(rp, {})[rc] = n
+        areqs.append((by_rp, {'': frozenset(by_rp)}, root))
+    return areqs
+
+
+def _by_groups(conn, request, groups, rows, want_traits, order,
+               one_provider_each):
+    """Any other request: the trees that answer every group, combined."""
+    # group -> root -> class index -> providers
+    found = [collections.defaultdict(lambda: collections.defaultdict(set))
+             for _ in groups]
+    for gi, ci, rp, root in rows:
+        found[gi][root][ci].add(rp)
+    roots = None
+    for g, by_root in zip(groups, found):
+        wanted = max(len(g.classes), 1)
+        ok = {root for root, by_class in by_root.items()
+              if len(by_class) == wanted}
+        roots = ok if roots is None else roots & ok
+        if not roots:
+            return [], None
+    need_traits = want_traits or any(
+        g.required_names and not g.numbered for g in groups)
+    trees = _Trees(conn, roots, need_traits)
+    areqs = []
+    for root in sorted(roots):
+        options = [_group_options(g, by_root[root], trees)
+                   for g, by_root in zip(groups, found)]
+        if all(options):
+            areqs.extend(_combine(groups, request, options, trees, root))
+    if one_provider_each:
+        areqs = [a for a in areqs if len(a[0]) <= 1]
+    areqs.sort(key=lambda a: (-_score(a, trees) if order == 'spread'
+                              else _score(a, trees), a[2], sorted(a[0])))
+    if request.limit:
+        areqs = areqs[:request.limit]
+    return areqs, trees
+
+
+def find(conn, request: creq.CandidateRequest, heartbeat_timeout: int,
+         order: str = 'spread', one_provider_each: bool = False,
+         want_traits=True, now=None):
+    """``(allocation requests, trees)``: the requests ordered and limited,
+    as ``({rp id: {class: amount}}, mappings {suffix: frozenset(rp id)},
+    root id)``, and the providers of their trees."""
+    resolved = _resolve(conn, request)
+    if resolved is None:
+        return [], None
+    groups, root_filter = resolved
+    dialect = common.dialect_name(conn)
+    now = now or common.utcnow()
+    params = _params(dialect, groups, root_filter,
+                     _cutoff(now, heartbeat_timeout))
+    if len(groups) == 1 and not groups[0].numbered:
+        areqs = _single_group(conn, request, groups[0], root_filter, params,
+                              order, one_provider_each)
+        if not areqs:
+            return [], None
+        return areqs, _Trees(conn, {a[2] for a in areqs}, want_traits)
+    query = cq.fits_query(dialect, tuple(g.shape() for g in groups),
+                          len(root_filter[0]), bool(root_filter[1]))
+    return _by_groups(conn, request, groups, query.rows(conn, params),
+                      want_traits, order, one_provider_each)
+
+
+def _has_trees(conn) -> bool:
+    return conn.execute(sa.select(RP.c.id).where(
+        RP.c.parent_provider_id.is_not(None)).limit(1)).first() is not None
+
+
+# -- the answer ------------------------------------------------------------
+
+def _allocation_requests(areqs, trees, version) -> list:
+    uuid = trees.uuid if trees else {}
+    result = []
+    append = result.append
+    if version < (1, 12):
+        for by_rp, _, _ in areqs:
+            append({'allocations': [
+                {'resource_provider': {'uuid': uuid[rp]}, 'resources': r}
+                for rp, r in by_rp.items()]})
+        return result
+    mapped = version >= (1, 34)
+    # The same few provider sets recur in thousands of requests.
+    listed: dict = {}
+    for by_rp, mappings, _ in areqs:
+        entry = {'allocations': {uuid[rp]: {'resources': r}
+                                 for rp, r in by_rp.items()}}
+        if mapped:
+            entry['mappings'] = mapping = {}
+            for suffix, rps in mappings.items():
+                uuids = listed.get(rps)
+                if uuids is None:
+                    uuids = listed[rps] = sorted([uuid[rp] for rp in rps])
+                mapping[suffix] = uuids
+        append(entry)
+    return result
+
+
+def _summaries(areqs, trees, request, version, nested_aware_only) -> dict:
+    if not areqs:
+        return {}
+    if nested_aware_only:
+        # Before 1.29 on a cloud with trees: the providers of the requests.
+        shown = sorted({rp for a in areqs for rp in a[0]})
+    else:
+        kept = {a[2] for a in areqs}
+        shown = sorted(rp for rp, root in trees.root.items() if root in kept)
+    every_class = version >= (1, 27)
+    classes = request.resource_classes
+    traits = version >= (1, 17)
+    nested = version >= (1, 29)
+    uuid = trees.uuid
+    result = {}
+    for rp in shown:
+        inv = trees.inventory.get(rp, {})
+        entry = {'resources': {rc: {'capacity': row[0], 'used': row[1]}
+                               for rc, row in inv.items()
+                               if every_class or rc in classes}}
+        if traits:
+            entry['traits'] = sorted(trees.traits.get(rp, ()))
+        if nested:
+            parent = trees.parent[rp]
+            entry['parent_provider_uuid'] = uuid[parent] if parent else None
+            entry['root_provider_uuid'] = uuid[trees.root[rp]]
+        result[uuid[rp]] = entry
+    return result
+
+
+def get_allocation_candidates(conn, request: creq.CandidateRequest,
+                              version, heartbeat_timeout: int,
+                              order: str = 'spread', now=None) -> dict:
+    """The body of ``GET /allocation_candidates`` at ``version``."""
+    version = tuple(version)
+    # Before 1.29 a client knows no trees: on a cloud that has some, only
+    # requests from one provider of a tree, as Placement.
+    only_requested = version < (1, 29) and _has_trees(conn)
+    areqs, trees = find(conn, request, heartbeat_timeout, order=order,
+                        one_provider_each=only_requested,
+                        want_traits=version >= (1, 17), now=now)
+    return {'allocation_requests': _allocation_requests(areqs, trees,
+                                                        version),
+            'provider_summaries': _summaries(areqs, trees, request, version,
+                                             only_requested)}
