@@ -25,7 +25,7 @@ def _conf(url: str, workdir: str) -> str:
     with open(path, 'w') as f:
         f.write('[DEFAULT]\nuse_stderr = false\n'
                 '[placement]\nauth_type = admin_token\ntoken = admin\n'
-                f'endpoint = {url}\nregion_name = RegionOne\n')
+                f'endpoint_override = {url}\nregion_name = RegionOne\n')
     return path
 
 
