@@ -1,12 +1,16 @@
 """Benchmark of nova-rt-placement's REST API beside its RPC API and
 OpenStack Placement 16, on this machine, in one run.
 
-    .venv/bin/python bench/bench_rest.py [--providers 1000,10000]
-        [--backends sqlite,postgresql] [--placement-providers 1000]
-        [--runs 40] [--writes 200] [--no-rpc] [--json]
+    .venv/bin/python bench/bench_rest.py [--api-providers 1000]
+        [--providers 1000,10000] [--backends sqlite,postgresql]
+        [--runs 40] [--writes 200] [--no-placement] [--no-rpc] [--json]
 
-For each backend, a fresh ``nova-rt-placement-api`` (tests/functional/clients/
-server.py: its own database, noauth2) is filled through its own API with N
+Part 1, against Placement 16 (``--api-providers``, 1,000 by default: 10,000
+through Placement's API takes many minutes): OpenStack Placement 16 from the
+reference virtualenv (tools/setup-ref.sh), served by its WSGI module as its
+old ``placement-api`` script served it (refserve.py: wsgiref, one thread) on
+SQLite, and ``nova-rt-placement-api`` (tests/functional/clients/server.py)
+on each backend, each filled through its own API with the same N
 compute-like root providers (VCPU 32 at 4.0, MEMORY_MB 65536, DISK_GB 1000;
 every 4th with HW_CPU_X86_AVX2, every 5th in one of 3 aggregates), then:
 
@@ -15,23 +19,24 @@ every 4th with HW_CPU_X86_AVX2, every 5th in one of 3 aggregates), then:
   ``required=HW_CPU_X86_AVX2`` and ``limit=100`` ("trait+limit");
 - ``PUT /allocations/{consumer}`` at 1.36 for a new consumer (one provider,
   VCPU 1 + MEMORY_MB 256, consumer_generation null): an allocation write;
-- ``GET /`` (the root document, no database): the HTTP floor of the server;
-- over RPC (unless ``--no-rpc``): ``PlacementAPI.get_allocation_candidates``
-  for the same request through one ``nova-rt-placement`` on the same
-  database, and a call answered by an oslo.messaging server that does
-  nothing (bench/oslo_floor_server.py): the RPC floor.
+- ``GET /`` (the root document, no database): the HTTP floor of the server.
 
-OpenStack Placement 16 (the reference virtualenv, tools/setup-ref.sh) is
-served by its WSGI module as its old ``placement-api`` script served it
-(refserve.py: wsgiref, one thread) on SQLite, filled through its API with
-the same providers (``--placement-providers``: 1,000 by default, since
-10,000 through its API takes several minutes), and measured the same way.
+Part 2, REST beside RPC (``--providers``): the database filled in bulk with
+N host-owned, live compute nodes as bench/bench_placement.py does (0-3
+instances each, the COMPUTE_NODE trait; the RPC API offers only providers a
+live host owns), then the same candidates request ("plain", and
+``required=COMPUTE_NODE`` with ``limit=100``) and allocation writes over
+HTTP, ``PlacementAPI.get_allocation_candidates`` over RabbitMQ through one
+``nova-rt-placement`` on the same database, and a call answered by an
+oslo.messaging server that does nothing (bench/oslo_floor_server.py): the
+RPC floor.
+
 Every HTTP request opens its own connection (Placement's server speaks
-HTTP/1.0), with ``X-Auth-Token: admin``. p50/p99 in milliseconds; the ratios
-are Placement 16's p50 over ours, and ours over the floors. The issue's
-target: at least 5x faster than Placement 16 (candidates over 1,000
-providers, allocation write). The load average is printed before and after:
-other work on this 2-CPU machine moves every figure.
+HTTP/1.0), with ``X-Auth-Token: admin``. p50/p99 in milliseconds; the
+ratios are Placement 16's p50 over ours, ours over RPC and over the floors.
+The issue's target: at least 5x faster than Placement 16 (candidates over
+1,000 providers, allocation write). The load average is printed before and
+after: other work on this 2-CPU machine moves every figure.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ RESOURCES = {'VCPU': 2, 'MEMORY_MB': 2048, 'DISK_GB': 20}
 RES_QS = 'resources=' + ','.join(f'{k}:{v}' for k, v in RESOURCES.items())
 VARIANTS = {'plain': RES_QS,
             'trait+limit': RES_QS + '&required=HW_CPU_X86_AVX2&limit=100'}
+BULK_VARIANTS = {'plain': RES_QS,
+                 'trait+limit': RES_QS + '&required=COMPUTE_NODE&limit=100'}
 AGGREGATES = [str(uuid.UUID(int=i + 1)) for i in range(3)]
 CTX = {'request_id': 'req-bench-rest'}
 
@@ -159,8 +166,9 @@ def http_root(api: Http):
     return lambda: len(api.ok('GET', '/')['versions'])
 
 
-def measure_http(results, target, backend, n, api, providers, args):
-    for name, query in VARIANTS.items():
+def measure_http(results, target, backend, n, api, providers, args,
+                 variants=VARIANTS):
+    for name, query in variants.items():
         row = timed(http_candidates(api, query), args.runs)
         results.append({'target': target, 'backend': backend, 'providers': n,
                         'what': f'candidates {name}', **row})
@@ -182,7 +190,7 @@ def measure_rpc(results, backend, n, db_url, workdir, args):
     from tests.functional.placement import fixtures
     with fixtures.running_placement(db_url, workdir) as placement:
         for name, kwargs in (('plain', {}),
-                             ('trait+limit', {'required': ['HW_CPU_X86_AVX2'],
+                             ('trait+limit', {'required': ['COMPUTE_NODE'],
                                               'limit': 100})):
             row = timed(lambda: len(placement.api.get_allocation_candidates(
                 CTX, resources=dict(RESOURCES), **kwargs)), args.runs)
@@ -206,32 +214,66 @@ def measure_rpc(results, backend, n, db_url, workdir, args):
             row = timed(lambda: len(client.call(
                 CTX, 'get_allocations', consumer_uuid=str(uuid.uuid4()))) + 1,
                 args.runs)
-            results.append({'target': 'RPC floor', 'backend': '-', 'providers': n,
+            results.append({'target': 'RPC floor', 'backend': backend, 'providers': n,
                             'what': 'no-op call', **row})
             _print_row(results[-1])
         finally:
             fixtures.stop_process(proc)
 
 
-def run_nova_rt(results, backend, n, args, workdir):
+def _database(backend, workdir, name):
     from tests.functional.placement import fixtures
-    db_url = (f'sqlite:///{workdir}/nova-rt-{n}.sqlite' if backend == 'sqlite'
-              else fixtures.fresh_database(backend))
+    if backend == 'sqlite':
+        return f'sqlite:///{workdir}/{name}.sqlite'
+    return fixtures.fresh_database(backend)
+
+
+def _drop(backend, db_url):
+    if backend != 'sqlite':
+        from tests.functional.placement import fixtures
+        fixtures.drop_database(db_url)
+
+
+def run_nova_rt_api(results, backend, n, args, workdir):
+    """Part 1: providers made through the API, as for Placement 16."""
+    db_url = _database(backend, workdir, f'api-{n}')
     try:
         with server_mod.Server('nova-rt', db_url=db_url,
-                               workdir=_subdir(workdir, f'rest-{backend}-{n}')) as srv:
+                               workdir=_subdir(workdir, f'api-{backend}-{n}')) as srv:
             api = Http(srv.url)
             t0 = time.perf_counter()
             providers = populate(api, n)
             print(f'  nova-rt REST {backend}: {n} providers through the API in '
                   f'{time.perf_counter() - t0:.1f} s', flush=True)
             measure_http(results, 'nova-rt REST', backend, n, api, providers, args)
+    finally:
+        _drop(backend, db_url)
+
+
+def run_nova_rt_rpc(results, backend, n, args, workdir):
+    """Part 2: host-owned providers in bulk; REST beside RPC on them."""
+    import bench_placement
+    db_url = _database(backend, workdir, f'bulk-{n}')
+    try:
+        from nova_rt.placement import db
+        db.sync(db_url)
+        t0 = time.perf_counter()
+        bench_placement.populate(db_url, n)
+        db.dispose_engines()
+        print(f'  {backend}: {n} host-owned providers in bulk in '
+              f'{time.perf_counter() - t0:.1f} s', flush=True)
+        with server_mod.Server('nova-rt', db_url=db_url,
+                               workdir=_subdir(workdir, f'bulk-{backend}-{n}')) as srv:
+            api = Http(srv.url)
+            providers = [p['uuid'] for p in api.ok(
+                'GET', '/resource_providers')['resource_providers']][:100]
+            measure_http(results, 'nova-rt REST/bulk', backend, n, api,
+                         providers, args, variants=BULK_VARIANTS)
             if args.rpc:
                 measure_rpc(results, backend, n, db_url,
                             _subdir(workdir, f'rpc-{backend}-{n}'), args)
     finally:
-        if backend != 'sqlite':
-            fixtures.drop_database(db_url)
+        _drop(backend, db_url)
 
 
 def run_placement(results, n, args, workdir):
@@ -252,34 +294,34 @@ def _subdir(workdir, name):
 
 
 def _print_row(row):
-    print(f'  {row["target"]:<13} {row["backend"]:<10} {row["providers"]:>6} '
+    print(f'  {row["target"]:<17} {row["backend"]:<10} {row["providers"]:>6} '
           f'{row["what"]:<24} p50 {row["p50_ms"]:8.2f} ms  p99 {row["p99_ms"]:8.2f} ms'
           f'  ({row["count"]})', flush=True)
 
 
 def ratios(results) -> list:
-    """Placement 16 p50 / ours, ours / floors, REST / RPC."""
+    """Placement 16 p50 / ours (same data, made through each API); ours over
+    RPC and over the RPC floor (same host-owned data)."""
     index = {(r['target'], r['backend'], r['providers'], r['what']): r['p50_ms']
              for r in results}
     out = []
+
+    def add(n, what, backend, ratio, value):
+        out.append({'providers': n, 'what': what, 'backend': backend,
+                    'ratio': ratio, 'value': round(value, 2)})
     for (target, backend, n, what), p50 in sorted(index.items(), key=str):
-        if target != 'nova-rt REST':
-            continue
-        ref = index.get(('Placement 16', 'sqlite', n, what))
-        if ref and backend == 'sqlite':
-            out.append({'providers': n, 'what': what, 'backend': backend,
-                        'ratio': 'Placement 16 / nova-rt REST',
-                        'value': round(ref / p50, 2)})
-        rpc = index.get(('nova-rt RPC', backend, n, what))
-        if rpc:
-            out.append({'providers': n, 'what': what, 'backend': backend,
-                        'ratio': 'nova-rt REST / nova-rt RPC',
-                        'value': round(p50 / rpc, 2)})
-        floor = index.get(('RPC floor', '-', n, 'no-op call'))
-        if floor and what.startswith('candidates'):
-            out.append({'providers': n, 'what': what, 'backend': backend,
-                        'ratio': 'nova-rt REST / RPC floor',
-                        'value': round(p50 / floor, 2)})
+        if target == 'nova-rt REST':
+            ref = index.get(('Placement 16', 'sqlite', n, what))
+            if ref:
+                add(n, what, backend, 'Placement 16 (SQLite) / nova-rt REST',
+                    ref / p50)
+        elif target == 'nova-rt REST/bulk':
+            rpc = index.get(('nova-rt RPC', backend, n, what))
+            if rpc:
+                add(n, what, backend, 'nova-rt REST / nova-rt RPC', p50 / rpc)
+            floor = index.get(('RPC floor', backend, n, 'no-op call'))
+            if floor and what.startswith('candidates'):
+                add(n, what, backend, 'nova-rt REST / RPC floor', p50 / floor)
     return out
 
 
@@ -290,28 +332,38 @@ def _load() -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ints = lambda s: [int(x) for x in s.split(',') if x]  # noqa: E731
-    parser.add_argument('--providers', default='1000,10000', type=ints)
+    parser.add_argument('--api-providers', default='1000', type=ints,
+                        help='part 1: providers made through each API, beside '
+                             'Placement 16 (empty: skip part 1)')
+    parser.add_argument('--providers', default='1000,10000', type=ints,
+                        help='part 2: host-owned providers in bulk, REST beside '
+                             'RPC (empty: skip part 2)')
     parser.add_argument('--backends', default='sqlite,postgresql')
-    parser.add_argument('--placement-providers', default='1000', type=ints,
-                        help='provider counts for Placement 16 (empty: none)')
     parser.add_argument('--runs', type=int, default=40)
     parser.add_argument('--writes', type=int, default=200)
+    parser.add_argument('--no-placement', dest='placement', action='store_false',
+                        help='part 1 without Placement 16')
     parser.add_argument('--no-rpc', dest='rpc', action='store_false')
     parser.add_argument('--json', action='store_true',
                         help='print the results as one JSON document at the end')
     args = parser.parse_args(argv)
-    missing = server_mod.ref_missing() if args.placement_providers else None
+    missing = (server_mod.ref_missing()
+               if args.placement and args.api_providers else None)
     if missing:
-        parser.error(missing + ' (or --placement-providers "")')
+        parser.error(missing + ' (or --no-placement)')
     load_start = _load()
     print(f'{os.cpu_count()} CPUs, load average {load_start} at start', flush=True)
     results = []
+    backends = args.backends.split(',')
     with tempfile.TemporaryDirectory(prefix='bench-rest-') as workdir:
-        for n in args.placement_providers:
-            run_placement(results, n, args, workdir)
-        for backend in args.backends.split(','):
-            for n in args.providers:
-                run_nova_rt(results, backend, n, args, workdir)
+        for n in args.api_providers:
+            if args.placement:
+                run_placement(results, n, args, workdir)
+            for backend in backends:
+                run_nova_rt_api(results, backend, n, args, workdir)
+        for n in args.providers:
+            for backend in backends:
+                run_nova_rt_rpc(results, backend, n, args, workdir)
     load_end = _load()
     print(f'load average {load_end} at the end')
     print('\nratios (p50):')
