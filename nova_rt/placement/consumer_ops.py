@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from nova_rt import exception
 from nova_rt.placement import common
 from nova_rt.placement import models
+from nova_rt.placement import resource_class_ops
 from nova_rt.placement.rest import errors
 
 RP = common.RP
@@ -121,9 +122,13 @@ def _uuid_of(conn, rp_id: int) -> str:
 
 
 def _check(conn, want: dict, delta: dict, inventories: dict) -> None:
-    for rows in want.values():
+    for consumer, rows in want.items():
         for (rp_id, rc), n in sorted(rows.items()):
             inv = inventories.get((rp_id, rc))
+            if inv is None and not resource_class_ops.exists(conn, rc):
+                raise exception.InvalidInput(message=(
+                    f'Unable to allocate inventory for consumer {consumer}: '
+                    f'No such resource class {rc}.'))
             if inv is None:
                 raise exception.Conflict(reason=(
                     f'Unable to allocate inventory: Inventory for {rc!r} on '

@@ -72,7 +72,7 @@ def read_one(conn, uuid: str, rc: str):
 
 
 def normalise(uuid: str, rc: str, raw: dict,
-              reserved_can_be_total: bool) -> dict:
+              reserved_can_be_total: bool, doing: str = 'update') -> dict:
     """Placement's defaults filled in and its capacity rule checked."""
     inv = {**DEFAULTS, **raw}
     inv['allocation_ratio'] = float(inv['allocation_ratio'])
@@ -82,7 +82,7 @@ def normalise(uuid: str, rc: str, raw: dict,
         than = 'greater than' if reserved_can_be_total else (
             'greater than or equal to')
         raise exception.InvalidInput(message=(
-            f"Unable to update inventory for resource provider {uuid}: "
+            f"Unable to {doing} inventory for resource provider {uuid}: "
             f"Invalid inventory for '{rc}' on resource provider '{uuid}'. "
             f"The reserved value is {than} total."))
     if capacity > common.MAX_INT:
@@ -153,7 +153,7 @@ def create_one(conn, uuid: str, rc: str, raw: dict,
             reason=f'Update conflict: Inventory for {rc} on resource '
                    f'provider {uuid} already exists.',
             code=errors.CONCURRENT_UPDATE)
-    inv = normalise(uuid, rc, raw, reserved_can_be_total)
+    inv = normalise(uuid, rc, raw, reserved_can_be_total, 'create')
     write(conn, rp, {}, {rc: inv})
     new = common.bump_generation(conn, rp.id, uuid, rp.generation)
     return new, {f: inv[f] for f in FIELDS}
@@ -163,12 +163,12 @@ def update_one(conn, uuid: str, rc: str, generation: int, raw: dict,
                reserved_can_be_total: bool):
     rp = provider(conn, uuid, writing=True)
     _check_generation(rp, generation)
+    inv = normalise(uuid, rc, raw, reserved_can_be_total)
     have = rows(conn, rp.id)
     if rc not in have:
         raise exception.InvalidInput(message=(
             'No inventory record with resource class for resource provider '
             f'{uuid}: No inventory of class {rc} found.'))
-    inv = normalise(uuid, rc, raw, reserved_can_be_total)
     write(conn, rp, {rc: have[rc]}, {rc: inv})
     new = common.bump_generation(conn, rp.id, uuid, rp.generation)
     return new, {f: inv[f] for f in FIELDS}

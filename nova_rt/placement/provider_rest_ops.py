@@ -133,6 +133,11 @@ def create(conn, name: str, uuid: str, parent_uuid: str | None = None):
             reason=f'Conflicting resource provider uuid: {uuid} already '
                    'exists.', code=errors.DUPLICATE_NAME)
     _check_name(conn, name, uuid)
+    if parent_uuid == uuid:
+        raise exception.InvalidInput(message=(
+            f'Unable to create resource provider "{name}", {uuid}: parent '
+            'provider UUID cannot be same as UUID. Please modify your '
+            'request.'))
     parent = (_parent(conn, parent_uuid, name, uuid, 'create')
               if parent_uuid else None)
     rp_id = common.insert_ids(conn, RP, [{
@@ -173,10 +178,11 @@ def update(conn, uuid: str, name: str, parent_uuid=..., reparent=False):
         new_parent_id = parent.id if parent else None
         if new_parent_id != row.parent_provider_id:
             if row.parent_provider_id is not None and not reparent:
+                what = 're-parenting' if parent else 'un-parenting'
                 raise exception.InvalidInput(message=(
                     f'Unable to save resource provider {uuid}: Object '
-                    'action update failed because: re-parenting a provider '
-                    'is not currently allowed.'))
+                    f'action update failed because: {what} a provider is '
+                    'not currently allowed.'))
             subtree = _subtree_ids(conn, row.id)
             if new_parent_id in subtree:
                 raise exception.InvalidInput(message=(

@@ -107,6 +107,6 @@ def delete(conn, name: str) -> None:
         raise _not_found(name)
     if _in_use(conn, name):
         raise exception.Conflict(
-            reason=f'Error in delete resource class: Resource class {name} '
-                   'is in use in inventory')
+            reason=f'Error in delete resource class: Cannot delete resource '
+                   f'class {name}. Class is in use in inventory.')
     conn.execute(sa.delete(RC).where(RC.name == name))

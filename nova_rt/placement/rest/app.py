@@ -20,7 +20,6 @@ import logging
 import re
 import uuid as uuid_mod
 
-import jsonschema
 import webob
 from oslo_context import context as oslo_context
 
@@ -29,6 +28,7 @@ from nova_rt.placement import transaction
 from nova_rt.placement.rest import errors
 from nova_rt.placement.rest import microversion
 from nova_rt.placement.rest import policy as policy_mod
+from nova_rt.placement.rest.schemas import validation
 
 LOG = logging.getLogger(__name__)
 JSON = 'application/json'
@@ -38,20 +38,6 @@ _REQUEST_ID = re.compile(
 #: From this microversion, GET answers say ``Cache-Control: no-cache`` and
 #: carry ``Last-Modified``.
 _CACHE_HEADERS = (1, 15)
-_FORMAT_CHECKER = jsonschema.FormatChecker()
-
-
-@_FORMAT_CHECKER.checks('uuid')
-def _is_uuid(value) -> bool:
-    if not isinstance(value, str):
-        return True
-    try:
-        uuid_mod.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
 class Options:
     """The options of this process that operations take."""
 
@@ -70,8 +56,13 @@ class Response:
     """What a handler returns: a status, a JSON-able body or none, headers."""
 
     def __init__(self, status: int = 200, body=None, headers=None,
-                 content_type: str | None = JSON):
+                 content_type: str | None = JSON, cache_headers=None):
         self.status = status
+        #: From 1.15, ``Cache-Control``/``Last-Modified``: Placement sends
+        #: them with every representation (200, or 201 with a body), and
+        #: with a trait's 201/204.
+        self.cache_headers = (status in (200, 201) and body is not None
+                              if cache_headers is None else cache_headers)
         self.body = body
         self.headers = dict(headers or {})
         self.content_type = content_type if body is not None else None
@@ -131,16 +122,13 @@ class Request:
     def json(self, schema: dict | None = None):
         """The body, parsed and checked against ``schema`` (400 if not)."""
         try:
-            data = json.loads(self.webob.body or b'null')
+            data = json.loads(self.webob.body)
         except ValueError as error:
             raise errors.bad_request(f'Malformed JSON: {error}') from None
         if schema is not None:
-            try:
-                jsonschema.validate(data, schema,
-                                    format_checker=_FORMAT_CHECKER)
-            except jsonschema.ValidationError as error:
-                raise errors.bad_request(
-                    f'JSON does not validate: {error.message}') from None
+            wrong = validation.error(data, schema)
+            if wrong is not None:
+                raise errors.bad_request(f'JSON does not validate: {wrong}')
         return data
 
     def db(self, func, *args, **kwargs):
@@ -201,7 +189,8 @@ class PlacementApp:
             version = _negotiate(environ)
             response = self._dispatch(environ, version, request_id)
         except errors.HTTPError as error:
-            response = _error_response(error, request_id, version)
+            response = _error_response(error, request_id, version,
+                                       environ.get('HTTP_ACCEPT', ''))
         except Exception:
             LOG.exception('Placement API unexpected error (request %s)',
                           request_id)
@@ -220,7 +209,8 @@ class PlacementApp:
             if not allowed:
                 raise errors.not_found('The resource could not be found.')
             raise errors.HTTPError(
-                405, 'The method specified is not allowed for this '
+                405, f'The method {method} is not allowed for this resource.'
+                     '\n\n The method specified is not allowed for this '
                      'resource.', headers={'Allow': ', '.join(allowed)})
         if not route.min_version <= version <= route.max_version:
             raise errors.HTTPError(route.too_old_status,
@@ -286,21 +276,40 @@ def _check_content(environ, route) -> None:
             raise errors.HTTPError(406, f'Only {JSON} is provided')
 
 
-def _error_response(error: errors.HTTPError, request_id,
-                    version) -> Response:
+def _error_response(error: errors.HTTPError, request_id, version,
+                    accept: str = '') -> Response:
     if error.status >= 500:
         LOG.error('Placement API %d (request %s): %s', error.status,
                   request_id, error.detail)
     else:
         LOG.debug('Placement API returning %d: %s', error.status,
                   error.detail)
-    return Response(error.status, errors.body(error, request_id, version),
-                    error.headers)
+    kind = _error_media_type(accept)
+    if kind == JSON:
+        return Response(error.status, errors.body(error, request_id, version),
+                        error.headers)
+    return Response(error.status, errors.text(error, kind).encode(),
+                    error.headers, content_type=f'{kind}; charset=UTF-8')
+
+
+def _error_media_type(accept: str) -> str:
+    """JSON unless the client asks for HTML or plain text only (webob's
+    choice for Placement's errors)."""
+    if not accept:
+        return JSON
+    offers = webob.acceptparse.create_accept_header(accept).acceptable_offers(
+        [JSON, 'text/html', 'text/plain'])
+    return offers[0][0] if offers else JSON
 
 
 def _send(response: Response, environ, start_response, request_id,
           version):
     body = response.encoded()
+    location = response.headers.get('Location')
+    if location and location.startswith('/'):
+        # Absolute, as webob makes Placement's.
+        response.headers['Location'] = webob.Request(environ).host_url + \
+            location
     headers = [(k, str(v)) for k, v in response.headers.items()]
     if response.content_type:
         headers.append(('Content-Type', response.content_type))
@@ -310,9 +319,8 @@ def _send(response: Response, environ, start_response, request_id,
         headers.append((microversion.HEADER,
                         microversion.response_header(version)))
         headers.append(('Vary', microversion.HEADER))
-        if (version >= _CACHE_HEADERS and response.status == 200
-                and environ['REQUEST_METHOD'] == 'GET'
-                and 'Last-Modified' not in response.headers):
+        if (version >= _CACHE_HEADERS and response.cache_headers
+                and response.status < 300):
             headers.append(('Cache-Control', 'no-cache'))
             headers.append(('Last-Modified', _http_date()))
     status = f'{response.status} {errors.HTTPError(response.status, "").title}'

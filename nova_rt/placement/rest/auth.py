@@ -22,12 +22,14 @@ _IDENTITY_HEADERS = ('HTTP_X_USER_ID', 'HTTP_X_TENANT_ID',
 
 
 def _unauthorized(environ, start_response, detail: str):
+    request_id = f'req-{uuid.uuid4()}'
     body = json.dumps({'errors': [{
         'status': 401, 'title': 'Unauthorized', 'detail': detail,
-        'request_id': f'req-{uuid.uuid4()}'}]}).encode()
+        'request_id': request_id}]}).encode()
     start_response('401 Unauthorized', [
         ('Content-Type', 'application/json'),
         ('Content-Length', str(len(body))),
+        ('x-openstack-request-id', request_id),
         ('WWW-Authenticate', 'Keystone uri="noauth2"')])
     return [body]
 

@@ -7,6 +7,7 @@ An error body is ``{"errors": [{"status", "title", "detail", "code",
 
 from __future__ import annotations
 
+import html
 import http
 
 DEFAULT = 'placement.undefined_code'
@@ -64,3 +65,13 @@ def body(error: HTTPError, request_id: str | None, microversion) -> dict:
         entry['request_id'] = request_id
     entry.update(error.extra)
     return {'errors': [entry]}
+
+
+def text(error: HTTPError, media_type: str) -> str:
+    """The error for a client that accepts only HTML or plain text."""
+    title = f'{error.status} {error.title}'
+    if media_type == 'text/html':
+        return (f'<html>\n <head>\n  <title>{title}</title>\n </head>\n'
+                f' <body>\n  <h1>{title}</h1>\n  '
+                f'{html.escape(error.detail)}\n </body>\n</html>')
+    return f'{title}\n\n{error.detail}\n'

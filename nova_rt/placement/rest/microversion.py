@@ -11,7 +11,8 @@ value that is not ``X.Y`` is 400; a well-formed version outside the range is
 from __future__ import annotations
 
 SERVICE_TYPE = 'placement'
-HEADER = 'OpenStack-API-Version'
+#: As microversion_parse writes it (clients match ``Vary`` on it).
+HEADER = 'openstack-api-version'
 MIN_VERSION = (1, 0)
 #: The highest microversion every route implements fully (doc/source/rest-api.rst).
 MAX_VERSION = (1, 39)

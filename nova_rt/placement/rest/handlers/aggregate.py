@@ -45,6 +45,8 @@ def show(req: app.Request) -> app.Response:
 
 def update(req: app.Request) -> app.Response:
     req.authorize('placement:resource_providers:aggregates:update')
+    # As Placement: an unknown provider is 404 whatever the body.
+    req.db(util.provider, req.urlvars['uuid'])
     if req.microversion >= (1, 19):
         body = req.json(_PUT_1_19)
         aggregates, given = body['aggregates'], body[
@@ -58,6 +60,7 @@ def update(req: app.Request) -> app.Response:
             util.check_generation(rp, given)
         generation = provider_ops.set_aggregates(
             conn, uuid, aggregates, rp.generation)[uuid]
-        return generation, _of(conn, rp.id)
+        # The list as given, in its order, as Placement answers.
+        return generation, list(aggregates)
 
     return app.json_response(_body(req, *req.db(write, req.urlvars['uuid'])))

@@ -35,6 +35,7 @@ def show(req: app.Request) -> app.Response:
 
 def create(req: app.Request) -> app.Response:
     req.authorize('placement:resource_providers:inventories:create')
+    req.db(util.provider, req.urlvars['uuid'])     # 404 before the body
     body = req.json(schema.POST)
     uuid, rc = req.urlvars['uuid'], body['resource_class']
     generation, inventory = req.db(ops.create_one, uuid, rc, fields_of(body),
@@ -45,6 +46,7 @@ def create(req: app.Request) -> app.Response:
 
 def set_all(req: app.Request) -> app.Response:
     req.authorize('placement:resource_providers:inventories:update')
+    req.db(util.provider, req.urlvars['uuid'])
     body = req.json(schema.PUT_ALL)
     generation, inventories = req.db(
         ops.set_all, req.urlvars['uuid'],
@@ -57,6 +59,7 @@ def set_all(req: app.Request) -> app.Response:
 
 def update(req: app.Request) -> app.Response:
     req.authorize('placement:resource_providers:inventories:update')
+    req.db(util.provider, req.urlvars['uuid'])
     body = req.json(schema.BASE)
     return app.json_response(_one(*req.db(
         ops.update_one, req.urlvars['uuid'], req.urlvars['resource_class'],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+
 import uuid as uuid_mod
 
 from nova_rt.placement import reshaper_ops
@@ -12,8 +15,9 @@ from nova_rt.placement.rest.schemas import allocation as allocation_schema
 from nova_rt.placement.rest.schemas import inventory as inventory_schema
 
 
+@functools.cache
 def _schema(version) -> dict:
-    allocations = allocation_schema.post(version)
+    allocations = copy.deepcopy(allocation_schema.post(version))
     allocations['minProperties'] = 0
     return {
         'type': 'object',

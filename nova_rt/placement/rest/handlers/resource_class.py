@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import jsonschema
-
 from nova_rt.placement import resource_class_ops as ops
 from nova_rt.placement.rest import app
 from nova_rt.placement.rest import errors
 from nova_rt.placement.rest.schemas import resource_class as schema
+from nova_rt.placement.rest.schemas import validation
 
 
 def _url(req, name: str) -> str:
@@ -51,11 +50,9 @@ def update(req: app.Request) -> app.Response:
         req.db(ops.rename, name, new_name)
         return app.json_response(_serialize(req, new_name))
     # 1.7: bodiless create-or-check.
-    try:
-        jsonschema.validate({'name': name}, schema.NAME)
-    except jsonschema.ValidationError as error:
-        raise errors.bad_request(
-            f'JSON does not validate: {error.message}') from None
+    wrong = validation.error({'name': name}, schema.NAME)
+    if wrong is not None:
+        raise errors.bad_request(f'JSON does not validate: {wrong}')
     created = req.db(ops.ensure, name)
     return app.Response(201 if created else 204,
                         headers={'Location': _url(req, name)})

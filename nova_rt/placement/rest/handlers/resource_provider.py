@@ -96,6 +96,7 @@ def create(req: app.Request) -> app.Response:
 
 def update(req: app.Request) -> app.Response:
     req.authorize('placement:resource_providers:update')
+    req.db(ops.get, req.urlvars['uuid'])           # 404 before the body
     body = req.json(schema.put(req.microversion))
     parent = body.get('parent_provider_uuid', ...)
     row = req.db(ops.update, req.urlvars['uuid'], body['name'], parent,

@@ -48,7 +48,7 @@ def show(req: app.Request) -> app.Response:
     name = req.urlvars['name']
     if not req.db(trait_ops.exists, name):
         raise errors.not_found(f'No such trait(s): {name}.')
-    return app.no_content()
+    return app.Response(204, cache_headers=True)
 
 
 def create(req: app.Request) -> app.Response:
@@ -61,7 +61,7 @@ def create(req: app.Request) -> app.Response:
             'characters: "A"-"Z", "0"-"9" and "_"')
     created = req.db(trait_ops.create, name)
     return app.Response(201 if created else 204, headers={
-        'Location': f'{req.script_name}/traits/{name}'})
+        'Location': f'{req.script_name}/traits/{name}'}, cache_headers=True)
 
 
 def delete(req: app.Request) -> app.Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from nova_rt.placement import usage_ops
 from nova_rt.placement.rest import app
 from nova_rt.placement.rest.handlers import util
@@ -9,6 +11,7 @@ from nova_rt.placement.rest.handlers import util
 _ID = {'type': 'string', 'minLength': 1, 'maxLength': 255}
 
 
+@functools.cache
 def _query(version) -> dict:
     properties = {'project_id': _ID, 'user_id': _ID}
     if version >= (1, 38):

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import uuid as uuid_mod
 
-import jsonschema
 import sqlalchemy as sa
 
 from nova_rt.placement import common
 from nova_rt.placement.rest import errors
+from nova_rt.placement.rest.schemas import validation
 
 
 def query(req, schema: dict) -> dict:
     """The query string as a dict (last value of a repeated key), checked
     against ``schema`` (400 ``Invalid query string parameters``)."""
     params = dict(req.params.items())
-    try:
-        jsonschema.validate(params, schema)
-    except jsonschema.ValidationError as error:
-        raise errors.bad_request(
-            f'Invalid query string parameters: {error.message}') from None
+    wrong = validation.error(params, schema)
+    if wrong is not None:
+        raise errors.bad_request(f'Invalid query string parameters: {wrong}')
     return params
 
 
@@ -59,9 +57,9 @@ def refuse_host_owned(row, doing: str) -> None:
 def check_generation(row, given: int) -> None:
     if row.generation != given:
         raise errors.conflict(
-            'resource provider generation conflict: the provider '
-            f'{row.uuid} is at generation {row.generation}, not {given}; '
-            'please update the generation and try again.',
+            "Resource provider's generation already changed. Please update "
+            f'the generation and try again. (Provider {row.uuid} is at '
+            f'generation {row.generation}, not {given}.)',
             errors.CONCURRENT_UPDATE)
 
 

@@ -1,6 +1,7 @@
 """Allocation bodies per microversion, as Placement's."""
 
 import copy
+import functools
 
 UUID_PATTERN = '^[0-9a-fA-F-]{36}$'
 RC_PATTERN = '^[A-Z0-9_]+$'
@@ -49,6 +50,7 @@ def _dict_form(min_providers: int) -> dict:
     }
 
 
+@functools.cache
 def _one_consumer(version, min_providers: int) -> dict:
     schema = _dict_form(min_providers)
     if version >= (1, 28):
@@ -69,6 +71,7 @@ def _one_consumer(version, min_providers: int) -> dict:
     return schema
 
 
+@functools.cache
 def put(version) -> dict:
     """``PUT /allocations/{consumer}``."""
     if version < (1, 8):
@@ -82,6 +85,7 @@ def put(version) -> dict:
     return _one_consumer(version, 0 if version >= (1, 28) else 1)
 
 
+@functools.cache
 def post(version) -> dict:
     """``POST /allocations`` (1.13)."""
     return {'type': 'object', 'minProperties': 1,

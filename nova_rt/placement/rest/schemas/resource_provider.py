@@ -1,10 +1,14 @@
 """Provider bodies and the query string of ``GET /resource_providers``."""
 
+import copy
+import functools
+
 _UUID = {'type': 'string', 'format': 'uuid'}
 _NAME = {'type': 'string', 'maxLength': 200}
 _PARENT = {'anyOf': [_UUID, {'type': 'null'}]}
 
 
+@functools.cache
 def post(version) -> dict:
     properties = {'name': _NAME, 'uuid': _UUID}
     if version >= (1, 14):
@@ -13,12 +17,14 @@ def post(version) -> dict:
             'required': ['name'], 'additionalProperties': False}
 
 
+@functools.cache
 def put(version) -> dict:
-    schema = post(version)
+    schema = copy.deepcopy(post(version))
     del schema['properties']['uuid']
     return schema
 
 
+@functools.cache
 def list_query(version) -> dict:
     properties = {'name': {'type': 'string'}, 'uuid': _UUID}
     if version >= (1, 3):

@@ -15,7 +15,7 @@ def test_root_document_without_a_token(client):
         'id': 'v1.0', 'min_version': '1.0', 'max_version': str(microversion.MAX),
         'status': 'CURRENT', 'links': [{'rel': 'self', 'href': ''}]}]}
     assert resp.headers[HEADER] == 'placement 1.0'
-    assert resp.headers['Vary'] == HEADER
+    assert resp.headers['Vary'] == 'openstack-api-version'
     assert resp.headers['x-openstack-request-id'].startswith('req-')
 
 
@@ -97,6 +97,8 @@ def test_no_token_is_401(client):
     resp = client.get('/traits', headers={HEADER: 'placement 1.6'},
                       status=401)
     assert resp.json['errors'][0]['status'] == 401
+    assert resp.json['errors'][0]['request_id'] == resp.headers[
+        'x-openstack-request-id']
 
 
 def test_a_user_without_roles_is_403_and_nothing_changes(client):
@@ -110,3 +112,20 @@ def test_a_user_without_roles_is_403_and_nothing_changes(client):
 def test_x_roles_names_the_roles_under_noauth2(client):
     client.call('GET', '/traits', token='svc:p1',
                 headers={'X-Roles': 'service'}, status=200)
+
+
+def test_errors_are_json_unless_only_html_or_text_is_accepted(client):
+    for accept in (None, 'application/json', '*/*'):
+        headers = {'X-Auth-Token': 'admin'}
+        if accept:
+            headers['Accept'] = accept
+        resp = client.get('/nothing', headers=headers, status=404)
+        assert resp.content_type == 'application/json'
+    resp = client.get('/nothing', headers={'Accept': 'text/html',
+                                           'X-Auth-Token': 'admin'},
+                      status=404)
+    assert resp.content_type == 'text/html'
+    assert 'The resource could not be found' in resp.text
+    resp = client.get('/', headers={'Accept': 'text/html',
+                                    HEADER: 'placement 0.5'}, status=406)
+    assert 'Unacceptable version header: 0.5' in resp.text
