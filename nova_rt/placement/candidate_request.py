@@ -30,6 +30,7 @@ GROUP_PAT_1_33 = r'[a-zA-Z0-9_-]{1,64}'
 _PREFIXES = ('resources', 'required', 'member_of', 'in_tree')
 _LIMIT_PAT = '^[1-9][0-9]*$'
 _GROUP_POLICIES = ('none', 'isolate')
+MAX_INT = 2 ** 31 - 1
 
 
 class BadQuery(ValueError):
@@ -285,7 +286,8 @@ def _request_wide(pairs) -> CandidateRequest:
     request = CandidateRequest(groups={})
     limit = _getall(pairs, 'limit')
     if limit:
-        request.limit = int(limit[0])
+        # More than any database integer takes is "no limit" in effect.
+        request.limit = min(int(limit[0]), MAX_INT)
     policy = _getall(pairs, 'group_policy')
     if policy:
         request.group_policy = policy[0]

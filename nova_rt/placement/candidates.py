@@ -122,6 +122,9 @@ def _resolve(conn, request) -> list | None:
     """The groups with ids, and the root trait filters; None when a name
     that no provider can have makes the answer empty."""
     _check_classes(conn, request)
+    if any(n > common.MAX_INT for g in request.groups.values()
+           for n in g.resources.values()):
+        return None              # more than any inventory can hold
     names = set(request.root_required) | set(request.root_forbidden)
     for group in request.groups.values():
         names |= set().union(*group.required) | group.forbidden

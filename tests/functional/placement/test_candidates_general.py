@@ -1,5 +1,5 @@
-"""The general allocation candidates engine (``candidates``) on SQLite and
-PostgreSQL: nested trees (NUMA nodes with PFs below), numbered groups,
+"""The general allocation candidates engine (``candidates``) on SQLite,
+PostgreSQL and MySQL/MariaDB: nested trees (NUMA nodes with PFs below), numbered groups,
 isolate, same_subtree, traits, aggregates, liveness, limits and the answer's
 shape per microversion."""
 
@@ -16,7 +16,7 @@ from tests.functional.placement.helpers import (
     CTX, add_host, compute_node, new_uuid)
 
 
-@pytest.fixture(params=['sqlite', 'postgresql'])
+@pytest.fixture(params=['sqlite', 'postgresql', 'mysql'])
 def url(request):
     from tests.functional.placement.conftest import _emptied
     return _emptied(request, request.param)

@@ -1,7 +1,8 @@
 """The engine against OpenStack Placement's own expectations: its
 ``NUMANetworkFixture`` (placement/tests/functional/fixtures/gabbits.py)
 built as REST-created providers, and the answers its
-``granular-same-subtree.yaml`` expects (counts, providers, mappings).
+``granular-same-subtree.yaml`` expects (counts, providers, mappings), on
+SQLite, PostgreSQL and MySQL/MariaDB.
 
 Left out: the fixture's sharing provider ``ss1`` (DISK_GB shared through
 aggregate A), which nova_rt does not model; no case here asks for DISK_GB.
@@ -19,7 +20,7 @@ from nova_rt.placement import db
 from nova_rt.placement import models
 
 
-@pytest.fixture(params=['sqlite', 'postgresql'])
+@pytest.fixture(params=['sqlite', 'postgresql', 'mysql'])
 def url(request):
     from tests.functional.placement.conftest import _emptied
     return _emptied(request, request.param)

@@ -24,7 +24,12 @@ def list_allocation_candidates(req: app.Request) -> app.Response:
     req.authorize('placement:allocation_candidates:list')
     version = tuple(req.microversion)
     try:
-        request = candidate_request.parse(req.params.items(), version)
+        params = req.params.items()
+    except UnicodeDecodeError as error:
+        raise errors.bad_request(
+            f'Invalid query string parameters: {error}') from None
+    try:
+        request = candidate_request.parse(params, version)
         body = req.db(candidates.get_allocation_candidates, request, version,
                       req.options.heartbeat_timeout,
                       req.options.candidate_order)
