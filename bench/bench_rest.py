@@ -167,8 +167,9 @@ def http_root(api: Http):
 
 
 def measure_http(results, target, backend, n, api, providers, args,
-                 variants=VARIANTS):
+                 variants=VARIANTS, refresh=lambda: None):
     for name, query in variants.items():
+        refresh()
         row = timed(http_candidates(api, query), args.runs)
         results.append({'target': target, 'backend': backend, 'providers': n,
                         'what': f'candidates {name}', **row})
@@ -182,7 +183,7 @@ def measure_http(results, target, backend, n, api, providers, args,
     _print_row(results[-1])
 
 
-def measure_rpc(results, backend, n, db_url, workdir, args):
+def measure_rpc(results, backend, n, db_url, workdir, args, refresh=lambda: None):
     import oslo_messaging as messaging
 
     import oslo_floor_server
@@ -192,6 +193,7 @@ def measure_rpc(results, backend, n, db_url, workdir, args):
         for name, kwargs in (('plain', {}),
                              ('trait+limit', {'required': ['COMPUTE_NODE'],
                                               'limit': 100})):
+            refresh()
             row = timed(lambda: len(placement.api.get_allocation_candidates(
                 CTX, resources=dict(RESOURCES), **kwargs)), args.runs)
             results.append({'target': 'nova-rt RPC', 'backend': backend,
@@ -250,6 +252,20 @@ def run_nova_rt_api(results, backend, n, args, workdir):
         _drop(backend, db_url)
 
 
+def _stamp_heartbeats(db_url) -> None:
+    """Every host alive now: the bulk providers are host-owned, and both
+    APIs offer a host's providers only within [placement] heartbeat_timeout
+    of its last report, which a long measurement outlasts."""
+    import sqlalchemy as sa
+
+    import bench_placement
+    from nova_rt.placement import db
+    from nova_rt.placement import models
+    with db.get_engine(db_url).begin() as conn:
+        conn.execute(sa.update(models.ResourceProvider).values(
+            last_heartbeat=bench_placement.fixtures_now()))
+
+
 def run_nova_rt_rpc(results, backend, n, args, workdir):
     """Part 2: host-owned providers in bulk; REST beside RPC on them."""
     import bench_placement
@@ -267,11 +283,14 @@ def run_nova_rt_rpc(results, backend, n, args, workdir):
             api = Http(srv.url)
             providers = [p['uuid'] for p in api.ok(
                 'GET', '/resource_providers')['resource_providers']][:100]
+            def refresh():
+                _stamp_heartbeats(db_url)
             measure_http(results, 'nova-rt REST/bulk', backend, n, api,
-                         providers, args, variants=BULK_VARIANTS)
+                         providers, args, variants=BULK_VARIANTS, refresh=refresh)
             if args.rpc:
                 measure_rpc(results, backend, n, db_url,
-                            _subdir(workdir, f'rpc-{backend}-{n}'), args)
+                            _subdir(workdir, f'rpc-{backend}-{n}'), args,
+                            refresh=refresh)
     finally:
         _drop(backend, db_url)
 
@@ -304,6 +323,8 @@ def ratios(results) -> list:
     RPC and over the RPC floor (same host-owned data)."""
     index = {(r['target'], r['backend'], r['providers'], r['what']): r['p50_ms']
              for r in results}
+    counts = {(r['target'], r['backend'], r['providers'], r['what']): r['count']
+              for r in results}
     out = []
 
     def add(n, what, backend, ratio, value):
@@ -317,7 +338,11 @@ def ratios(results) -> list:
                     ref / p50)
         elif target == 'nova-rt REST/bulk':
             rpc = index.get(('nova-rt RPC', backend, n, what))
-            if rpc:
+            if rpc and counts[('nova-rt RPC', backend, n, what)] != counts[
+                    (target, backend, n, what)]:
+                print(f'  (!) {n} {backend} {what}: RPC and REST found different '
+                      'numbers of candidates: no ratio')
+            elif rpc:
                 add(n, what, backend, 'nova-rt REST / nova-rt RPC', p50 / rpc)
             floor = index.get(('RPC floor', backend, n, 'no-op call'))
             if floor and what.startswith('candidates'):
