@@ -9,7 +9,9 @@ drives: the installed services and the ``nova-rt`` CLI.  Subcommands:
     starts ``nova-rt-placement`` (SQLite) and two ``nova-rt-compute`` daemons
     on libvirt's test driver, the second with an SR-IOV NIC under umockdev,
     then walks through the ``nova-rt`` CLI: hosts, claims (one with a VF), a
-    refused claim, a resize, a cold migration, candidates, providers.  It
+    refused claim, a resize, a cold migration, candidates, providers; last,
+    ``nova-rt-placement-api`` on the same database and ``openstack resource
+    provider list`` (osc-placement) against it.  It
     stops everything at the end unless ``--keep-running``; by default it
     waits for Enter first when run from a terminal, ``--exit-after-show``
     (``--ci``) does not wait.  Exits non-zero if any step fails.
@@ -41,6 +43,7 @@ from typing import Optional
 
 from nova_rt import exception
 from tools.demo import inventory
+from tools.demo import rest
 from tools.demo import stack as stack_mod
 
 
@@ -191,6 +194,7 @@ def cmd_run(args) -> int:
         _say(f'# The CLI reads the transport from the config file:\n'
              f'$ export NOVA_RT_CONFIG_FILE={stack.config_file}\n')
         tour.run_tour(transcript, HOST1, HOST2, PCI_ALIAS)
+        rest.show(stack, [HOST1, HOST2], _say, stack_mod.StackError)
         _say(f'# All {transcript.steps} steps did what they should '
              f'({time.monotonic() - began:.1f}s).')
     except (stack_mod.StackError, tour.TourError) as exc:
@@ -222,7 +226,8 @@ def cmd_run(args) -> int:
         _say(f'# {len(killed)} process(es) did not stop on SIGTERM and were killed')
     if failure is None:
         shutil.rmtree(workdir, ignore_errors=True)
-        _say('# Stopped placement and both compute daemons; nothing is left running.')
+        _say('# Stopped placement, its REST API and both compute daemons; nothing is '
+             'left running.')
         return 0
     print(f'demo: logs kept in {workdir}', file=sys.stderr)
     return 1
