@@ -50,6 +50,7 @@ import itertools
 import os_resource_classes
 import sqlalchemy as sa
 
+from nova_rt.placement import candidate_answer
 from nova_rt.placement import candidate_queries as cq
 from nova_rt.placement import candidate_request as creq
 from nova_rt.placement import common
@@ -429,67 +430,11 @@ def _has_trees(conn) -> bool:
 
 # -- the answer ------------------------------------------------------------
 
-def _allocation_requests(areqs, trees, version) -> list:
-    uuid = trees.uuid if trees else {}
-    result = []
-    append = result.append
-    if version < (1, 12):
-        for by_rp, *_ in areqs:
-            append({'allocations': [
-                {'resource_provider': {'uuid': uuid[rp]}, 'resources': r}
-                for rp, r in by_rp.items()]})
-        return result
-    mapped = version >= (1, 34)
-    # The same few provider sets recur in thousands of requests.
-    listed: dict = {}
-    for by_rp, mappings, *_ in areqs:
-        entry = {'allocations': {uuid[rp]: {'resources': r}
-                                 for rp, r in by_rp.items()}}
-        if mapped:
-            entry['mappings'] = mapping = {}
-            for suffix, rps in mappings.items():
-                uuids = listed.get(rps)
-                if uuids is None:
-                    uuids = listed[rps] = sorted([uuid[rp] for rp in rps])
-                mapping[suffix] = uuids
-        append(entry)
-    return result
-
-
-def _summaries(areqs, trees, request, version, nested_aware_only) -> dict:
-    if not areqs:
-        return {}
-    if nested_aware_only:
-        # Before 1.29 on a cloud with trees: the providers of the requests.
-        shown = sorted({rp for a in areqs for rp in a[0]})
-    else:
-        kept = {a[2] for a in areqs}
-        shown = sorted(rp for rp, root in trees.root.items() if root in kept)
-    every_class = version >= (1, 27)
-    classes = request.resource_classes
-    traits = version >= (1, 17)
-    nested = version >= (1, 29)
-    uuid = trees.uuid
-    result = {}
-    for rp in shown:
-        inv = trees.inventory.get(rp, {})
-        entry = {'resources': {rc: {'capacity': row[0], 'used': row[1]}
-                               for rc, row in inv.items()
-                               if every_class or rc in classes}}
-        if traits:
-            entry['traits'] = sorted(trees.traits.get(rp, ()))
-        if nested:
-            parent = trees.parent[rp]
-            entry['parent_provider_uuid'] = uuid[parent] if parent else None
-            entry['root_provider_uuid'] = uuid[trees.root[rp]]
-        result[uuid[rp]] = entry
-    return result
-
-
-def get_allocation_candidates(conn, request: creq.CandidateRequest,
-                              version, heartbeat_timeout: int,
-                              order: str = 'spread', now=None) -> dict:
-    """The body of ``GET /allocation_candidates`` at ``version``."""
+def encoded_allocation_candidates(conn, request: creq.CandidateRequest,
+                                  version, heartbeat_timeout: int,
+                                  order: str = 'spread', now=None) -> bytes:
+    """The body of ``GET /allocation_candidates`` at ``version``, as JSON
+    (``candidate_answer``)."""
     version = tuple(version)
     # Before 1.29 a client knows no trees: on a cloud that has some, only
     # requests from one provider of a tree, as Placement.
@@ -497,7 +442,6 @@ def get_allocation_candidates(conn, request: creq.CandidateRequest,
     areqs, trees = find(conn, request, heartbeat_timeout, order=order,
                         one_provider_each=only_requested,
                         want_traits=version >= (1, 17), now=now)
-    return {'allocation_requests': _allocation_requests(areqs, trees,
-                                                        version),
-            'provider_summaries': _summaries(areqs, trees, request, version,
-                                             only_requested)}
+    return candidate_answer.encode(areqs, trees, request.resource_classes,
+                                   version, only_requested)
+
