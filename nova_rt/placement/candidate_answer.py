@@ -66,6 +66,15 @@ def _allocation_requests(areqs, uuid: dict, version) -> list:
     listed: dict = {}    # frozenset(rp) -> JSON list of sorted uuids
     suffixes: dict = {}
     for by_rp, mappings, *_ in areqs:
+        if len(by_rp) == 1 and len(mappings) == 1:
+            # Nova's: all from one provider, the unnumbered group's.
+            (rp, r), = by_rp.items()
+            (suffix, rps), = mappings.items()
+            if suffix == '' and len(rps) == 1:
+                only, = rps
+                append(f'{{"allocations":{{{uuid[rp]}:{{"resources":'
+                       f'{resources(r)}}}}},"mappings":{{"":[{uuid[only]}]}}}}')
+                continue
         parts = []
         for suffix, rps in mappings.items():
             uuids = listed.get(rps)
@@ -91,35 +100,36 @@ def _summaries(areqs, trees, uuid: dict, classes, version,
         kept = {a[2] for a in areqs}
         shown = sorted(rp for rp, root in trees.root.items() if root in kept)
     every_class = version >= (1, 27)
-    with_traits = version >= (1, 17)
-    nested = version >= (1, 29)
     names: dict = {}     # class -> its JSON string
     trait_lists: dict = {}
+    inventory, traits = trees.inventory, trees.traits
+    parent, root = trees.parent, trees.root
     result = []
     append = result.append
     for rp in shown:
         parts = []
-        for rc, row in trees.inventory.get(rp, {}).items():
+        for rc, row in inventory.get(rp, {}).items():
             if every_class or rc in classes:
                 name = names.get(rc)
                 if name is None:
                     name = names[rc] = _STR(rc)
                 parts.append(f'{name}:{{"capacity":{row[0]},'
                              f'"used":{row[1]}}}')
-        entry = [uuid[rp], ':{"resources":{', ','.join(parts), '}']
-        if with_traits:
-            have = frozenset(trees.traits.get(rp, ()))
-            text = trait_lists.get(have)
-            if text is None:
-                text = trait_lists[have] = _ENCODER.encode(sorted(have))
-            entry.append(',"traits":')
-            entry.append(text)
-        if nested:
-            parent = trees.parent[rp]
-            entry.append(',"parent_provider_uuid":')
-            entry.append(uuid[parent] if parent else 'null')
-            entry.append(',"root_provider_uuid":')
-            entry.append(uuid[trees.root[rp]])
-        entry.append('}')
-        append(''.join(entry))
+        if version < (1, 17):
+            append(f'{uuid[rp]}:{{"resources":{{{",".join(parts)}}}}}')
+            continue
+        have = traits.get(rp)
+        key = frozenset(have) if have else frozenset()
+        text = trait_lists.get(key)
+        if text is None:
+            text = trait_lists[key] = _ENCODER.encode(sorted(key))
+        if version < (1, 29):
+            append(f'{uuid[rp]}:{{"resources":{{{",".join(parts)}}},'
+                   f'"traits":{text}}}')
+            continue
+        up = parent[rp]
+        append(f'{uuid[rp]}:{{"resources":{{{",".join(parts)}}},'
+               f'"traits":{text},"parent_provider_uuid":'
+               f'{uuid[up] if up else "null"},'
+               f'"root_provider_uuid":{uuid[root[rp]]}}}')
     return result
