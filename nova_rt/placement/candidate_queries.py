@@ -267,21 +267,52 @@ def prefer_hash_joins(conn) -> None:
         _NO_NESTLOOP.run(conn, {})
 
 
-@functools.lru_cache(maxsize=8)
-def tree_queries(dialect: str) -> tuple[Query, Query, Query]:
-    """Of the trees given (``roots``): every provider, every inventory and
-    every trait.  Three narrow statements: one joined statement repeated
-    each provider's columns on each of its inventories, and took longer
-    than the three."""
-    providers = sa.select(
-        RP.c.id, RP.c.uuid, RP.c.parent_provider_id, RP.c.root_provider_id
-    ).where(_in_list(dialect, RP.c.root_provider_id, 'roots'))
-    inventories = sa.select(
-        INV.c.resource_provider_id, INV.c.resource_class, INV.c.capacity,
-        INV.c.used, INV.c.max_unit
-    ).where(_in_list(dialect, INV.c.root_provider_id, 'roots'))
-    traits = sa.select(PT.c.resource_provider_id, TRAIT.c.name).select_from(
-        PT.join(TRAIT, TRAIT.c.id == PT.c.trait_id).join(
-            RP, RP.c.id == PT.c.resource_provider_id)).where(
-        _in_list(dialect, RP.c.root_provider_id, 'roots'))
-    return Query(providers), Query(inventories), Query(traits)
+PROVIDER, INVENTORY, TRAIT_ROW = 0, 1, 2
+
+
+def tagged_tree_rows(dialect: str) -> bool:
+    """Whether ``tree_queries`` is one statement of tagged rows."""
+    return dialect == 'postgresql'
+
+
+@functools.lru_cache(maxsize=16)
+def tree_queries(dialect: str, inventories: bool, traits: bool) -> tuple:
+    """Of the trees given (``roots``): every provider ``(PROVIDER, id,
+    uuid, parent id, root id, None)``, every inventory ``(INVENTORY,
+    provider id, class, capacity, used, max_unit)`` and every trait
+    ``(TRAIT_ROW, provider id, name, None, None, None)``.
+
+    PostgreSQL: one statement (UNION ALL), one round trip instead of three
+    (1,000 compute nodes: 7.4 -> 6.4 ms).  SQLite and MySQL: three, without
+    the tag and padding, which cost them more than the statements (SQLite
+    4.1 -> 5.0 ms, PyMySQL converting every value in Python).  A joined
+    statement repeated each provider's columns on each of its inventories
+    and took longer everywhere."""
+    nothing = sa.cast(sa.null(), sa.Integer)
+    tagged = tagged_tree_rows(dialect)
+
+    def select(tag, *columns):
+        if tagged:
+            columns += (nothing,) * (5 - len(columns))
+            return sa.select(sa.literal_column(str(tag)), *columns)
+        return sa.select(*columns)
+
+    selects = [select(
+        PROVIDER, RP.c.id, RP.c.uuid, RP.c.parent_provider_id,
+        RP.c.root_provider_id
+    ).where(_in_list(dialect, RP.c.root_provider_id, 'roots'))]
+    if inventories:
+        selects.append(select(
+            INVENTORY, INV.c.resource_provider_id, INV.c.resource_class,
+            INV.c.capacity, INV.c.used, INV.c.max_unit
+        ).where(_in_list(dialect, INV.c.root_provider_id, 'roots')))
+    if traits:
+        member = RP.alias('member')
+        selects.append(select(
+            TRAIT_ROW, PT.c.resource_provider_id, TRAIT.c.name
+        ).select_from(PT.join(TRAIT, TRAIT.c.id == PT.c.trait_id).join(
+            member, member.c.id == PT.c.resource_provider_id)).where(
+            _in_list(dialect, member.c.root_provider_id, 'roots')))
+    if tagged:
+        return (Query(sa.union_all(*selects)),)
+    return tuple(Query(stmt) for stmt in selects)

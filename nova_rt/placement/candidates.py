@@ -206,26 +206,32 @@ class _Trees:
     def __init__(self, conn, roots, want_traits: bool,
                  want_inventories: bool = True):
         dialect = common.dialect_name(conn)
-        providers_q, inventories_q, traits_q = cq.tree_queries(dialect)
+        queries = cq.tree_queries(dialect, want_inventories, want_traits)
         params = {'roots': cq.list_param(dialect, roots)}
         self.uuid = uuid = {}
         self.parent = parent = {}
         self.root = root_of = {}
         #: rp -> class -> (capacity, used, max_unit)
-        self.inventory = inventory = {}
-        for rp, rp_uuid, parent_id, root in providers_q.rows(conn, params):
-            uuid[rp] = rp_uuid
-            parent[rp] = parent_id
-            root_of[rp] = root
-            inventory[rp] = {}
+        self.inventory = inventory = collections.defaultdict(dict)
+        self.traits = traits = collections.defaultdict(set)
+        if cq.tagged_tree_rows(dialect):
+            for kind, rp, text, a, b, c in queries[0].rows(conn, params):
+                if kind == cq.INVENTORY:
+                    inventory[rp][text] = (a, b, c)
+                elif kind == cq.PROVIDER:
+                    uuid[rp], parent[rp], root_of[rp] = text, a, b
+                else:
+                    traits[rp].add(text)
+            return
+        for rp, text, a, b in queries[0].rows(conn, params):
+            uuid[rp], parent[rp], root_of[rp] = text, a, b
+        rest = iter(queries[1:])
         if want_inventories:
-            for rp, rc, cap, used, max_unit in inventories_q.rows(conn,
-                                                                  params):
+            for rp, rc, cap, used, max_unit in next(rest).rows(conn, params):
                 inventory[rp][rc] = (cap, used, max_unit)
-        self.traits = collections.defaultdict(set)
         if want_traits:
-            for rp, name in traits_q.rows(conn, params):
-                self.traits[rp].add(name)
+            for rp, name in next(rest).rows(conn, params):
+                traits[rp].add(name)
 
     def ancestors(self, rp) -> set:
         found = set()
