@@ -12,7 +12,7 @@ per answer.
 Input: ``candidates.find``'s allocation requests, ``({rp id: {class:
 amount}}, {suffix: frozenset(rp id)}, root id, ...)``, and its trees
 (``uuid``, ``parent``, ``root``, ``inventory`` ``{rp: {class: (capacity,
-used, max_unit)}}``, ``traits`` ``{rp: {name}}``).
+used)}}``, ``traits`` ``{rp: {name}}``).
 """
 
 from __future__ import annotations

@@ -278,9 +278,9 @@ def tagged_tree_rows(dialect: str) -> bool:
 @functools.lru_cache(maxsize=16)
 def tree_queries(dialect: str, inventories: bool, traits: bool) -> tuple:
     """Of the trees given (``roots``): every provider ``(PROVIDER, id,
-    uuid, parent id, root id, None)``, every inventory ``(INVENTORY,
-    provider id, class, capacity, used, max_unit)`` and every trait
-    ``(TRAIT_ROW, provider id, name, None, None, None)``.
+    uuid, parent id, root id)``, every inventory ``(INVENTORY, provider id,
+    class, capacity, used)`` and every trait ``(TRAIT_ROW, provider id,
+    name, None, None)``.
 
     PostgreSQL: one statement (UNION ALL), one round trip instead of three
     (1,000 compute nodes: 7.4 -> 6.4 ms).  SQLite and MySQL: three, without
@@ -293,7 +293,7 @@ def tree_queries(dialect: str, inventories: bool, traits: bool) -> tuple:
 
     def select(tag, *columns):
         if tagged:
-            columns += (nothing,) * (5 - len(columns))
+            columns += (nothing,) * (4 - len(columns))
             return sa.select(sa.literal_column(str(tag)), *columns)
         return sa.select(*columns)
 
@@ -304,7 +304,7 @@ def tree_queries(dialect: str, inventories: bool, traits: bool) -> tuple:
     if inventories:
         selects.append(select(
             INVENTORY, INV.c.resource_provider_id, INV.c.resource_class,
-            INV.c.capacity, INV.c.used, INV.c.max_unit
+            INV.c.capacity, INV.c.used
         ).where(_in_list(dialect, INV.c.root_provider_id, 'roots')))
     if traits:
         member = RP.alias('member')

@@ -211,13 +211,14 @@ class _Trees:
         self.uuid = uuid = {}
         self.parent = parent = {}
         self.root = root_of = {}
-        #: rp -> class -> (capacity, used, max_unit)
+        #: rp -> class -> (capacity, used): the summaries'; the amounts
+        #: combined were checked on the inventories the filters read
         self.inventory = inventory = collections.defaultdict(dict)
         self.traits = traits = collections.defaultdict(set)
         if cq.tagged_tree_rows(dialect):
-            for kind, rp, text, a, b, c in queries[0].rows(conn, params):
+            for kind, rp, text, a, b in queries[0].rows(conn, params):
                 if kind == cq.INVENTORY:
-                    inventory[rp][text] = (a, b, c)
+                    inventory[rp][text] = (a, b)
                 elif kind == cq.PROVIDER:
                     uuid[rp], parent[rp], root_of[rp] = text, a, b
                 else:
@@ -227,8 +228,8 @@ class _Trees:
             uuid[rp], parent[rp], root_of[rp] = text, a, b
         rest = iter(queries[1:])
         if want_inventories:
-            for rp, rc, cap, used, max_unit in next(rest).rows(conn, params):
-                inventory[rp][rc] = (cap, used, max_unit)
+            for rp, rc, cap, used in next(rest).rows(conn, params):
+                inventory[rp][rc] = (cap, used)
         if want_traits:
             for rp, name in next(rest).rows(conn, params):
                 traits[rp].add(name)
@@ -346,9 +347,11 @@ def _single_group(conn, request, group, root_filter, params, order,
     # cost of a thousand candidates.
     everything = dict(zip(classes, amounts))
     areqs = []
+    n_classes = len(classes)
     for row in rows:
         root, first = row[0], row[1]
-        if all(rp == first for rp in row[2:]):
+        # (The root's id is the first provider's when it gives them.)
+        if row.count(first) - (root == first) == n_classes:
             areqs.append(({first: everything}, {'': frozenset((first,))},
                           root))
             continue
