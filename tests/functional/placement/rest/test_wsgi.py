@@ -1,6 +1,7 @@
 """How it runs: the pbr WSGI script serves after tools/setup.sh, the
 configuration decides the authentication."""
 
+import gc
 import json
 import os
 import pathlib
@@ -78,6 +79,19 @@ def test_the_wsgi_script_serves(tmp_path):
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+def test_the_application_freezes_its_start_up_objects(tmp_path):
+    gc.unfreeze()
+    try:
+        application = wsgi.init_application(
+            ['--config-file', str(_config(tmp_path))])
+        assert gc.get_freeze_count() > 0
+        client = webtest.TestApp(application)
+        assert client.get('/resource_providers', headers={
+            'X-Auth-Token': 'admin'}).json == {'resource_providers': []}
+    finally:
+        gc.unfreeze()
 
 
 def test_keystone_strategy_wants_a_token_but_not_for_the_root(tmp_path):
