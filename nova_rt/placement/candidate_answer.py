@@ -41,12 +41,20 @@ def encode(areqs, trees, classes, version, nested_aware_only) -> bytes:
 
 
 def _allocation_requests(areqs, uuid: dict, version) -> list:
-    amounts: dict = {}   # id(amounts dict) -> its JSON; they outlive this
+    # The amounts' JSON by the dict (they outlive this), then by content:
+    # Nova's thousand requests share one dict, the combined ones repeat
+    # a few contents in thousands of dicts.
+    by_dict: dict = {}
+    by_content: dict = {}
 
     def resources(r: dict) -> str:
-        text = amounts.get(id(r))
+        text = by_dict.get(id(r))
         if text is None:
-            text = amounts[id(r)] = _ENCODER.encode(r)
+            content = tuple(r.items())
+            text = by_content.get(content)
+            if text is None:
+                text = by_content[content] = _ENCODER.encode(r)
+            by_dict[id(r)] = text
         return text
 
     if version < (1, 12):

@@ -284,10 +284,11 @@ def _fits_together(by_rp: dict, inventory: dict) -> bool:
 
 def _combine(groups, request, options_by_group, trees, inventory,
              root) -> list:
-    """Allocation requests of one tree: ``({rp: {rc: amount}}, mappings
-    {suffix: frozenset(rp)}, root, score)``.  No two are the same: the
-    options of a numbered group differ by provider, those of the
-    unnumbered group by where each class comes from."""
+    """Allocation requests of one tree: ``({rp: {rc: amount}}, the options
+    chosen per group, root, score)`` (``_mappings`` makes the mappings of
+    those kept).  No two are the same: the options of a numbered group
+    differ by provider, those of the unnumbered group by where each class
+    comes from."""
     numbered = [i for i, g in enumerate(groups) if g.numbered]
     isolate = request.group_policy == 'isolate' and len(numbered) > 1
     suffixes = [g.suffix for g in groups]
@@ -295,11 +296,12 @@ def _combine(groups, request, options_by_group, trees, inventory,
     for choice in itertools.product(*options_by_group):
         if isolate and len({choice[i][2] for i in numbered}) != len(numbered):
             continue
-        mappings = dict(zip(suffixes, (option[1] for option in choice)))
-        if request.same_subtrees and not all(
-                _same_subtree(set().union(*(mappings[s] for s in subtree)),
-                              trees) for subtree in request.same_subtrees):
-            continue
+        if request.same_subtrees:
+            mappings = dict(zip(suffixes, (option[1] for option in choice)))
+            if not all(_same_subtree(
+                    set().union(*(mappings[s] for s in subtree)), trees)
+                    for subtree in request.same_subtrees):
+                continue
         by_rp: dict = {}
         shared = False
         for option in choice:
@@ -315,8 +317,16 @@ def _combine(groups, request, options_by_group, trees, inventory,
         # Each amount alone had room (the query); together they must too.
         if shared and not _fits_together(by_rp, inventory):
             continue
-        found.append((by_rp, mappings, root, _score(by_rp, inventory)))
+        found.append((by_rp, choice, root, _score(by_rp, inventory)))
     return found
+
+
+def _mappings(groups, areqs) -> list:
+    """The allocation requests kept, with ``{suffix: frozenset(rp)}`` for
+    the options chosen (made for those only: most are cut by the limit)."""
+    suffixes = [g.suffix for g in groups]
+    return [(by_rp, dict(zip(suffixes, (option[1] for option in choice))),
+             root, score) for by_rp, choice, root, score in areqs]
 
 
 def _score(by_rp: dict, inventory: dict) -> float:
@@ -403,6 +413,7 @@ def _by_groups(conn, request, groups, rows, want_traits, order,
         areqs = areqs[:request.limit]
     if not areqs:
         return [], None
+    areqs = _mappings(groups, areqs)
     return areqs, _Trees(conn, {a[2] for a in areqs}, want_traits)
 
 
