@@ -37,8 +37,9 @@ requested class of each group, the inventories with room for the amount
 (``capacity`` and ``used`` are kept current by every write) on live roots
 with the group's own filters, one statement whatever the number of groups;
 Python keeps the trees that can answer every group and combines them.
-Then one statement each fetches the providers of the trees kept, with their
-inventories, and their traits: the summaries.
+Then the providers of the trees kept, with their inventories and their
+traits, are read (``candidate_queries.tree_queries``): the summaries.  The
+body is written as JSON from these tuples (``candidate_answer``).
 """
 
 from __future__ import annotations
