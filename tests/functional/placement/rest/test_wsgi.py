@@ -1,10 +1,10 @@
 """How it runs: the pbr WSGI script serves after tools/setup.sh, the
 configuration decides the authentication."""
 
-import gc
 import json
 import os
 import pathlib
+import re
 import socket
 import subprocess
 import sys
@@ -54,9 +54,12 @@ def _get(url, token=None):
 def test_the_wsgi_script_serves(tmp_path):
     port = _free_port()
     log = open(tmp_path / 'server.log', 'w')
+    conf = _config(tmp_path)
+    conf.write_text(conf.read_text().replace(
+        '[DEFAULT]\n', '[DEFAULT]\ndebug = true\n'))
     proc = subprocess.Popen(
         [str(SCRIPT), '--host', '127.0.0.1', '--port', str(port), '--',
-         '--config-file', str(_config(tmp_path))],
+         '--config-file', str(conf)],
         stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
     try:
@@ -79,19 +82,9 @@ def test_the_wsgi_script_serves(tmp_path):
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
-
-
-def test_the_application_freezes_its_start_up_objects(tmp_path):
-    gc.unfreeze()
-    try:
-        application = wsgi.init_application(
-            ['--config-file', str(_config(tmp_path))])
-        assert gc.get_freeze_count() > 0
-        client = webtest.TestApp(application)
-        assert client.get('/resource_providers', headers={
-            'X-Auth-Token': 'admin'}).json == {'resource_providers': []}
-    finally:
-        gc.unfreeze()
+    # As the RPC service, collections skip what the start-up made.
+    assert re.search(r'\b[1-9][0-9]* start-up objects exempted from garbage '
+                     'collection', (tmp_path / 'server.log').read_text())
 
 
 def test_keystone_strategy_wants_a_token_but_not_for_the_root(tmp_path):
