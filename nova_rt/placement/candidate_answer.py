@@ -12,7 +12,7 @@ per answer.
 Input: ``candidates.find``'s allocation requests, ``({rp id: {class:
 amount}}, {suffix: frozenset(rp id)}, root id, ...)``, and its trees
 (``uuid``, ``parent``, ``root``, ``inventory`` ``{rp: {class: (capacity,
-used)}}``, ``traits`` ``{rp: {name}}``).
+used)}}``, ``traits`` ``{rp: frozenset(name)}``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import json
 
 _STR = json.encoder.encode_basestring_ascii
 _ENCODER = json.JSONEncoder(separators=(',', ':'), check_circular=False)
+_NONE = frozenset()
 EMPTY = b'{"allocation_requests":[],"provider_summaries":{}}'
 
 
@@ -126,11 +127,10 @@ def _summaries(areqs, trees, uuid: dict, classes, version,
         if version < (1, 17):
             append(f'{uuid[rp]}:{{"resources":{{{",".join(parts)}}}}}')
             continue
-        have = traits.get(rp)
-        key = frozenset(have) if have else frozenset()
-        text = trait_lists.get(key)
+        have = traits.get(rp, _NONE)
+        text = trait_lists.get(have)
         if text is None:
-            text = trait_lists[key] = _ENCODER.encode(sorted(key))
+            text = trait_lists[have] = _ENCODER.encode(sorted(have))
         if version < (1, 29):
             append(f'{uuid[rp]}:{{"resources":{{{",".join(parts)}}},'
                    f'"traits":{text}}}')

@@ -102,6 +102,11 @@ def _ids(conn, table, key: str, values) -> dict:
                              .where(column.in_(values))).all())
 
 
+def _names_of(conn, trait_ids) -> dict:
+    return dict(conn.execute(sa.select(TRAIT.c.id, TRAIT.c.name).where(
+        TRAIT.c.id.in_(sorted(trait_ids)))).all())
+
+
 def _check_classes(conn, request) -> None:
     """Standard classes are os-resource-classes'; custom ones those created
     through ``/resource_classes`` (or reported by a host's inventory)."""
@@ -215,7 +220,11 @@ class _Trees:
         #: rp -> class -> (capacity, used): the summaries'; the amounts
         #: combined were checked on the inventories the filters read
         self.inventory = inventory = collections.defaultdict(dict)
-        self.traits = traits = collections.defaultdict(set)
+        #: rp -> frozenset of trait names (one object per distinct set)
+        self.traits = collections.defaultdict(frozenset)
+        trait_ids = {}       # rp -> "id,id,..."
+        if want_traits:
+            cq.long_concat(conn)
         if cq.tagged_tree_rows(dialect):
             for kind, rp, text, a, b in queries[0].rows(conn, params):
                 if kind == cq.INVENTORY:
@@ -223,17 +232,27 @@ class _Trees:
                 elif kind == cq.PROVIDER:
                     uuid[rp], parent[rp], root_of[rp] = text, a, b
                 else:
-                    traits[rp].add(text)
-            return
-        for rp, text, a, b in queries[0].rows(conn, params):
-            uuid[rp], parent[rp], root_of[rp] = text, a, b
-        rest = iter(queries[1:])
-        if want_inventories:
-            for rp, rc, cap, used in next(rest).rows(conn, params):
-                inventory[rp][rc] = (cap, used)
-        if want_traits:
-            for rp, name in next(rest).rows(conn, params):
-                traits[rp].add(name)
+                    trait_ids[rp] = text
+        else:
+            for rp, text, a, b in queries[0].rows(conn, params):
+                uuid[rp], parent[rp], root_of[rp] = text, a, b
+            rest = iter(queries[1:])
+            if want_inventories:
+                for rp, rc, cap, used in next(rest).rows(conn, params):
+                    inventory[rp][rc] = (cap, used)
+            if want_traits:
+                trait_ids = dict(next(rest).rows(conn, params))
+        if trait_ids:
+            self._name_traits(conn, trait_ids)
+
+    def _name_traits(self, conn, trait_ids: dict) -> None:
+        sets = {text: frozenset(int(i) for i in text.split(','))
+                for text in set(trait_ids.values())}
+        names = _names_of(conn, set().union(*sets.values()))
+        named = {text: frozenset(names[i] for i in ids)
+                 for text, ids in sets.items()}
+        self.traits.update((rp, named[text])
+                           for rp, text in trait_ids.items())
 
     def ancestors(self, rp) -> set:
         found = set()
