@@ -16,9 +16,11 @@ as the handler sends it; one transaction each, as the handler's; "wsgi"
 is the whole REST application (noauth2, microversion, policy, handler,
 encoding) called in process without a socket; "http" is the same over
 HTTP, served as ``nova-rt-placement-api`` serves it (``init_application``
-under wsgiref, a process of its own, a connection per request).  Also a nested
-case (the general path): two NUMA children (VCPU, MEMORY_MB) under each
-root, which keeps its own, a numbered group for each of the two classes
+under wsgiref, a process of its own, a connection per request).  Also
+the case of real compute nodes: 40 more traits on each provider (Nova's
+request with limit 1000).  And a nested case (the general path): two NUMA
+children (VCPU, MEMORY_MB) under each root, which keeps its own, a
+numbered group for each of the two classes
 with ``group_policy=isolate`` and limit 1000: six combinations per tree.
 The start-up objects are exempted from garbage collection, as
 the services do.  p50/p99 in ms; the load average before and after is
@@ -46,6 +48,7 @@ import bench_placement  # noqa: E402
 from nova_rt import gcutil  # noqa: E402
 from nova_rt.placement import candidate_request  # noqa: E402
 from nova_rt.placement import candidates  # noqa: E402
+from nova_rt.placement import common  # noqa: E402
 from nova_rt.placement import db  # noqa: E402
 from nova_rt.placement import models  # noqa: E402
 from nova_rt.placement import query_ops  # noqa: E402
@@ -178,6 +181,29 @@ def _floor_call(engine, limit):
     return call
 
 
+def _add_traits(url: str, count: int) -> None:
+    """``count`` more standard traits on every provider, as a real compute
+    node reports (CPU flags, COMPUTE_* capabilities)."""
+    engine = db.get_engine(url)
+    with engine.begin() as conn:
+        known = dict(conn.execute(sa.select(models.Trait.name,
+                                            models.Trait.id)).all())
+        names = [t for t in sorted(common.standard_traits())
+                 if t not in known][:count]
+        conn.execute(sa.insert(models.Trait), [{'name': t} for t in names])
+        ids = [i for (i,) in conn.execute(sa.select(models.Trait.id).where(
+            models.Trait.name.in_(names)))]
+        rps = [i for (i,) in conn.execute(sa.select(
+            models.ResourceProvider.id))]
+        conn.execute(sa.insert(models.ProviderTrait), [
+            {'resource_provider_id': rp, 'trait_id': t}
+            for rp in rps for t in ids])
+    if engine.dialect.name == 'postgresql':
+        with engine.connect().execution_options(
+                isolation_level='AUTOCOMMIT') as conn:
+            conn.execute(sa.text('VACUUM ANALYZE'))
+
+
 def _add_numa_children(url: str, n: int) -> None:
     """Two NUMA children with VCPU and MEMORY_MB under each root."""
     engine = db.get_engine(url)
@@ -245,6 +271,14 @@ def _run(backend, url, sizes, runs, engine, served) -> None:
                   f'{over99:6.1f} ms  ({count} candidates; engine/floor '
                   f'{eng / floor:4.2f}, wsgi/floor {wsgi / floor:4.2f}, '
                   f'http/floor {over / floor:4.2f})')
+        _add_traits(url, 40)
+        query = QUERY + [('limit', '1000')]
+        wsgi, wsgi99, count = bench_placement.timed(
+            _wsgi_call(engine, query), runs)
+        over, over99, _ = bench_placement.timed(served.call(query), runs)
+        print(f'  41 traits each, limit=1000: wsgi p50 {wsgi:6.1f} p99 '
+              f'{wsgi99:6.1f} | http p50 {over:6.1f} p99 {over99:6.1f} ms  '
+              f'({count} candidates)')
         _add_numa_children(url, n)
         p50, p99, count = bench_placement.timed(
             _engine_call(engine, NUMA_QUERY, True), max(runs // 4, 5))
