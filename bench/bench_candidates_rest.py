@@ -11,23 +11,33 @@ MEMORY_MB, DISK_GB, the COMPUTE_NODE trait, 0-3 instances).  Request:
 Nova's (VCPU:2, MEMORY_MB:2048, DISK_GB:20, required COMPUTE_NODE) at
 microversion 1.36, without a limit and with limit 1000 (Nova's default
 ``max_placement_results``); "engine" is the query, the combinations and the
-summaries, "+json" adds the body's encoding, as the handler sends it; one
-transaction each, as the handler's; "wsgi" is the whole REST application
-(noauth2, microversion, policy, handler, encoding) called in process
-without a socket (bench of branch rest-clients: over HTTP).  Also a nested
-case (the general path): two NUMA children (VCPU, MEMORY_MB) under each
-root, which keeps its own, a numbered group for each of the two classes
+reads of the trees (``candidates.find``), "+json" adds the body, written
+as the handler sends it; one transaction each, as the handler's; "wsgi"
+is the whole REST application (noauth2, microversion, policy, handler,
+encoding) called in process without a socket; "http" is the same over
+HTTP, served as ``nova-rt-placement-api`` serves it (``init_application``
+under wsgiref, a process of its own, a connection per request).  Also
+the case of real compute nodes: 40 more traits on each provider (Nova's
+request with limit 1000).  And a nested case (the general path): two NUMA
+children (VCPU, MEMORY_MB) under each root, which keeps its own, a
+numbered group for each of the two classes
 with ``group_policy=isolate`` and limit 1000: six combinations per tree.
-p50/p99 in ms; the load average before and
-after is printed (2 cores shared with other work move every figure).
+The start-up objects are exempted from garbage collection, as
+the services do.  p50/p99 in ms; the load average before and after is
+printed (2 cores shared with other work move every figure).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import http.client
 import os
+import socket
+import subprocess
 import sys
+import tempfile
+import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -35,8 +45,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sqlalchemy as sa  # noqa: E402
 
 import bench_placement  # noqa: E402
+from nova_rt import gcutil  # noqa: E402
 from nova_rt.placement import candidate_request  # noqa: E402
 from nova_rt.placement import candidates  # noqa: E402
+from nova_rt.placement import common  # noqa: E402
 from nova_rt.placement import db  # noqa: E402
 from nova_rt.placement import models  # noqa: E402
 from nova_rt.placement import query_ops  # noqa: E402
@@ -60,17 +72,16 @@ def _engine_call(engine, query, with_json: bool):
 
     def call():
         with engine.begin() as conn:
-            body = candidates.get_allocation_candidates(
-                conn, request, VERSION, TIMEOUT)
-        if with_json:
-            json.dumps(body)
-        return body['allocation_requests']
+            if with_json:
+                body = candidates.encoded_allocation_candidates(
+                    conn, request, VERSION, TIMEOUT)
+                return range(body.count(b'"allocations"'))
+            return candidates.find(conn, request, TIMEOUT)[0]
     return call
 
 
 def _wsgi_call(engine, query):
     import types
-    import urllib.parse
     from nova_rt.placement.rest import app as app_mod
     from nova_rt.placement.rest import auth
     conf = types.SimpleNamespace(api=types.SimpleNamespace(
@@ -94,6 +105,73 @@ def _wsgi_call(engine, query):
     return call
 
 
+class _Served:
+    """The WSGI application as ``nova-rt-placement-api`` serves it
+    (``init_application``, wsgiref), in a process of its own on ``url``."""
+
+    def __init__(self, url: str, tmp: str):
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            self.port = sock.getsockname()[1]
+        conf = os.path.join(tmp, 'bench-api.conf')
+        with open(conf, 'w') as f:
+            f.write(f'[DEFAULT]\nstate_path = {tmp}\n'
+                    '[api]\nauth_strategy = noauth2\n'
+                    f'[placement]\nheartbeat_timeout = {TIMEOUT}\n'
+                    f'[placement_database]\nconnection = {url}\n')
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), '--serve', conf,
+             str(self.port)], stdout=subprocess.DEVNULL,
+            env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self._get('/', {})
+                return
+            except OSError:
+                if self.proc.poll() is not None or \
+                        time.monotonic() > deadline:
+                    raise RuntimeError('the API server did not start')
+                time.sleep(0.2)
+
+    def _get(self, path, headers):
+        conn = http.client.HTTPConnection('127.0.0.1', self.port, timeout=60)
+        try:
+            conn.request('GET', path, headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+        finally:
+            conn.close()
+        assert resp.status == 200, (resp.status, body[:300])
+        return body
+
+    def call(self, query):
+        path = '/allocation_candidates?' + urllib.parse.urlencode(query)
+        headers = {'X-Auth-Token': 'admin',
+                   'OpenStack-API-Version': 'placement %d.%d' % VERSION}
+
+        def call():
+            return range(self._get(path, headers).count(b'"allocations"'))
+        return call
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def _serve(conf: str, port: int) -> None:
+    import wsgiref.simple_server
+    from nova_rt.placement.rest import wsgi
+
+    class Quiet(wsgiref.simple_server.WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    application = wsgi.init_application(['--config-file', conf])
+    wsgiref.simple_server.make_server(
+        '127.0.0.1', port, application, handler_class=Quiet).serve_forever()
+
+
 def _floor_call(engine, limit):
     def call():
         with engine.begin() as conn:
@@ -101,6 +179,29 @@ def _floor_call(engine, limit):
                 conn, bench_placement.REQUEST['resources'], TIMEOUT,
                 required=bench_placement.REQUEST['required'], limit=limit)
     return call
+
+
+def _add_traits(url: str, count: int) -> None:
+    """``count`` more standard traits on every provider, as a real compute
+    node reports (CPU flags, COMPUTE_* capabilities)."""
+    engine = db.get_engine(url)
+    with engine.begin() as conn:
+        known = dict(conn.execute(sa.select(models.Trait.name,
+                                            models.Trait.id)).all())
+        names = [t for t in sorted(common.standard_traits())
+                 if t not in known][:count]
+        conn.execute(sa.insert(models.Trait), [{'name': t} for t in names])
+        ids = [i for (i,) in conn.execute(sa.select(models.Trait.id).where(
+            models.Trait.name.in_(names)))]
+        rps = [i for (i,) in conn.execute(sa.select(
+            models.ResourceProvider.id))]
+        conn.execute(sa.insert(models.ProviderTrait), [
+            {'resource_provider_id': rp, 'trait_id': t}
+            for rp in rps for t in ids])
+    if engine.dialect.name == 'postgresql':
+        with engine.connect().execution_options(
+                isolation_level='AUTOCOMMIT') as conn:
+            conn.execute(sa.text('VACUUM ANALYZE'))
 
 
 def _add_numa_children(url: str, n: int) -> None:
@@ -134,8 +235,20 @@ def _add_numa_children(url: str, n: int) -> None:
 
 def run(backend: str, url: str, sizes, runs: int) -> None:
     engine = db.get_engine(url)
+    with tempfile.TemporaryDirectory() as tmp:
+        served = _Served(url, tmp)
+        try:
+            _run(backend, url, sizes, runs, engine, served)
+        finally:
+            served.stop()
+
+
+def _run(backend, url, sizes, runs, engine, served) -> None:
     for n in sizes:
         bench_placement.populate(url, n)
+        # As the services at start-up (nova-rt-placement, the WSGI
+        # application): collections skip the modules' objects.
+        gcutil.freeze_startup_objects()
         print(f'{backend} {n} providers (load {_load()})')
         for limit in (None, 1000):
             query = QUERY + ([('limit', str(limit))] if limit else [])
@@ -147,12 +260,25 @@ def run(backend: str, url: str, sizes, runs: int) -> None:
                 _engine_call(engine, query, True), runs)
             wsgi, wsgi99, count3 = bench_placement.timed(
                 _wsgi_call(engine, query), runs)
-            assert count == count2 == count3, (count, count2, count3)
+            over, over99, count4 = bench_placement.timed(
+                served.call(query), runs)
+            assert count == count2 == count3 == count4, (
+                count, count2, count3, count4)
             print(f'  limit={str(limit):5s} rpc-statement p50 {floor:6.1f} | '
                   f'engine p50 {eng:6.1f} p99 {eng99:6.1f} | +json p50 '
                   f'{full:6.1f} p99 {full99:6.1f} | wsgi p50 {wsgi:6.1f} '
-                  f'p99 {wsgi99:6.1f} ms  ({count} candidates; engine/floor '
-                  f'{eng / floor:4.2f}, wsgi/floor {wsgi / floor:4.2f})')
+                  f'p99 {wsgi99:6.1f} | http p50 {over:6.1f} p99 '
+                  f'{over99:6.1f} ms  ({count} candidates; engine/floor '
+                  f'{eng / floor:4.2f}, wsgi/floor {wsgi / floor:4.2f}, '
+                  f'http/floor {over / floor:4.2f})')
+        _add_traits(url, 40)
+        query = QUERY + [('limit', '1000')]
+        wsgi, wsgi99, count = bench_placement.timed(
+            _wsgi_call(engine, query), runs)
+        over, over99, _ = bench_placement.timed(served.call(query), runs)
+        print(f'  41 traits each, limit=1000: wsgi p50 {wsgi:6.1f} p99 '
+              f'{wsgi99:6.1f} | http p50 {over:6.1f} p99 {over99:6.1f} ms  '
+              f'({count} candidates)')
         _add_numa_children(url, n)
         p50, p99, count = bench_placement.timed(
             _engine_call(engine, NUMA_QUERY, True), max(runs // 4, 5))
@@ -166,12 +292,15 @@ def main(argv=None):
     parser.add_argument('--backends', default='sqlite,postgresql')
     parser.add_argument('--providers', default='1000,10000')
     parser.add_argument('--runs', type=int, default=40)
+    parser.add_argument('--serve', nargs=2, metavar=('CONFIG', 'PORT'),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve:
+        return _serve(args.serve[0], int(args.serve[1]))
     sizes = [int(x) for x in args.providers.split(',')]
     print(f'CPUs {os.cpu_count()}, load {_load()}')
     for backend in args.backends.split(','):
         if backend == 'sqlite':
-            import tempfile
             with tempfile.TemporaryDirectory() as tmp:
                 url = f'sqlite:///{tmp}/bench.sqlite'
                 db.sync(url)

@@ -267,21 +267,78 @@ def prefer_hash_joins(conn) -> None:
         _NO_NESTLOOP.run(conn, {})
 
 
-@functools.lru_cache(maxsize=8)
-def tree_queries(dialect: str) -> tuple[Query, Query, Query]:
-    """Of the trees given (``roots``): every provider, every inventory and
-    every trait.  Three narrow statements: one joined statement repeated
-    each provider's columns on each of its inventories, and took longer
-    than the three."""
-    providers = sa.select(
-        RP.c.id, RP.c.uuid, RP.c.parent_provider_id, RP.c.root_provider_id
-    ).where(_in_list(dialect, RP.c.root_provider_id, 'roots'))
-    inventories = sa.select(
-        INV.c.resource_provider_id, INV.c.resource_class, INV.c.capacity,
-        INV.c.used, INV.c.max_unit
-    ).where(_in_list(dialect, INV.c.root_provider_id, 'roots'))
-    traits = sa.select(PT.c.resource_provider_id, TRAIT.c.name).select_from(
-        PT.join(TRAIT, TRAIT.c.id == PT.c.trait_id).join(
-            RP, RP.c.id == PT.c.resource_provider_id)).where(
-        _in_list(dialect, RP.c.root_provider_id, 'roots'))
-    return Query(providers), Query(inventories), Query(traits)
+PROVIDER, INVENTORY, TRAIT_ROW = 0, 1, 2
+
+
+def tagged_tree_rows(dialect: str) -> bool:
+    """Whether ``tree_queries`` is one statement of tagged rows."""
+    return dialect == 'postgresql'
+
+
+def _trait_ids(dialect: str):
+    """The trait ids of a provider as one text, comma separated."""
+    as_text = sa.cast(PT.c.trait_id, sa.String)
+    if dialect == 'postgresql':
+        return sa.func.string_agg(as_text, postgresql.aggregate_order_by(
+            sa.literal_column("','"), PT.c.trait_id), type_=sa.String)
+    # SQLite and MySQL: ',' by default; MySQL cuts it at
+    # group_concat_max_len (``long_concat``).
+    return sa.func.group_concat(as_text, type_=sa.String)
+
+
+def long_concat(conn) -> None:
+    """MySQL cuts GROUP_CONCAT at 1,024 bytes by default (some 200 trait
+    ids); this session's limit is raised once, to far more than any
+    provider has."""
+    if common.dialect_name(conn) != 'mysql':
+        return
+    info = conn.connection.info
+    if not info.get('nova_rt_long_concat'):
+        conn.exec_driver_sql('SET SESSION group_concat_max_len = 1048576')
+        info['nova_rt_long_concat'] = True
+
+
+@functools.lru_cache(maxsize=16)
+def tree_queries(dialect: str, inventories: bool, traits: bool) -> tuple:
+    """Of the trees given (``roots``): every provider ``(PROVIDER, id,
+    uuid, parent id, root id)``, every inventory ``(INVENTORY, provider id,
+    class, capacity, used)`` and the traits of each provider that has some
+    ``(TRAIT_ROW, provider id, "id,id,...", None, None)``: one row per
+    provider, not per trait (a compute node has dozens; identical hosts
+    give the same text, resolved to names once per answer).
+
+    PostgreSQL: one statement (UNION ALL), one round trip instead of three
+    (1,000 compute nodes: 7.4 -> 6.4 ms).  SQLite and MySQL: three, without
+    the tag and padding, which cost them more than the statements (SQLite
+    4.1 -> 5.0 ms, PyMySQL converting every value in Python).  A joined
+    statement repeated each provider's columns on each of its inventories
+    and took longer everywhere."""
+    nothing = sa.cast(sa.null(), sa.Integer)
+    tagged = tagged_tree_rows(dialect)
+
+    def select(tag, *columns):
+        if tagged:
+            columns += (nothing,) * (4 - len(columns))
+            return sa.select(sa.literal_column(str(tag)), *columns)
+        return sa.select(*columns)
+
+    selects = [select(
+        PROVIDER, RP.c.id, RP.c.uuid, RP.c.parent_provider_id,
+        RP.c.root_provider_id
+    ).where(_in_list(dialect, RP.c.root_provider_id, 'roots'))]
+    if inventories:
+        selects.append(select(
+            INVENTORY, INV.c.resource_provider_id, INV.c.resource_class,
+            INV.c.capacity, INV.c.used
+        ).where(_in_list(dialect, INV.c.root_provider_id, 'roots')))
+    if traits:
+        member = RP.alias('member')
+        selects.append(select(
+            TRAIT_ROW, PT.c.resource_provider_id, _trait_ids(dialect)
+        ).select_from(PT.join(
+            member, member.c.id == PT.c.resource_provider_id)).where(
+            _in_list(dialect, member.c.root_provider_id, 'roots')).group_by(
+            PT.c.resource_provider_id))
+    if tagged:
+        return (Query(sa.union_all(*selects)),)
+    return tuple(Query(stmt) for stmt in selects)

@@ -37,8 +37,9 @@ requested class of each group, the inventories with room for the amount
 (``capacity`` and ``used`` are kept current by every write) on live roots
 with the group's own filters, one statement whatever the number of groups;
 Python keeps the trees that can answer every group and combines them.
-Then one statement each fetches the providers of the trees kept, with their
-inventories, and their traits: the summaries.
+Then the providers of the trees kept, with their inventories and their
+traits, are read (``candidate_queries.tree_queries``): the summaries.  The
+body is written as JSON from these tuples (``candidate_answer``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ import itertools
 import os_resource_classes
 import sqlalchemy as sa
 
+from nova_rt.placement import candidate_answer
 from nova_rt.placement import candidate_queries as cq
 from nova_rt.placement import candidate_request as creq
 from nova_rt.placement import common
@@ -98,6 +100,11 @@ def _ids(conn, table, key: str, values) -> dict:
     column = table.c[key]
     return dict(conn.execute(sa.select(column, table.c.id)
                              .where(column.in_(values))).all())
+
+
+def _names_of(conn, trait_ids) -> dict:
+    return dict(conn.execute(sa.select(TRAIT.c.id, TRAIT.c.name).where(
+        TRAIT.c.id.in_(sorted(trait_ids)))).all())
 
 
 def _check_classes(conn, request) -> None:
@@ -205,26 +212,47 @@ class _Trees:
     def __init__(self, conn, roots, want_traits: bool,
                  want_inventories: bool = True):
         dialect = common.dialect_name(conn)
-        providers_q, inventories_q, traits_q = cq.tree_queries(dialect)
+        queries = cq.tree_queries(dialect, want_inventories, want_traits)
         params = {'roots': cq.list_param(dialect, roots)}
         self.uuid = uuid = {}
         self.parent = parent = {}
         self.root = root_of = {}
-        #: rp -> class -> (capacity, used, max_unit)
-        self.inventory = inventory = {}
-        for rp, rp_uuid, parent_id, root in providers_q.rows(conn, params):
-            uuid[rp] = rp_uuid
-            parent[rp] = parent_id
-            root_of[rp] = root
-            inventory[rp] = {}
-        if want_inventories:
-            for rp, rc, cap, used, max_unit in inventories_q.rows(conn,
-                                                                  params):
-                inventory[rp][rc] = (cap, used, max_unit)
-        self.traits = collections.defaultdict(set)
+        #: rp -> class -> (capacity, used): the summaries'; the amounts
+        #: combined were checked on the inventories the filters read
+        self.inventory = inventory = collections.defaultdict(dict)
+        #: rp -> frozenset of trait names (one object per distinct set)
+        self.traits = collections.defaultdict(frozenset)
+        trait_ids = {}       # rp -> "id,id,..."
         if want_traits:
-            for rp, name in traits_q.rows(conn, params):
-                self.traits[rp].add(name)
+            cq.long_concat(conn)
+        if cq.tagged_tree_rows(dialect):
+            for kind, rp, text, a, b in queries[0].rows(conn, params):
+                if kind == cq.INVENTORY:
+                    inventory[rp][text] = (a, b)
+                elif kind == cq.PROVIDER:
+                    uuid[rp], parent[rp], root_of[rp] = text, a, b
+                else:
+                    trait_ids[rp] = text
+        else:
+            for rp, text, a, b in queries[0].rows(conn, params):
+                uuid[rp], parent[rp], root_of[rp] = text, a, b
+            rest = iter(queries[1:])
+            if want_inventories:
+                for rp, rc, cap, used in next(rest).rows(conn, params):
+                    inventory[rp][rc] = (cap, used)
+            if want_traits:
+                trait_ids = dict(next(rest).rows(conn, params))
+        if trait_ids:
+            self._name_traits(conn, trait_ids)
+
+    def _name_traits(self, conn, trait_ids: dict) -> None:
+        sets = {text: frozenset(int(i) for i in text.split(','))
+                for text in set(trait_ids.values())}
+        names = _names_of(conn, set().union(*sets.values()))
+        named = {text: frozenset(names[i] for i in ids)
+                 for text, ids in sets.items()}
+        self.traits.update((rp, named[text])
+                           for rp, text in trait_ids.items())
 
     def ancestors(self, rp) -> set:
         found = set()
@@ -276,10 +304,11 @@ def _fits_together(by_rp: dict, inventory: dict) -> bool:
 
 def _combine(groups, request, options_by_group, trees, inventory,
              root) -> list:
-    """Allocation requests of one tree: ``({rp: {rc: amount}}, mappings
-    {suffix: frozenset(rp)}, root, score)``.  No two are the same: the
-    options of a numbered group differ by provider, those of the
-    unnumbered group by where each class comes from."""
+    """Allocation requests of one tree: ``({rp: {rc: amount}}, the options
+    chosen per group, root, score)`` (``_mappings`` makes the mappings of
+    those kept).  No two are the same: the options of a numbered group
+    differ by provider, those of the unnumbered group by where each class
+    comes from."""
     numbered = [i for i, g in enumerate(groups) if g.numbered]
     isolate = request.group_policy == 'isolate' and len(numbered) > 1
     suffixes = [g.suffix for g in groups]
@@ -287,11 +316,12 @@ def _combine(groups, request, options_by_group, trees, inventory,
     for choice in itertools.product(*options_by_group):
         if isolate and len({choice[i][2] for i in numbered}) != len(numbered):
             continue
-        mappings = dict(zip(suffixes, (option[1] for option in choice)))
-        if request.same_subtrees and not all(
-                _same_subtree(set().union(*(mappings[s] for s in subtree)),
-                              trees) for subtree in request.same_subtrees):
-            continue
+        if request.same_subtrees:
+            mappings = dict(zip(suffixes, (option[1] for option in choice)))
+            if not all(_same_subtree(
+                    set().union(*(mappings[s] for s in subtree)), trees)
+                    for subtree in request.same_subtrees):
+                continue
         by_rp: dict = {}
         shared = False
         for option in choice:
@@ -307,8 +337,16 @@ def _combine(groups, request, options_by_group, trees, inventory,
         # Each amount alone had room (the query); together they must too.
         if shared and not _fits_together(by_rp, inventory):
             continue
-        found.append((by_rp, mappings, root, _score(by_rp, inventory)))
+        found.append((by_rp, choice, root, _score(by_rp, inventory)))
     return found
+
+
+def _mappings(groups, areqs) -> list:
+    """The allocation requests kept, with ``{suffix: frozenset(rp)}`` for
+    the options chosen (made for those only: most are cut by the limit)."""
+    suffixes = [g.suffix for g in groups]
+    return [(by_rp, dict(zip(suffixes, (option[1] for option in choice))),
+             root, score) for by_rp, choice, root, score in areqs]
 
 
 def _score(by_rp: dict, inventory: dict) -> float:
@@ -339,9 +377,11 @@ def _single_group(conn, request, group, root_filter, params, order,
     # cost of a thousand candidates.
     everything = dict(zip(classes, amounts))
     areqs = []
+    n_classes = len(classes)
     for row in rows:
         root, first = row[0], row[1]
-        if all(rp == first for rp in row[2:]):
+        # (The root's id is the first provider's when it gives them.)
+        if row.count(first) - (root == first) == n_classes:
             areqs.append(({first: everything}, {'': frozenset((first,))},
                           root))
             continue
@@ -393,6 +433,7 @@ def _by_groups(conn, request, groups, rows, want_traits, order,
         areqs = areqs[:request.limit]
     if not areqs:
         return [], None
+    areqs = _mappings(groups, areqs)
     return areqs, _Trees(conn, {a[2] for a in areqs}, want_traits)
 
 
@@ -429,67 +470,11 @@ def _has_trees(conn) -> bool:
 
 # -- the answer ------------------------------------------------------------
 
-def _allocation_requests(areqs, trees, version) -> list:
-    uuid = trees.uuid if trees else {}
-    result = []
-    append = result.append
-    if version < (1, 12):
-        for by_rp, *_ in areqs:
-            append({'allocations': [
-                {'resource_provider': {'uuid': uuid[rp]}, 'resources': r}
-                for rp, r in by_rp.items()]})
-        return result
-    mapped = version >= (1, 34)
-    # The same few provider sets recur in thousands of requests.
-    listed: dict = {}
-    for by_rp, mappings, *_ in areqs:
-        entry = {'allocations': {uuid[rp]: {'resources': r}
-                                 for rp, r in by_rp.items()}}
-        if mapped:
-            entry['mappings'] = mapping = {}
-            for suffix, rps in mappings.items():
-                uuids = listed.get(rps)
-                if uuids is None:
-                    uuids = listed[rps] = sorted([uuid[rp] for rp in rps])
-                mapping[suffix] = uuids
-        append(entry)
-    return result
-
-
-def _summaries(areqs, trees, request, version, nested_aware_only) -> dict:
-    if not areqs:
-        return {}
-    if nested_aware_only:
-        # Before 1.29 on a cloud with trees: the providers of the requests.
-        shown = sorted({rp for a in areqs for rp in a[0]})
-    else:
-        kept = {a[2] for a in areqs}
-        shown = sorted(rp for rp, root in trees.root.items() if root in kept)
-    every_class = version >= (1, 27)
-    classes = request.resource_classes
-    traits = version >= (1, 17)
-    nested = version >= (1, 29)
-    uuid = trees.uuid
-    result = {}
-    for rp in shown:
-        inv = trees.inventory.get(rp, {})
-        entry = {'resources': {rc: {'capacity': row[0], 'used': row[1]}
-                               for rc, row in inv.items()
-                               if every_class or rc in classes}}
-        if traits:
-            entry['traits'] = sorted(trees.traits.get(rp, ()))
-        if nested:
-            parent = trees.parent[rp]
-            entry['parent_provider_uuid'] = uuid[parent] if parent else None
-            entry['root_provider_uuid'] = uuid[trees.root[rp]]
-        result[uuid[rp]] = entry
-    return result
-
-
-def get_allocation_candidates(conn, request: creq.CandidateRequest,
-                              version, heartbeat_timeout: int,
-                              order: str = 'spread', now=None) -> dict:
-    """The body of ``GET /allocation_candidates`` at ``version``."""
+def encoded_allocation_candidates(conn, request: creq.CandidateRequest,
+                                  version, heartbeat_timeout: int,
+                                  order: str = 'spread', now=None) -> bytes:
+    """The body of ``GET /allocation_candidates`` at ``version``, as JSON
+    (``candidate_answer``)."""
     version = tuple(version)
     # Before 1.29 a client knows no trees: on a cloud that has some, only
     # requests from one provider of a tree, as Placement.
@@ -497,7 +482,6 @@ def get_allocation_candidates(conn, request: creq.CandidateRequest,
     areqs, trees = find(conn, request, heartbeat_timeout, order=order,
                         one_provider_each=only_requested,
                         want_traits=version >= (1, 17), now=now)
-    return {'allocation_requests': _allocation_requests(areqs, trees,
-                                                        version),
-            'provider_summaries': _summaries(areqs, trees, request, version,
-                                             only_requested)}
+    return candidate_answer.encode(areqs, trees, request.resource_classes,
+                                   version, only_requested)
+

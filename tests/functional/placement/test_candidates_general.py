@@ -4,6 +4,7 @@ isolate, same_subtree, traits, aggregates, liveness, limits and the answer's
 shape per microversion."""
 
 import datetime
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -28,11 +29,19 @@ def mgr(url, conf):
     return manager.PlacementManager(db.get_engine(url), conf)
 
 
+# What the handler sent before the engine wrote JSON itself: every body
+# asked for here must be byte for byte what it encodes.
+_STDLIB = json.JSONEncoder(separators=(',', ':'), check_circular=False)
+
+
 def ask(url, query, version=(1, 39), order='spread', timeout=60):
     request = creq.parse(query, version)
     with db.get_engine(url).begin() as conn:
-        return candidates.get_allocation_candidates(
+        encoded = candidates.encoded_allocation_candidates(
             conn, request, version, heartbeat_timeout=timeout, order=order)
+    body = json.loads(encoded)
+    assert encoded == _STDLIB.encode(body).encode()
+    return body
 
 
 def _child(uuid, parent, name, inventories, traits=None):

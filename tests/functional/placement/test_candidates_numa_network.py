@@ -8,6 +8,7 @@ Left out: the fixture's sharing provider ``ss1`` (DISK_GB shared through
 aggregate A), which nova_rt does not model; no case here asks for DISK_GB.
 """
 
+import json
 import uuid as uuid_mod
 
 import pytest
@@ -107,8 +108,8 @@ def numa_network(url):
 
 def ask(url, query, version=(1, 36)):
     with db.get_engine(url).begin() as conn:
-        return candidates.get_allocation_candidates(
-            conn, creq.parse(query, version), version, heartbeat_timeout=60)
+        return json.loads(candidates.encoded_allocation_candidates(
+            conn, creq.parse(query, version), version, heartbeat_timeout=60))
 
 
 def _named(body, names):

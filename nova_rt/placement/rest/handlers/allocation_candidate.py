@@ -7,17 +7,10 @@ one transaction, the answer shaped for the requested microversion there.
 
 from __future__ import annotations
 
-import json
-
 from nova_rt.placement import candidate_request
 from nova_rt.placement import candidates
 from nova_rt.placement.rest import app
 from nova_rt.placement.rest import errors
-
-# A thousand candidates are half a megabyte of JSON: without indentation
-# spaces and the check for cycles (a body of plain dicts has none) the
-# encoding takes half the time.
-_ENCODER = json.JSONEncoder(separators=(',', ':'), check_circular=False)
 
 
 def list_allocation_candidates(req: app.Request) -> app.Response:
@@ -30,9 +23,11 @@ def list_allocation_candidates(req: app.Request) -> app.Response:
             f'Invalid query string parameters: {error}') from None
     try:
         request = candidate_request.parse(params, version)
-        body = req.db(candidates.get_allocation_candidates, request, version,
-                      req.options.heartbeat_timeout,
+        # Written as JSON by the engine (``candidate_answer``): a thousand
+        # candidates as dicts, then encoded, took twice as long.
+        body = req.db(candidates.encoded_allocation_candidates, request,
+                      version, req.options.heartbeat_timeout,
                       req.options.candidate_order)
     except candidate_request.BadQuery as error:
         raise errors.bad_request(error.detail, error.code) from None
-    return app.Response(200, _ENCODER.encode(body).encode())
+    return app.Response(200, body)
