@@ -3,10 +3,10 @@ claim, ``PUT``/``POST``/``DELETE /allocations``), with Placement's rules.
 
 One transaction replaces every allocation of the named consumers:
 
-- the roots of every tree touched are locked first, in id order: the RPC
-  path's writers of a tree serialise on the root's row too
-  (``allocation_ops``), so ``inventories.used`` read here stays true until
-  commit, on PostgreSQL and MySQL alike (SQLite: ``BEGIN IMMEDIATE``);
+- the roots of every tree touched are locked first (``tree_locks``): the
+  RPC path's writers of a tree and the REST inventory writers serialise on
+  the root's row too, so ``inventories`` read here (``used``, capacity,
+  existence) stay true until commit;
 - consumer generations (1.28): an existing consumer's must match, a new
   consumer is named with null; each consumer written gets the next one
   (a new consumer starts at 1), one left without allocations is removed;
@@ -14,7 +14,8 @@ One transaction replaces every allocation of the named consumers:
   class) whose usage grows must stay within capacity, and each amount
   within min_unit, max_unit and step_size;
 - ``inventories.used`` moves by the difference, in the same transaction;
-  every provider given allocations gets a new generation, as in Placement.
+  every provider given allocations gets a new generation, compared and
+  swapped with the one read with the inventories, as in Placement.
 
 A host-owned provider takes allocations here too (a scheduler's claim);
 that host's next full report replaces what placement holds for its tree.
@@ -28,6 +29,7 @@ from nova_rt import exception
 from nova_rt.placement import common
 from nova_rt.placement import models
 from nova_rt.placement import resource_class_ops
+from nova_rt.placement import tree_locks
 from nova_rt.placement.rest import errors
 
 RP = common.RP
@@ -51,10 +53,6 @@ _CURRENT = sa.select(
     ALLOC.consumer_id, ALLOC.resource_provider_id, ALLOC.resource_class,
     ALLOC.used).where(ALLOC.consumer_id.in_(sa.bindparam('b_ids',
                                                          expanding=True)))
-_LOCK_ROOTS = sa.select(RP.id).where(RP.id.in_(
-    sa.select(RP.root_provider_id).where(
-        RP.id.in_(sa.bindparam('b_ids', expanding=True))))).order_by(
-    RP.id).with_for_update()
 _PROVIDERS = sa.select(RP.id, RP.uuid).where(
     RP.uuid.in_(sa.bindparam('b_uuids', expanding=True)))
 _INVENTORIES = sa.select(
@@ -66,8 +64,13 @@ _DELETE_ALLOCATIONS = sa.delete(ALLOC).where(
     ALLOC.consumer_id.in_(sa.bindparam('b_ids', expanding=True)))
 _SET_USED = sa.update(INV).where(INV.id == sa.bindparam('b_id')).values(
     used=sa.bindparam('b_used'))
-_BUMP = sa.update(RP).where(RP.id.in_(sa.bindparam(
-    'b_ids', expanding=True))).values(generation=RP.generation + 1)
+_GENERATIONS = sa.select(RP.id, RP.uuid, RP.generation).where(
+    RP.id.in_(sa.bindparam('b_ids', expanding=True)))
+# Compare-and-swap, as Placement's increment_generation: a provider changed
+# since the capacity check read it makes this write the loser.
+_BUMP = sa.update(RP).where(RP.id == sa.bindparam('b_id'),
+                            RP.generation == sa.bindparam('b_seen')).values(
+    generation=RP.generation + 1)
 
 
 def _consumers(conn, uuids) -> dict:
@@ -84,12 +87,6 @@ def _current(conn, consumer_ids) -> dict:
             _CURRENT, {'b_ids': sorted(consumer_ids)}):
         result.setdefault(c_id, {})[(rp_id, rc)] = used
     return result
-
-
-def _lock_roots(conn, rp_ids) -> None:
-    if not rp_ids:
-        return
-    conn.execute(_LOCK_ROOTS, {'b_ids': sorted(rp_ids)}).all()
 
 
 def _check_generations(requests: dict, consumers: dict) -> None:
@@ -180,7 +177,7 @@ def replace(conn, requests: dict, bump_left: bool = False) -> None:
     want = _wanted(conn, requests)
     touched = {rp_id for rows in have.values() for rp_id, _rc in rows} | {
         rp_id for rows in want.values() for rp_id, _rc in rows}
-    _lock_roots(conn, touched)
+    tree_locks.lock(conn, touched)
     # Read again under the locks: another writer may have gone first.
     consumers = _consumers(conn, requests)
     _check_generations(requests, consumers)
@@ -192,6 +189,10 @@ def replace(conn, requests: dict, bump_left: bool = False) -> None:
             delta[key] = delta.get(key, 0) - n
         for key, n in want[uuid].items():
             delta[key] = delta.get(key, 0) + n
+    allocated = {rp_id for rows in want.values() for rp_id, _rc in rows}
+    if bump_left:
+        allocated |= {rp_id for rp_id, _rc in delta}
+    generations = _generations(conn, allocated)
     inventories = _inventories(conn, set(delta) | {
         k for rows in want.values() for k in rows})
     _check(conn, want, delta, inventories)
@@ -219,12 +220,19 @@ def replace(conn, requests: dict, bump_left: bool = False) -> None:
                if change and key in inventories]
     if changes:
         conn.execute(_SET_USED, changes)
-    allocated = {rp_id for rows in want.values() for rp_id, _rc in rows}
-    if bump_left:
-        allocated |= {rp_id for rp_id, _rc in delta}
-    allocated = sorted(allocated)
-    if allocated:
-        conn.execute(_BUMP, {'b_ids': allocated})
+    for row in sorted(generations.values()):
+        if conn.execute(_BUMP, {'b_id': row.id,
+                                'b_seen': row.generation}).rowcount != 1:
+            raise exception.ResourceProviderGenerationConflict(
+                uuid=row.uuid, expected=row.generation,
+                current='changed concurrently')
+
+
+def _generations(conn, rp_ids) -> dict:
+    if not rp_ids:
+        return {}
+    return {row.id: row for row in conn.execute(
+        _GENERATIONS, {'b_ids': sorted(rp_ids)})}
 
 
 def _upsert_consumer(conn, uuid: str, request: dict, existing) -> int:
