@@ -60,8 +60,16 @@ _INVENTORIES = sa.select(
     INV.max_unit, INV.step_size, INV.capacity, INV.used, RP.uuid).join(
         RP, RP.id == INV.resource_provider_id).where(
         INV.resource_provider_id.in_(sa.bindparam('b_ids', expanding=True)))
+_LOCK_CONSUMERS = _CONSUMERS.order_by(CONSUMER.uuid).with_for_update()
 _DELETE_ALLOCATIONS = sa.delete(ALLOC).where(
-    ALLOC.consumer_id.in_(sa.bindparam('b_ids', expanding=True)))
+    ALLOC.consumer_id.in_(sa.bindparam('b_ids', expanding=True)),
+    ALLOC.resource_provider_id.in_(sa.bindparam('b_rp_ids', expanding=True)))
+# Compare-and-swap on the consumer's generation (under its row lock it
+# cannot fail; it says what the write relies on).
+_BUMP_CONSUMER = sa.update(CONSUMER).where(
+    CONSUMER.id == sa.bindparam('b_id'),
+    CONSUMER.generation == sa.bindparam('b_seen')).values(
+    generation=CONSUMER.generation + 1)
 _SET_USED = sa.update(INV).where(INV.id == sa.bindparam('b_id')).values(
     used=sa.bindparam('b_used'))
 _GENERATIONS = sa.select(RP.id, RP.uuid, RP.generation).where(
@@ -76,6 +84,11 @@ _BUMP = sa.update(RP).where(RP.id == sa.bindparam('b_id'),
 def _consumers(conn, uuids) -> dict:
     return {row.uuid: row for row in conn.execute(
         _CONSUMERS, {'b_uuids': sorted(uuids)})}
+
+
+def _lock_consumers(conn, uuids) -> dict:
+    return {row.uuid: row for row in conn.execute(
+        _LOCK_CONSUMERS, {'b_uuids': sorted(uuids)})}
 
 
 def _current(conn, consumer_ids) -> dict:
@@ -177,11 +190,18 @@ def replace(conn, requests: dict, bump_left: bool = False) -> None:
     want = _wanted(conn, requests)
     touched = {rp_id for rows in have.values() for rp_id, _rc in rows} | {
         rp_id for rows in want.values() for rp_id, _rc in rows}
-    tree_locks.lock(conn, touched)
-    # Read again under the locks: another writer may have gone first.
-    consumers = _consumers(conn, requests)
+    locked = tree_locks.lock(conn, touched)
+    # Then the consumers' rows: every writer of a consumer's allocations
+    # holds it (the RPC path's upsert too), so that none come or go from
+    # here on.  Read again under the locks: another writer may have gone
+    # first, and taken the consumer to trees the first read did not see,
+    # whose roots are locked now (out of the usual order: a deadlock with
+    # that tree's writer is retried as any).
+    consumers = _lock_consumers(conn, requests)
     _check_generations(requests, consumers)
     have = _current(conn, [c.id for c in consumers.values()])
+    tree_locks.lock(conn, {rp_id for rows in have.values()
+                           for rp_id, _rc in rows}, locked)
     delta: dict = {}
     for uuid in requests:
         old = have.get(consumers[uuid].id, {}) if uuid in consumers else {}
@@ -198,8 +218,13 @@ def replace(conn, requests: dict, bump_left: bool = False) -> None:
     _check(conn, want, delta, inventories)
 
     old_ids = [consumers[u].id for u in requests if u in consumers]
-    if old_ids:
-        conn.execute(_DELETE_ALLOCATIONS, {'b_ids': old_ids})
+    old_rps = sorted({rp_id for c_id in old_ids
+                      for rp_id, _rc in have.get(c_id, {})})
+    if old_ids and old_rps:
+        # Exactly the rows read under the locks, nothing of a tree that
+        # was not locked.
+        conn.execute(_DELETE_ALLOCATIONS, {'b_ids': old_ids,
+                                           'b_rp_ids': old_rps})
     for uuid, request in requests.items():
         rows = want[uuid]
         if not rows:
@@ -244,8 +269,10 @@ def _upsert_consumer(conn, uuid: str, request: dict, existing) -> int:
         return common.insert_ids(conn, CONSUMER, [
             {'uuid': uuid, 'generation': 1, 'consumer_type': None,
              **values}], 'uuid')[uuid]
-    conn.execute(sa.update(CONSUMER).where(CONSUMER.id == existing.id).values(
-        generation=CONSUMER.generation + 1, **values))
+    if conn.execute(_BUMP_CONSUMER.values(**values), {
+            'b_id': existing.id, 'b_seen': existing.generation}).rowcount != 1:
+        raise exception.ConsumerGenerationConflict(
+            consumer_uuid=uuid, reason='changed concurrently; retry')
     return existing.id
 
 

@@ -24,19 +24,66 @@ def _waiting_on_a_lock(engine) -> bool:
             "current_database() AND wait_event_type = 'Lock'")).scalar())
 
 
+def in_transaction(engine, func):
+    """``func(conn)`` as the REST API runs it: one transaction, retried."""
+    transactions = transaction.Transactions(engine)
+    return lambda: transactions.run('race', func, {})
+
+
 def interleave(monkeypatch, engine, module, name, first, second,
                before: bool = False) -> dict:
     """Run ``first(conn)`` held at ``module.name`` (after it returns, or
-    ``before`` it is called: once only), then ``second(conn)``; each in one
-    transaction as the API runs it.  ``{'first': outcome, 'second':
-    outcome}``: None, or the exception raised."""
-    held, go = threading.Event(), threading.Event()
-    original = getattr(module, name)
+    ``before`` it is called: the first call only), then ``second(conn)``;
+    each in one transaction.  ``{'first': outcome, 'second': outcome}``:
+    None, or the exception raised."""
+    outcomes = interleave_steps(
+        monkeypatch, engine, in_transaction(engine, first),
+        [(module, name, in_transaction(engine, second), before)])
+    return {'first': outcomes['first'], 'second': outcomes[0]}
+
+
+def interleave_steps(monkeypatch, engine, first, steps) -> dict:
+    """Run ``first()`` in a thread; each step ``(module, name, func,
+    before)`` holds it at the first call of ``module.name`` while
+    ``func()`` runs in another thread, until that one has finished or waits
+    on a lock.  ``{'first': outcome, 0: outcome, 1: ...}``."""
+    outcomes: dict = {}
+
+    def run(label, func):
+        try:
+            func()
+            outcomes[label] = None
+        except Exception as error:  # noqa: BLE001 - the outcome is checked
+            outcomes[label] = error
+
+    others = []
+    for i, (module, name, func, before) in enumerate(steps):
+        monkeypatch.setattr(module, name, _hooked(
+            getattr(module, name), i, func, before, engine, run, others))
+    one = threading.Thread(target=run, args=('first', first), name='first')
+    one.start()
+    one.join(60)
+    for other in others:
+        other.join(30)
+    assert not one.is_alive() and not any(o.is_alive() for o in others)
+    assert len(others) == len(steps), f'steps reached: {len(others)}'
+    return outcomes
+
+
+def _hooked(original, label, func, before, engine, run, others):
+    done = []
 
     def hold():
-        if threading.current_thread().name == 'first' and not held.is_set():
-            held.set()
-            go.wait(30)
+        if threading.current_thread().name != 'first' or done:
+            return
+        done.append(True)
+        other = threading.Thread(target=run, args=(label, func),
+                                 name=f'step{label}')
+        others.append(other)
+        other.start()
+        fixtures.wait_until(lambda: not other.is_alive()
+                            or _waiting_on_a_lock(engine), timeout=10,
+                            interval=0.05)
 
     def hooked(*args, **kwargs):
         if before:
@@ -45,32 +92,7 @@ def interleave(monkeypatch, engine, module, name, first, second,
         if not before:
             hold()
         return result
-
-    monkeypatch.setattr(module, name, hooked)
-    transactions = transaction.Transactions(engine)
-    outcomes: dict = {}
-
-    def run(label, func):
-        try:
-            transactions.run(label, func, {})
-            outcomes[label] = None
-        except Exception as error:  # noqa: BLE001 - the outcome is checked
-            outcomes[label] = error
-
-    one = threading.Thread(target=run, args=('first', first), name='first')
-    one.start()
-    assert held.wait(30), f'the first writer never reached {name}'
-    two = threading.Thread(target=run, args=('second', second),
-                           name='second')
-    two.start()
-    fixtures.wait_until(lambda: not two.is_alive()
-                        or _waiting_on_a_lock(engine), timeout=10,
-                        interval=0.05)
-    go.set()
-    one.join(30)
-    two.join(30)
-    assert not one.is_alive() and not two.is_alive()
-    return outcomes
+    return hooked
 
 
 def accounting_errors(conn) -> list:

@@ -4,10 +4,13 @@ commits unless a row lock or a compare-and-swap says otherwise); each race
 forced into its worst interleaving (``races.interleave``)."""
 
 import pytest
+import sqlalchemy as sa
 
+from nova_rt.placement import common
 from nova_rt.placement import consumer_ops
 from nova_rt.placement import db
 from nova_rt.placement import inventory_rest_ops
+from nova_rt.placement import manager
 from nova_rt.placement import provider_rest_ops
 from tests.functional.placement import helpers as pl_helpers
 from tests.functional.placement.rest import races
@@ -59,3 +62,52 @@ def test_inventory_removed_while_a_claim_checks_it(monkeypatch, engine,
         'first', 'second'], outcomes
     with engine.connect() as conn:
         assert races.accounting_errors(conn) == []
+
+
+def _generation(engine, uuid):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(common.RP.generation).where(
+            common.RP.uuid == uuid)).scalar()
+
+
+def _report(mgr, engine, host, root, allocations):
+    return lambda: mgr.report_allocations(
+        pl_helpers.CTX, host=host, root_uuid=root,
+        generation=_generation(engine, root), full=False,
+        allocations={c: pl_helpers.consumer(r) for c, r in
+                     allocations.items()})
+
+
+def test_a_claim_replaces_allocations_only_in_trees_it_locked(
+        monkeypatch, engine):
+    # Review bug 4: the claim locked the trees of the allocations it read
+    # before locking anything; host h2 gave the consumer an allocation in
+    # its tree meanwhile; the claim deleted it and set h2's usage from a
+    # read that h2's next report (not held off: that tree was not locked)
+    # had already made stale.
+    mgr = manager.PlacementManager(engine, pl_helpers.Conf)
+    x, _ = pl_helpers.add_host(mgr, host='h1')
+    y, _ = pl_helpers.add_host(mgr, host='h2')
+    target = new_uuid()
+    with engine.begin() as conn:
+        provider_rest_ops.create(conn, 'target', target)
+        inventory_rest_ops.set_all(conn, target, 0, {'VCPU': {'total': 4}},
+                                   True)
+    moving, other = new_uuid(), new_uuid()
+    _report(mgr, engine, 'h1', x, {moving: {x: {'VCPU': 1}}})()
+    # Before 1.28 a claim names no consumer generation.
+    claim = races.in_transaction(engine, lambda conn: consumer_ops.replace(
+        conn, {moving: {'allocations': {target: {'VCPU': 1}},
+                        'project_id': 'p', 'user_id': 'u'}}))
+    outcomes = races.interleave_steps(monkeypatch, engine, claim, [
+        (consumer_ops, '_current',
+         _report(mgr, engine, 'h2', y, {moving: {y: {'VCPU': 1}}}), False),
+        (consumer_ops, '_inventories',
+         _report(mgr, engine, 'h2', y, {other: {y: {'VCPU': 2}}}), False)])
+    assert outcomes[0] is None and outcomes[1] is None, outcomes
+    with engine.connect() as conn:
+        assert races.accounting_errors(conn) == []
+        if outcomes['first'] is None:
+            assert consumer_ops.of_consumer(conn, moving)[1] == {
+                target: {'generation': _generation(engine, target),
+                         'resources': {'VCPU': 1}}}
