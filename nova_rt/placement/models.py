@@ -54,6 +54,8 @@ class ResourceProvider(Base):
         # would make every such update leave an entry in every index
         # (migration 0003, which also leaves room in each page).
         Index('ix_resource_providers_parent', 'parent_provider_id'),
+        UniqueConstraint('unique_name',
+                         name='uniq_resource_providers0unique_name'),
         {'postgresql_with': {'fillfactor': 50}, **MYSQL_TABLE},
     )
 
@@ -70,6 +72,13 @@ class ResourceProvider(Base):
         ForeignKey('resource_providers.id'), nullable=True, index=True)
     last_heartbeat: Mapped[datetime.datetime | None] = mapped_column(
         TIMESTAMP, nullable=True)
+    # The name of a provider no host owns, NULL for a host's (migration
+    # 0005): unique, so that two REST creates of one name cannot both
+    # commit, as Placement's unique name; a host's names are its own and
+    # predate the REST API.  (A plain column, not a partial index, which
+    # MySQL has not.)
+    unique_name: Mapped[str | None] = mapped_column(
+        String(200), nullable=True)
 
 
 #: The columns of ``ix_inventories_candidates``.

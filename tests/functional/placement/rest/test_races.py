@@ -6,12 +6,14 @@ forced into its worst interleaving (``races.interleave``)."""
 import pytest
 import sqlalchemy as sa
 
+from nova_rt import exception
 from nova_rt.placement import common
 from nova_rt.placement import consumer_ops
 from nova_rt.placement import db
 from nova_rt.placement import inventory_rest_ops
 from nova_rt.placement import manager
 from nova_rt.placement import provider_rest_ops
+from nova_rt.placement.rest import errors
 from tests.functional.placement import helpers as pl_helpers
 from tests.functional.placement.rest import races
 from tests.functional.placement.rest.helpers import new_uuid
@@ -111,3 +113,24 @@ def test_a_claim_replaces_allocations_only_in_trees_it_locked(
             assert consumer_ops.of_consumer(conn, moving)[1] == {
                 target: {'generation': _generation(engine, target),
                          'resources': {'VCPU': 1}}}
+
+
+@pytest.mark.parametrize('same_uuid', [False, True], ids=['name', 'uuid'])
+def test_two_creates_of_one_name_or_uuid(monkeypatch, engine, same_uuid):
+    # Review bug 2 (and 9 for the uuid): the name was checked by a query,
+    # and both creates committed; a lost insert race was a "generation
+    # conflict".
+    first_uuid = new_uuid()
+    second_uuid = first_uuid if same_uuid else new_uuid()
+    outcomes = races.interleave(
+        monkeypatch, engine, provider_rest_ops, '_check_name',
+        lambda conn: provider_rest_ops.create(conn, 'same', first_uuid),
+        lambda conn: provider_rest_ops.create(
+            conn, 'other' if same_uuid else 'same', second_uuid))
+    with engine.connect() as conn:
+        assert len(conn.execute(sa.select(common.RP.id)).all()) == 1
+    lost = [v for v in outcomes.values() if v is not None]
+    assert len(lost) == 1, outcomes
+    assert isinstance(lost[0], exception.Conflict), repr(lost[0])
+    assert lost[0].kwargs['code'] == errors.DUPLICATE_NAME
+    assert ('uuid' if same_uuid else 'name') in str(lost[0])
