@@ -17,8 +17,9 @@ One transaction replaces every allocation of the named consumers:
   every provider given allocations gets a new generation, compared and
   swapped with the one read with the inventories, as in Placement.
 
-A host-owned provider takes allocations here too (a scheduler's claim);
-that host's next full report replaces what placement holds for its tree.
+A host-owned provider takes allocations here too (a scheduler's claim,
+marked ``rest_claim``): that host's reports keep them until one of them
+names the consumer, which takes them over (``allocation_ops``).
 """
 
 from __future__ import annotations
@@ -233,7 +234,7 @@ def replace(conn, requests: dict, bump_left: bool = False) -> None:
                                        consumers.get(uuid))
         conn.execute(sa.insert(ALLOC), [
             {'resource_provider_id': rp_id, 'consumer_id': consumer_id,
-             'resource_class': rc, 'used': n}
+             'resource_class': rc, 'used': n, 'rest_claim': True}
             for (rp_id, rc), n in sorted(rows.items())])
     gone = [consumers[u].id for u in requests
             if u in consumers and not want[u]]

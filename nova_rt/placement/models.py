@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import datetime
 
+import sqlalchemy as sa
 from sqlalchemy import (
-    DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint)
+    Boolean, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -152,6 +153,11 @@ class Allocation(Base):
     consumer_id: Mapped[int] = mapped_column(ForeignKey('consumers.id'))
     resource_class: Mapped[str] = mapped_column(String(255))
     used: Mapped[int] = mapped_column(Integer)
+    # Written through the REST API (a scheduler's claim) and not reported
+    # since by the host whose tree it is in: no report of that host drops
+    # it (doc/source/rest-api.rst, "Ownership"; migration 0005).
+    rest_claim: Mapped[bool] = mapped_column(
+        Boolean, server_default=sa.false())
 
 
 class ResourceClass(Base):

@@ -10,6 +10,9 @@ no host owns, consumer types.
   of such a provider, NULL for a host's, and unique, as Placement's names.
 - ``consumers.consumer_type`` (microversion 1.38): NULL is Placement's
   "unknown".
+- ``allocations.rest_claim``: written through the REST API and not
+  reported since by the host of the tree it is in, whose reports then keep
+  it.
 
 Revision ID: 0005_rest_api
 Revises: 0004_mysql_candidates_index
@@ -45,9 +48,14 @@ def upgrade():
     with op.batch_alter_table('consumers') as batch:
         batch.add_column(sa.Column('consumer_type', sa.String(255),
                                    nullable=True))
+    op.add_column('allocations', sa.Column(
+        'rest_claim', sa.Boolean(), nullable=False,
+        server_default=sa.false()))
 
 
 def downgrade():
+    with op.batch_alter_table('allocations') as batch:
+        batch.drop_column('rest_claim')
     with op.batch_alter_table('consumers') as batch:
         batch.drop_column('consumer_type')
     op.execute('DELETE FROM resource_providers WHERE host IS NULL')

@@ -1,6 +1,8 @@
 """One database, one set of operations: what a host reports over RPC is
 what REST shows, and the ownership rules between the two."""
 
+import pytest
+
 from tests.functional.placement.helpers import CTX, add_host, consumer
 from tests.functional.placement.rest.helpers import (
     allocate, new_uuid, provider)
@@ -58,22 +60,74 @@ def test_admin_traits_and_aggregates_on_host_providers_are_kept(client, rpc):
         'traits'] == ['HW_CPU_X86_AVX']
 
 
-def test_rest_claim_on_a_host_is_replaced_by_its_next_full_report(
-        client, rpc):
-    root, gen = add_host(rpc, host='h1', vcpus=8)
-    claim = new_uuid()
-    allocate(client, claim, {root: {'VCPU': 2}})
-    assert client.call('GET', f'/resource_providers/{root}/usages').json[
-        'usages']['VCPU'] == 2
-    # The REST write bumped the provider: the host refreshes, then reports.
+def _usage(client, rp, rc='VCPU'):
+    return client.call('GET', f'/resource_providers/{rp}/usages').json[
+        'usages'].get(rc, 0)
+
+
+def _report(rpc, client, root, allocations, full=True):
+    # The REST writes bumped the provider: the host refreshes, then reports.
     current = client.call('GET', f'/resource_providers/{root}').json[
         'generation']
-    rpc.report_allocations(CTX, host='h1', root_uuid=root,
-                           generation=current, full=True, allocations={})
+    return rpc.report_allocations(
+        CTX, host='h1', root_uuid=root, generation=current, full=full,
+        allocations={c: consumer(r) for c, r in allocations.items()})
+
+
+def test_a_hosts_reports_keep_a_rest_claim_it_does_not_report(client, rpc):
+    # Review bug 3: Nova's scheduler claims through REST before the
+    # conductor's RPC claim reaches the host; a full report landing in
+    # between dropped the claim, and the usage with it.
+    root, _gen = add_host(rpc, host='h1', vcpus=8)
+    claim, own = new_uuid(), new_uuid()
+    allocate(client, claim, {root: {'VCPU': 2}})
+    for full in (True, False, True):
+        _report(rpc, client, root, {own: {root: {'VCPU': 1}}}, full=full)
+        assert client.call('GET', f'/allocations/{claim}').json[
+            'allocations'][root]['resources'] == {'VCPU': 2}
+        assert _usage(client, root) == 3
+    # Its REST writer still owns it.
+    client.call('DELETE', f'/allocations/{claim}', status=204)
+    assert _usage(client, root) == 1
+    _report(rpc, client, root, {own: {root: {'VCPU': 1}}})
+    assert _usage(client, root) == 1
+
+
+def test_an_unchanged_full_report_keeps_a_rest_claim(client, rpc,
+                                                     rest_engine):
+    # The path that answers a full report with no write (its heartbeat
+    # deferred) sees the claim as kept, not as a difference.
+    from nova_rt.placement import allocation_ops
+    root, _gen = add_host(rpc, host='h1', vcpus=8)
+    claim, own = new_uuid(), new_uuid()
+    allocate(client, claim, {root: {'VCPU': 2}})
+    _report(rpc, client, root, {own: {root: {'VCPU': 1}}})
+    deferred = []
+    current = client.call('GET', f'/resource_providers/{root}').json[
+        'generation']
+    with rest_engine.begin() as conn:
+        generations = allocation_ops.report_allocations(
+            conn, 'h1', root, current,
+            {own: consumer({root: {'VCPU': 1}})}, full=True,
+            defer_heartbeat=lambda *args: deferred.append(args))
+    assert deferred and generations[root] == current
+    assert _usage(client, root) == 3
+
+
+@pytest.mark.parametrize('full', [True, False])
+def test_a_host_that_reports_the_consumer_takes_the_claim_over(
+        client, rpc, full):
+    root, _gen = add_host(rpc, host='h1', vcpus=8)
+    claim = new_uuid()
+    allocate(client, claim, {root: {'VCPU': 2}})
+    # The conductor's claim reached the host, which reports it (the same
+    # amounts): from now on it is the host's.
+    _report(rpc, client, root, {claim: {root: {'VCPU': 2}}}, full=full)
+    assert _usage(client, root) == 2
+    _report(rpc, client, root, {})
     assert client.call('GET', f'/allocations/{claim}').json == {
         'allocations': {}}
-    assert client.call('GET', f'/resource_providers/{root}/usages').json[
-        'usages']['VCPU'] == 0
+    assert _usage(client, root) == 0
 
 
 def test_a_report_never_touches_rest_created_providers(client, rpc):
