@@ -122,7 +122,9 @@ class Request:
     def json(self, schema: dict | None = None):
         """The body, parsed and checked against ``schema`` (400 if not)."""
         try:
-            data = json.loads(self.webob.body)
+            # NaN and +-Infinity are not JSON (RFC 8259), though Python's
+            # parser takes them; no number of Placement's can be one.
+            data = json.loads(self.webob.body, parse_constant=_not_json)
         except ValueError as error:
             raise errors.bad_request(f'Malformed JSON: {error}') from None
         if schema is not None:
@@ -141,6 +143,10 @@ class Request:
     def authorize(self, action: str, target: dict | None = None) -> None:
         """403 (nothing done) unless policy allows ``action``."""
         self.app.policy.authorize(self.context, action, target)
+
+
+def _not_json(constant: str):
+    raise ValueError(f'{constant} is not a JSON number')
 
 
 #: A contract exception's HTTP status (and Placement's code).
