@@ -162,11 +162,21 @@ _STATUS = [
     (exception.NotAuthorized, 409, None),
     (exception.InvalidAllocation, 400, None),
     (exception.InvalidInput, 400, None),
-    (exception.HypervisorUnavailable, 503, None),
 ]
 
 
-def _http_error(error: exception.NovaRtException) -> errors.HTTPError:
+#: What an API client is told of a database that cannot be used: the
+#: driver's reason names the server, its port and the role (logged, with
+#: the request id, by ``_http_error``).
+UNAVAILABLE = ('The placement database cannot be used now; nothing was '
+               'changed. Retry later.')
+
+
+def _http_error(error: exception.NovaRtException,
+                request_id: str) -> errors.HTTPError:
+    if isinstance(error, exception.HypervisorUnavailable):
+        LOG.error('Placement API 503 (request %s): %s', request_id, error)
+        return errors.HTTPError(503, UNAVAILABLE)
     for cls, status, code in _STATUS:
         if isinstance(error, cls):
             return errors.HTTPError(status, str(error),
@@ -231,7 +241,7 @@ class PlacementApp:
         try:
             return route.handler(req)
         except exception.NovaRtException as error:
-            raise _http_error(error) from None
+            raise _http_error(error, request_id) from None
         except policy_mod.Forbidden as error:
             raise errors.HTTPError(403, str(error)) from None
 
