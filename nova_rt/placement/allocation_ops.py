@@ -137,6 +137,12 @@ _DELETE_UNUSED_CONSUMERS = common.Direct(sa.delete(CONSUMER).where(
     CONSUMER.id.in_(sa.bindparam('b_ids', expanding=True)),
     ~sa.exists().where(ALLOC.consumer_id == CONSUMER.id)),
     plan_each_time=True)
+# Those that keep allocations elsewhere: any change of a consumer's
+# allocations moves its generation, as in Placement, so that a REST
+# client's view from before is refused.
+_BUMP_LEAVING_CONSUMERS = common.Direct(sa.update(CONSUMER).where(
+    CONSUMER.id.in_(sa.bindparam('b_ids', expanding=True))).values(
+    generation=CONSUMER.generation + 1), plan_each_time=True)
 
 
 _CONSUMER_VALUES = {c: sa.bindparam(c) for c in ('uuid', 'project_id',
@@ -378,7 +384,8 @@ def _write(session, allocations, have, new_state, changed, tree_ids,
             _DELETE_ALLOCATIONS.run(session, {'b_rp_ids': tree_ids,
                                               'b_consumer_ids': old_ids})
         if leaving:
-            _DELETE_UNUSED_CONSUMERS.run(
-                session, {'b_ids': [consumer_ids[c] for c in leaving]})
+            leaving_ids = {'b_ids': [consumer_ids[c] for c in leaving]}
+            _DELETE_UNUSED_CONSUMERS.run(session, leaving_ids)
+            _BUMP_LEAVING_CONSUMERS.run(session, leaving_ids)
     if rows:
         _INSERT_ALLOCATION.run(session, rows)

@@ -164,3 +164,26 @@ def test_forbidden_writes_change_nothing(client):
     assert client.call('GET', f'/allocations/{c}').json == {'allocations': {}}
     client.call('GET', '/traits/CUSTOM_X', status=404)
     client.call('GET', '/resource_classes/CUSTOM_Y', status=404)
+
+
+def test_a_report_that_takes_allocations_away_moves_the_consumers_generation(
+        client, rpc):
+    # Review bug 5: a host's report removed the consumer's allocations in
+    # its tree but left its generation, so a REST client's stale view was
+    # still accepted.
+    storage = provider(client, 'shared-storage', {'DISK_GB': {'total': 100}})
+    root, _gen = add_host(rpc, host='h1', vcpus=8)
+    c = new_uuid()
+    allocate(client, c, {root: {'VCPU': 1}, storage: {'DISK_GB': 10}})
+    _report(rpc, client, root, {c: {root: {'VCPU': 1}}}, full=False)
+    seen = client.call('GET', f'/allocations/{c}').json
+    _report(rpc, client, root, {})
+    now = client.call('GET', f'/allocations/{c}').json
+    assert now['allocations'] == {storage: {
+        'generation': now['allocations'][storage]['generation'],
+        'resources': {'DISK_GB': 10}}}
+    assert now['consumer_generation'] > seen['consumer_generation']
+    allocate(client, c, {storage: {'DISK_GB': 20}},
+             generation=seen['consumer_generation'], status=409)
+    allocate(client, c, {storage: {'DISK_GB': 20}},
+             generation=now['consumer_generation'])
