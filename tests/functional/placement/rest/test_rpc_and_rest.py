@@ -187,3 +187,31 @@ def test_a_report_that_takes_allocations_away_moves_the_consumers_generation(
              generation=seen['consumer_generation'], status=409)
     allocate(client, c, {storage: {'DISK_GB': 20}},
              generation=now['consumer_generation'])
+
+
+def test_a_class_in_a_hosts_inventory_cannot_be_renamed(client, rpc):
+    # Review bug 6: the rename rewrote the host's inventory and
+    # allocations; its next report (of the old name) then met its own
+    # allocations under the new one (InventoryInUse), for good.
+    root, gen = add_host(rpc, host='h1')
+    gens = rpc.report_provider_tree(CTX, host='h1', providers=[{
+        'uuid': root, 'name': 'h1', 'parent_uuid': None, 'generation': gen,
+        'inventories': {'VCPU': {'total': 8}, 'CUSTOM_FPGA': {'total': 2}}}])
+    c = new_uuid()
+    rpc.report_allocations(CTX, host='h1', root_uuid=root,
+                           generation=gens[root], full=True,
+                           allocations={c: consumer({root: {
+                               'CUSTOM_FPGA': 1}})})
+    resp = client.call('PUT', '/resource_classes/CUSTOM_FPGA',
+                       {'name': 'CUSTOM_GPU'}, v='1.6', status=409)
+    assert 'h1' in resp.json['errors'][0]['detail']
+    client.call('GET', '/resource_classes/CUSTOM_GPU', v='1.6', status=404)
+    assert client.call('GET', f'/allocations/{c}').json['allocations'][
+        root]['resources'] == {'CUSTOM_FPGA': 1}
+    # A class only REST-created providers hold is still renamed.
+    client.call('PUT', '/resource_classes/CUSTOM_ASIC', status=201)
+    mine = provider(client, 'mine', {'CUSTOM_ASIC': {'total': 1}})
+    client.call('PUT', '/resource_classes/CUSTOM_ASIC',
+                {'name': 'CUSTOM_TPU'}, v='1.6', status=200)
+    assert list(client.call('GET', f'/resource_providers/{mine}/inventories'
+                            ).json['inventories']) == ['CUSTOM_TPU']
