@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from nova_rt import exception
 from nova_rt.placement import common
+from nova_rt.placement import db
 from nova_rt.placement import models
 from nova_rt.placement import resource_class_ops
 from nova_rt.placement import tree_locks
@@ -267,9 +268,19 @@ def _upsert_consumer(conn, uuid: str, request: dict, existing) -> int:
     if request.get('consumer_type') is not None:
         values['consumer_type'] = request['consumer_type']
     if existing is None:
-        return common.insert_ids(conn, CONSUMER, [
-            {'uuid': uuid, 'generation': 1, 'consumer_type': None,
-             **values}], 'uuid')[uuid]
+        try:
+            return common.insert_ids(conn, CONSUMER, [
+                {'uuid': uuid, 'generation': 1, 'consumer_type': None,
+                 **values}], 'uuid')[uuid]
+        except Exception as error:
+            if not db.is_duplicate(error):
+                raise
+            # Another request created it first (in trees this one did not
+            # lock): Placement's "created concurrently", rolled back.
+            raise exception.ConsumerGenerationConflict(
+                consumer_uuid=uuid,
+                reason='another request created this consumer '
+                       'concurrently; retry') from None
     if conn.execute(_BUMP_CONSUMER.values(**values), {
             'b_id': existing.id, 'b_seen': existing.generation}).rowcount != 1:
         raise exception.ConsumerGenerationConflict(

@@ -138,11 +138,21 @@ class Request:
         retries and error mapping the RPC manager uses."""
         return self.app.transactions.run(
             f'rest:{self.route_name}',
-            lambda conn: func(conn, *args, **kwargs), {})
+            lambda conn: func(conn, *args, **kwargs), {},
+            lost_race=_lost_race)
 
     def authorize(self, action: str, target: dict | None = None) -> None:
         """403 (nothing done) unless policy allows ``action``."""
         self.app.policy.authorize(self.context, action, target)
+
+
+def _lost_race() -> exception.Conflict:
+    """A write that lost a race the operation does not name itself (a row
+    created or removed at the same moment by another request)."""
+    return exception.Conflict(
+        reason='Another request changed the same data concurrently; '
+               'nothing was changed. Retry the request.',
+        code=errors.CONCURRENT_UPDATE)
 
 
 def _not_json(constant: str):

@@ -12,6 +12,7 @@ from nova_rt.placement import consumer_ops
 from nova_rt.placement import db
 from nova_rt.placement import inventory_rest_ops
 from nova_rt.placement import manager
+from nova_rt.placement import models
 from nova_rt.placement import provider_rest_ops
 from nova_rt.placement.rest import errors
 from tests.functional.placement import helpers as pl_helpers
@@ -31,8 +32,8 @@ def _tree(engine, inventories):
     """A REST-created root with one child holding ``inventories``."""
     root, child = new_uuid(), new_uuid()
     with engine.begin() as conn:
-        provider_rest_ops.create(conn, 'root', root)
-        provider_rest_ops.create(conn, 'child', child, root)
+        provider_rest_ops.create(conn, f'root-{root}', root)
+        provider_rest_ops.create(conn, f'child-{child}', child, root)
         inventory_rest_ops.set_all(conn, child, 0, inventories, True)
     return root, child
 
@@ -134,3 +135,44 @@ def test_two_creates_of_one_name_or_uuid(monkeypatch, engine, same_uuid):
     assert isinstance(lost[0], exception.Conflict), repr(lost[0])
     assert lost[0].kwargs['code'] == errors.DUPLICATE_NAME
     assert ('uuid' if same_uuid else 'name') in str(lost[0])
+
+
+def test_two_claims_creating_one_consumer_in_two_trees(monkeypatch, engine):
+    # Review bug 9: the loser's unique violation on the consumer was
+    # reported as "Resource provider (one of the providers) generation
+    # conflict".
+    a = _tree(engine, {'VCPU': {'total': 4}})[1]
+    b = _tree(engine, {'VCPU': {'total': 4}})[1]
+    c = new_uuid()
+    outcomes = races.interleave(
+        monkeypatch, engine, consumer_ops, '_inventories',
+        _claim(a, {'VCPU': 1}, consumer=c), _claim(b, {'VCPU': 1},
+                                                   consumer=c))
+    lost = [v for v in outcomes.values() if v is not None]
+    assert len(lost) == 1, outcomes
+    assert isinstance(lost[0], exception.ConsumerGenerationConflict), repr(
+        lost[0])
+    assert c in str(lost[0])
+    with engine.connect() as conn:
+        assert races.accounting_errors(conn) == []
+        assert len(consumer_ops.of_consumer(conn, c)[1]) == 1
+
+
+def test_a_lost_race_over_rest_names_no_provider(engine):
+    # Review bug 9: what the operations do not name themselves (here a
+    # trait row another request created first) is the REST API's
+    # concurrent_update, not a provider's generation conflict.
+    from nova_rt.placement import transaction
+    from nova_rt.placement.rest import app as app_mod
+
+    def insert_twice(conn):
+        conn.execute(sa.insert(models.Trait), [{'name': 'CUSTOM_RACE'}])
+        conn.execute(sa.insert(models.Trait), [{'name': 'CUSTOM_RACE'}])
+    with pytest.raises(exception.Conflict) as caught:
+        transaction.Transactions(engine).run(
+            'rest:test', insert_twice, {}, lost_race=app_mod._lost_race)
+    assert caught.value.kwargs['code'] == errors.CONCURRENT_UPDATE
+    assert 'provider' not in str(caught.value)
+    # The RPC contract's answer is unchanged.
+    with pytest.raises(exception.ResourceProviderGenerationConflict):
+        transaction.Transactions(engine).run('rpc:test', insert_twice, {})
