@@ -180,13 +180,16 @@ def _check(conn, want: dict, delta: dict, inventories: dict) -> None:
                         'the capacity.')
 
 
-def replace(conn, requests: dict, bump_left: bool = False) -> None:
+def replace(conn, requests: dict, bump_left: bool = False,
+            bump_emptied: bool = True) -> None:
     """Replace the allocations of each consumer of ``requests``:
     ``{consumer_uuid: {'allocations': {rp_uuid: {rc: n}}, 'project_id',
     'user_id', 'consumer_type' (optional), 'consumer_generation'
     (optional: unchecked)}}``; empty allocations remove them all.
     ``bump_left``: providers that only lose allocations get a new
-    generation too (Placement's reshaper counts them)."""
+    generation too (Placement's reshaper counts them); ``bump_emptied``:
+    those of a consumer emptied (Placement writes its allocations as
+    zero, which bumps their providers; its DELETE does not)."""
     consumers = _consumers(conn, requests)
     have = _current(conn, [c.id for c in consumers.values()])
     want = _wanted(conn, requests)
@@ -214,6 +217,10 @@ def replace(conn, requests: dict, bump_left: bool = False) -> None:
     allocated = {rp_id for rows in want.values() for rp_id, _rc in rows}
     if bump_left:
         allocated |= {rp_id for rp_id, _rc in delta}
+    elif bump_emptied:
+        allocated |= {rp_id for uuid in requests
+                      if uuid in consumers and not want[uuid]
+                      for rp_id, _rc in have.get(consumers[uuid].id, {})}
     generations = _generations(conn, allocated)
     inventories = _inventories(conn, set(delta) | {
         k for rows in want.values() for k in rows})
@@ -294,7 +301,7 @@ def delete(conn, uuid: str) -> None:
     if consumer is None or not _current(conn, [consumer.id]):
         raise exception.NotFound(
             reason=f"No allocations for consumer '{uuid}'")
-    replace(conn, {uuid: {'allocations': {}}})
+    replace(conn, {uuid: {'allocations': {}}}, bump_emptied=False)
 
 
 def of_consumer(conn, uuid: str):
