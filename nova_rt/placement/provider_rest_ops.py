@@ -25,6 +25,7 @@ from nova_rt import exception
 from nova_rt.placement import common
 from nova_rt.placement import db
 from nova_rt.placement import models
+from nova_rt.placement import tree_locks
 from nova_rt.placement.rest import errors
 
 RP = common.RP
@@ -189,13 +190,7 @@ def _subtree_ids(conn, rp_id: int) -> list:
 def update(conn, uuid: str, name: str, parent_uuid=..., reparent=False):
     """Rename and (``parent_uuid`` given) set the parent; from 1.37
     (``reparent``) a parent may change or go."""
-    row = conn.execute(sa.select(
-        RP.id, RP.uuid, RP.host, RP.parent_provider_id,
-        RP.root_provider_id).where(RP.uuid == uuid)).first()
-    if row is None:
-        raise exception.NotFound(
-            reason=f'No resource provider with uuid {uuid} found',
-            code=errors.RESOURCE_PROVIDER_NOT_FOUND)
+    row = _row_for_update(conn, uuid)
     if row.host is not None:
         raise _host_owned(row, 'a change of name or parent')
     _check_name(conn, name, uuid)
@@ -203,6 +198,17 @@ def update(conn, uuid: str, name: str, parent_uuid=..., reparent=False):
     if parent_uuid is not ...:
         parent = (_parent(conn, parent_uuid, name, uuid, 'save')
                   if parent_uuid else None)
+        if parent is not None and parent.root_provider_id != \
+                row.root_provider_id:
+            # Moving the subtree to another root: both trees' claims
+            # (which hold their roots, tree_locks) finish first, and none
+            # starts on either until this commits; then read again.
+            tree_locks.lock(conn, [row.id, parent.id])
+            row = _row_for_update(conn, uuid)
+            parent = _parent(conn, parent_uuid, name, uuid, 'save')
+        elif parent is None and row.parent_provider_id is not None:
+            tree_locks.lock(conn, [row.id])
+            row = _row_for_update(conn, uuid)
         new_parent_id = parent.id if parent else None
         if new_parent_id != row.parent_provider_id:
             if row.parent_provider_id is not None and not reparent:
@@ -230,6 +236,17 @@ def update(conn, uuid: str, name: str, parent_uuid=..., reparent=False):
     return get(conn, uuid)
 
 
+def _row_for_update(conn, uuid: str):
+    row = conn.execute(sa.select(
+        RP.id, RP.uuid, RP.host, RP.parent_provider_id,
+        RP.root_provider_id).where(RP.uuid == uuid)).first()
+    if row is None:
+        raise exception.NotFound(
+            reason=f'No resource provider with uuid {uuid} found',
+            code=errors.RESOURCE_PROVIDER_NOT_FOUND)
+    return row
+
+
 def delete(conn, uuid: str) -> None:
     row = conn.execute(sa.select(RP.id, RP.uuid, RP.host).where(
         RP.uuid == uuid)).first()
@@ -238,6 +255,8 @@ def delete(conn, uuid: str) -> None:
             reason=f'No resource provider with uuid {uuid} found for delete')
     if row.host is not None:
         raise _host_owned(row, 'deleting it')
+    # No claim on it may be checking its inventory meanwhile (tree_locks).
+    tree_locks.lock(conn, [row.id])
     if conn.execute(sa.select(RP.id).where(
             RP.parent_provider_id == row.id).limit(1)).first():
         raise exception.Conflict(

@@ -176,3 +176,27 @@ def test_a_lost_race_over_rest_names_no_provider(engine):
     # The RPC contract's answer is unchanged.
     with pytest.raises(exception.ResourceProviderGenerationConflict):
         transaction.Transactions(engine).run('rpc:test', insert_twice, {})
+
+
+def test_a_claim_and_a_reparenting_of_its_provider(monkeypatch, engine):
+    # Review bug 10: the re-parenting moved the child to another root
+    # without waiting for the claim holding the old one; a second claim
+    # then locked only the new root, and the first wrote a usage read
+    # before the second's: one allocation's usage lost.
+    old_root, child = _tree(engine, {'VCPU': {'total': 4}})
+    new_root = new_uuid()
+    with engine.begin() as conn:
+        provider_rest_ops.create(conn, 'new-root', new_root)
+
+    def move_then_claim():
+        races.in_transaction(engine, lambda conn: provider_rest_ops.update(
+            conn, child, f'child-{child}', new_root, reparent=True))()
+        races.in_transaction(engine, _claim(child, {'VCPU': 1}))()
+    outcomes = races.interleave_steps(
+        monkeypatch, engine,
+        races.in_transaction(engine, _claim(child, {'VCPU': 1})),
+        [(consumer_ops, '_inventories', move_then_claim, False)])
+    assert outcomes == {'first': None, 0: None}, outcomes
+    with engine.connect() as conn:
+        assert races.accounting_errors(conn) == []
+        assert conn.execute(sa.select(models.Inventory.used)).scalar() == 2
