@@ -215,3 +215,21 @@ def test_a_class_in_a_hosts_inventory_cannot_be_renamed(client, rpc):
                 {'name': 'CUSTOM_TPU'}, v='1.6', status=200)
     assert list(client.call('GET', f'/resource_providers/{mine}/inventories'
                             ).json['inventories']) == ['CUSTOM_TPU']
+
+
+def test_a_kept_claim_counts_in_the_capacity_a_report_grows_into(client,
+                                                                  rpc):
+    from nova_rt import exception
+    # MEMORY_MB: 2048 total, 512 reserved, capacity 1536.
+    root, _gen = add_host(rpc, host='h1', memory_mb=2048)
+    claim, own = new_uuid(), new_uuid()
+    allocate(client, claim, {root: {'MEMORY_MB': 1024}})
+    with pytest.raises(exception.AllocationCapacityExceeded):
+        _report(rpc, client, root, {own: {root: {'MEMORY_MB': 1024}}})
+    assert _usage(client, root, 'MEMORY_MB') == 1024
+    _report(rpc, client, root, {own: {root: {'MEMORY_MB': 512}}})
+    assert _usage(client, root, 'MEMORY_MB') == 1536
+    # Taking the claim over, smaller, makes room again.
+    _report(rpc, client, root, {own: {root: {'MEMORY_MB': 1024}},
+                                claim: {root: {'MEMORY_MB': 512}}})
+    assert _usage(client, root, 'MEMORY_MB') == 1536
