@@ -11,6 +11,12 @@ An amount
 of 0 means "none of that class" and is not stored (a volume-backed instance
 reports ``DISK_GB: 0``).
 
+Allocations written through the REST API in the host's tree (a
+scheduler's claim, ``allocations.rest_claim``) are kept by every report
+that does not name their consumer, full ones included, and counted in the
+usage; a report that names the consumer takes its allocations in the tree
+over (as the host reports them, from then on the host's).
+
 Capacity is checked as Placement does: a (provider, class) whose usage grows
 must stay within capacity; one that shrinks or stays is accepted even if an
 inventory change left it over capacity, so a host can always report less.
@@ -102,7 +108,7 @@ _TREE = common.Direct(
 # Joined through the provider so that it needs the root only, not the ids.
 _ALLOCATIONS_IN_TREE = (
     sa.select(CONSUMER.uuid, CONSUMER.id, ALLOC.resource_provider_id,
-              ALLOC.resource_class, ALLOC.used)
+              ALLOC.resource_class, ALLOC.used, ALLOC.rest_claim)
     .join(CONSUMER, CONSUMER.id == ALLOC.consumer_id)
     .join(RP, RP.id == ALLOC.resource_provider_id)
     .where(RP.root_provider_id == sa.bindparam('b_root_id')))
@@ -131,6 +137,12 @@ _DELETE_UNUSED_CONSUMERS = common.Direct(sa.delete(CONSUMER).where(
     CONSUMER.id.in_(sa.bindparam('b_ids', expanding=True)),
     ~sa.exists().where(ALLOC.consumer_id == CONSUMER.id)),
     plan_each_time=True)
+# Those that keep allocations elsewhere: any change of a consumer's
+# allocations moves its generation, as in Placement, so that a REST
+# client's view from before is refused.
+_BUMP_LEAVING_CONSUMERS = common.Direct(sa.update(CONSUMER).where(
+    CONSUMER.id.in_(sa.bindparam('b_ids', expanding=True))).values(
+    generation=CONSUMER.generation + 1), plan_each_time=True)
 
 
 _CONSUMER_VALUES = {c: sa.bindparam(c) for c in ('uuid', 'project_id',
@@ -232,15 +244,28 @@ def _unchanged(session, host, root_uuid, generation, allocations):
     except exception.NovaRtException:
         return None
     have: dict = {}
-    for c_uuid, _c_id, rp_id, rc, n in _TREE_ALLOCATIONS.rows(
+    claims: set = set()
+    for c_uuid, _c_id, rp_id, rc, n, rest_claim in _TREE_ALLOCATIONS.rows(
             session, {'b_root_id': root_id}):
         have.setdefault(c_uuid, {})[(rp_id, rc)] = n
-    if any(have.get(c, {}) != want.get(c, {}) for c in set(have) | set(want)):
+        if rest_claim:
+            claims.add(c_uuid)
+    if claims & set(want):
+        return None              # REST claims to take over: a write
+    expected = {**_kept(have, claims, want), **want}
+    if any(have.get(c, {}) != expected.get(c, {})
+           for c in set(have) | set(expected)):
         return None
-    usage = _usage(want)
+    usage = _usage(expected)
     if any(inv.used != usage.get(key, 0) for key, inv in inventories.items()):
         return None
     return {uuid: generations[rp_id] for uuid, rp_id in tree.items()}
+
+
+def _kept(have: dict, claims: set, want: dict) -> dict:
+    """The REST claims in the tree that a full report leaves as they are:
+    those of consumers it does not report."""
+    return {c: have[c] for c in claims if c not in want}
 
 
 def report_allocations(session, host: str, root_uuid: str, generation: int,
@@ -275,14 +300,21 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
     # of its consumers.
     have: dict = {}
     consumer_ids: dict = {}
+    claims: set = set()
     found = (_TREE_ALLOCATIONS.rows(session, {'b_root_id': root_id}) if full
              else _REPORTED_ALLOCATIONS.rows(session, {
                  'b_root_id': root_id, 'b_uuids': sorted(allocations)}))
-    for c_uuid, c_id, rp_id, rc, n in found:
+    for c_uuid, c_id, rp_id, rc, n, rest_claim in found:
         have.setdefault(c_uuid, {})[(rp_id, rc)] = n
         consumer_ids[c_uuid] = c_id
+        if rest_claim:
+            claims.add(c_uuid)
 
-    new_state = dict(want) if full else {**have, **want}
+    # REST claims the host does not report stay (they are their REST
+    # writer's); those it reports become its own, rewritten even if the
+    # amounts are the same.
+    new_state = ({**_kept(have, claims, want), **want} if full
+                 else {**have, **want})
     if full:
         # Recomputed from every allocation: this also heals any drift.
         old_usage, new_usage = _usage(have), _usage(new_state)
@@ -303,7 +335,8 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
                        f'in total, capacity {inv.capacity}')
 
     changed = sorted(c for c in set(have) | set(new_state)
-                     if have.get(c, {}) != new_state.get(c, {}))
+                     if have.get(c, {}) != new_state.get(c, {})
+                     or (c in claims and c in want))
     if changed:
         touched = {rp_id for c in changed
                    for rows in (have.get(c, {}), new_state.get(c, {}))
@@ -351,7 +384,8 @@ def _write(session, allocations, have, new_state, changed, tree_ids,
             _DELETE_ALLOCATIONS.run(session, {'b_rp_ids': tree_ids,
                                               'b_consumer_ids': old_ids})
         if leaving:
-            _DELETE_UNUSED_CONSUMERS.run(
-                session, {'b_ids': [consumer_ids[c] for c in leaving]})
+            leaving_ids = {'b_ids': [consumer_ids[c] for c in leaving]}
+            _DELETE_UNUSED_CONSUMERS.run(session, leaving_ids)
+            _BUMP_LEAVING_CONSUMERS.run(session, leaving_ids)
     if rows:
         _INSERT_ALLOCATION.run(session, rows)

@@ -3,10 +3,10 @@ claim, ``PUT``/``POST``/``DELETE /allocations``), with Placement's rules.
 
 One transaction replaces every allocation of the named consumers:
 
-- the roots of every tree touched are locked first, in id order: the RPC
-  path's writers of a tree serialise on the root's row too
-  (``allocation_ops``), so ``inventories.used`` read here stays true until
-  commit, on PostgreSQL and MySQL alike (SQLite: ``BEGIN IMMEDIATE``);
+- the roots of every tree touched are locked first (``tree_locks``): the
+  RPC path's writers of a tree and the REST inventory writers serialise on
+  the root's row too, so ``inventories`` read here (``used``, capacity,
+  existence) stay true until commit;
 - consumer generations (1.28): an existing consumer's must match, a new
   consumer is named with null; each consumer written gets the next one
   (a new consumer starts at 1), one left without allocations is removed;
@@ -14,10 +14,12 @@ One transaction replaces every allocation of the named consumers:
   class) whose usage grows must stay within capacity, and each amount
   within min_unit, max_unit and step_size;
 - ``inventories.used`` moves by the difference, in the same transaction;
-  every provider given allocations gets a new generation, as in Placement.
+  every provider given allocations gets a new generation, compared and
+  swapped with the one read with the inventories, as in Placement.
 
-A host-owned provider takes allocations here too (a scheduler's claim);
-that host's next full report replaces what placement holds for its tree.
+A host-owned provider takes allocations here too (a scheduler's claim,
+marked ``rest_claim``): that host's reports keep them until one of them
+names the consumer, which takes them over (``allocation_ops``).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ import sqlalchemy as sa
 
 from nova_rt import exception
 from nova_rt.placement import common
+from nova_rt.placement import db
 from nova_rt.placement import models
 from nova_rt.placement import resource_class_ops
+from nova_rt.placement import tree_locks
 from nova_rt.placement.rest import errors
 
 RP = common.RP
@@ -51,10 +55,6 @@ _CURRENT = sa.select(
     ALLOC.consumer_id, ALLOC.resource_provider_id, ALLOC.resource_class,
     ALLOC.used).where(ALLOC.consumer_id.in_(sa.bindparam('b_ids',
                                                          expanding=True)))
-_LOCK_ROOTS = sa.select(RP.id).where(RP.id.in_(
-    sa.select(RP.root_provider_id).where(
-        RP.id.in_(sa.bindparam('b_ids', expanding=True))))).order_by(
-    RP.id).with_for_update()
 _PROVIDERS = sa.select(RP.id, RP.uuid).where(
     RP.uuid.in_(sa.bindparam('b_uuids', expanding=True)))
 _INVENTORIES = sa.select(
@@ -62,17 +62,35 @@ _INVENTORIES = sa.select(
     INV.max_unit, INV.step_size, INV.capacity, INV.used, RP.uuid).join(
         RP, RP.id == INV.resource_provider_id).where(
         INV.resource_provider_id.in_(sa.bindparam('b_ids', expanding=True)))
+_LOCK_CONSUMERS = _CONSUMERS.order_by(CONSUMER.uuid).with_for_update()
 _DELETE_ALLOCATIONS = sa.delete(ALLOC).where(
-    ALLOC.consumer_id.in_(sa.bindparam('b_ids', expanding=True)))
+    ALLOC.consumer_id.in_(sa.bindparam('b_ids', expanding=True)),
+    ALLOC.resource_provider_id.in_(sa.bindparam('b_rp_ids', expanding=True)))
+# Compare-and-swap on the consumer's generation (under its row lock it
+# cannot fail; it says what the write relies on).
+_BUMP_CONSUMER = sa.update(CONSUMER).where(
+    CONSUMER.id == sa.bindparam('b_id'),
+    CONSUMER.generation == sa.bindparam('b_seen')).values(
+    generation=CONSUMER.generation + 1)
 _SET_USED = sa.update(INV).where(INV.id == sa.bindparam('b_id')).values(
     used=sa.bindparam('b_used'))
-_BUMP = sa.update(RP).where(RP.id.in_(sa.bindparam(
-    'b_ids', expanding=True))).values(generation=RP.generation + 1)
+_GENERATIONS = sa.select(RP.id, RP.uuid, RP.generation).where(
+    RP.id.in_(sa.bindparam('b_ids', expanding=True)))
+# Compare-and-swap, as Placement's increment_generation: a provider changed
+# since the capacity check read it makes this write the loser.
+_BUMP = sa.update(RP).where(RP.id == sa.bindparam('b_id'),
+                            RP.generation == sa.bindparam('b_seen')).values(
+    generation=RP.generation + 1)
 
 
 def _consumers(conn, uuids) -> dict:
     return {row.uuid: row for row in conn.execute(
         _CONSUMERS, {'b_uuids': sorted(uuids)})}
+
+
+def _lock_consumers(conn, uuids) -> dict:
+    return {row.uuid: row for row in conn.execute(
+        _LOCK_CONSUMERS, {'b_uuids': sorted(uuids)})}
 
 
 def _current(conn, consumer_ids) -> dict:
@@ -84,12 +102,6 @@ def _current(conn, consumer_ids) -> dict:
             _CURRENT, {'b_ids': sorted(consumer_ids)}):
         result.setdefault(c_id, {})[(rp_id, rc)] = used
     return result
-
-
-def _lock_roots(conn, rp_ids) -> None:
-    if not rp_ids:
-        return
-    conn.execute(_LOCK_ROOTS, {'b_ids': sorted(rp_ids)}).all()
 
 
 def _check_generations(requests: dict, consumers: dict) -> None:
@@ -168,23 +180,33 @@ def _check(conn, want: dict, delta: dict, inventories: dict) -> None:
                         'the capacity.')
 
 
-def replace(conn, requests: dict, bump_left: bool = False) -> None:
+def replace(conn, requests: dict, bump_left: bool = False,
+            bump_emptied: bool = True) -> None:
     """Replace the allocations of each consumer of ``requests``:
     ``{consumer_uuid: {'allocations': {rp_uuid: {rc: n}}, 'project_id',
     'user_id', 'consumer_type' (optional), 'consumer_generation'
     (optional: unchecked)}}``; empty allocations remove them all.
     ``bump_left``: providers that only lose allocations get a new
-    generation too (Placement's reshaper counts them)."""
+    generation too (Placement's reshaper counts them); ``bump_emptied``:
+    those of a consumer emptied (Placement writes its allocations as
+    zero, which bumps their providers; its DELETE does not)."""
     consumers = _consumers(conn, requests)
     have = _current(conn, [c.id for c in consumers.values()])
     want = _wanted(conn, requests)
     touched = {rp_id for rows in have.values() for rp_id, _rc in rows} | {
         rp_id for rows in want.values() for rp_id, _rc in rows}
-    _lock_roots(conn, touched)
-    # Read again under the locks: another writer may have gone first.
-    consumers = _consumers(conn, requests)
+    locked = tree_locks.lock(conn, touched)
+    # Then the consumers' rows: every writer of a consumer's allocations
+    # holds it (the RPC path's upsert too), so that none come or go from
+    # here on.  Read again under the locks: another writer may have gone
+    # first, and taken the consumer to trees the first read did not see,
+    # whose roots are locked now (out of the usual order: a deadlock with
+    # that tree's writer is retried as any).
+    consumers = _lock_consumers(conn, requests)
     _check_generations(requests, consumers)
     have = _current(conn, [c.id for c in consumers.values()])
+    tree_locks.lock(conn, {rp_id for rows in have.values()
+                           for rp_id, _rc in rows}, locked)
     delta: dict = {}
     for uuid in requests:
         old = have.get(consumers[uuid].id, {}) if uuid in consumers else {}
@@ -192,13 +214,26 @@ def replace(conn, requests: dict, bump_left: bool = False) -> None:
             delta[key] = delta.get(key, 0) - n
         for key, n in want[uuid].items():
             delta[key] = delta.get(key, 0) + n
+    allocated = {rp_id for rows in want.values() for rp_id, _rc in rows}
+    if bump_left:
+        allocated |= {rp_id for rp_id, _rc in delta}
+    elif bump_emptied:
+        allocated |= {rp_id for uuid in requests
+                      if uuid in consumers and not want[uuid]
+                      for rp_id, _rc in have.get(consumers[uuid].id, {})}
+    generations = _generations(conn, allocated)
     inventories = _inventories(conn, set(delta) | {
         k for rows in want.values() for k in rows})
     _check(conn, want, delta, inventories)
 
     old_ids = [consumers[u].id for u in requests if u in consumers]
-    if old_ids:
-        conn.execute(_DELETE_ALLOCATIONS, {'b_ids': old_ids})
+    old_rps = sorted({rp_id for c_id in old_ids
+                      for rp_id, _rc in have.get(c_id, {})})
+    if old_ids and old_rps:
+        # Exactly the rows read under the locks, nothing of a tree that
+        # was not locked.
+        conn.execute(_DELETE_ALLOCATIONS, {'b_ids': old_ids,
+                                           'b_rp_ids': old_rps})
     for uuid, request in requests.items():
         rows = want[uuid]
         if not rows:
@@ -207,7 +242,7 @@ def replace(conn, requests: dict, bump_left: bool = False) -> None:
                                        consumers.get(uuid))
         conn.execute(sa.insert(ALLOC), [
             {'resource_provider_id': rp_id, 'consumer_id': consumer_id,
-             'resource_class': rc, 'used': n}
+             'resource_class': rc, 'used': n, 'rest_claim': True}
             for (rp_id, rc), n in sorted(rows.items())])
     gone = [consumers[u].id for u in requests
             if u in consumers and not want[u]]
@@ -219,12 +254,19 @@ def replace(conn, requests: dict, bump_left: bool = False) -> None:
                if change and key in inventories]
     if changes:
         conn.execute(_SET_USED, changes)
-    allocated = {rp_id for rows in want.values() for rp_id, _rc in rows}
-    if bump_left:
-        allocated |= {rp_id for rp_id, _rc in delta}
-    allocated = sorted(allocated)
-    if allocated:
-        conn.execute(_BUMP, {'b_ids': allocated})
+    for row in sorted(generations.values()):
+        if conn.execute(_BUMP, {'b_id': row.id,
+                                'b_seen': row.generation}).rowcount != 1:
+            raise exception.ResourceProviderGenerationConflict(
+                uuid=row.uuid, expected=row.generation,
+                current='changed concurrently')
+
+
+def _generations(conn, rp_ids) -> dict:
+    if not rp_ids:
+        return {}
+    return {row.id: row for row in conn.execute(
+        _GENERATIONS, {'b_ids': sorted(rp_ids)})}
 
 
 def _upsert_consumer(conn, uuid: str, request: dict, existing) -> int:
@@ -233,11 +275,23 @@ def _upsert_consumer(conn, uuid: str, request: dict, existing) -> int:
     if request.get('consumer_type') is not None:
         values['consumer_type'] = request['consumer_type']
     if existing is None:
-        return common.insert_ids(conn, CONSUMER, [
-            {'uuid': uuid, 'generation': 1, 'consumer_type': None,
-             **values}], 'uuid')[uuid]
-    conn.execute(sa.update(CONSUMER).where(CONSUMER.id == existing.id).values(
-        generation=CONSUMER.generation + 1, **values))
+        try:
+            return common.insert_ids(conn, CONSUMER, [
+                {'uuid': uuid, 'generation': 1, 'consumer_type': None,
+                 **values}], 'uuid')[uuid]
+        except Exception as error:
+            if not db.is_duplicate(error):
+                raise
+            # Another request created it first (in trees this one did not
+            # lock): Placement's "created concurrently", rolled back.
+            raise exception.ConsumerGenerationConflict(
+                consumer_uuid=uuid,
+                reason='another request created this consumer '
+                       'concurrently; retry') from None
+    if conn.execute(_BUMP_CONSUMER.values(**values), {
+            'b_id': existing.id, 'b_seen': existing.generation}).rowcount != 1:
+        raise exception.ConsumerGenerationConflict(
+            consumer_uuid=uuid, reason='changed concurrently; retry')
     return existing.id
 
 
@@ -247,7 +301,7 @@ def delete(conn, uuid: str) -> None:
     if consumer is None or not _current(conn, [consumer.id]):
         raise exception.NotFound(
             reason=f"No allocations for consumer '{uuid}'")
-    replace(conn, {uuid: {'allocations': {}}})
+    replace(conn, {uuid: {'allocations': {}}}, bump_emptied=False)
 
 
 def of_consumer(conn, uuid: str):

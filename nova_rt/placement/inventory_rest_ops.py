@@ -3,7 +3,8 @@
 Every write keeps ``inventories.capacity`` (Placement's formula) and
 ``used`` (the sum of the allocations, which a new row has none of: an
 inventory with allocations is never removed) as the RPC path does, and
-compare-and-swaps the provider's generation.  A host-owned provider's
+compare-and-swaps the provider's generation, under the lock of its tree's
+root that claims take too (``tree_locks``).  A host-owned provider's
 inventory is its host's report's to write: refused (``Conflict`` naming the
 host).  Usage above a lowered capacity is allowed, as in Placement: only
 allocations that grow are checked.
@@ -17,6 +18,7 @@ from nova_rt import exception
 from nova_rt.placement import common
 from nova_rt.placement import models
 from nova_rt.placement import resource_class_ops
+from nova_rt.placement import tree_locks
 from nova_rt.placement.rest import errors
 
 RP = common.RP
@@ -27,14 +29,27 @@ DEFAULTS = {'reserved': 0, 'min_unit': 1, 'max_unit': common.MAX_INT,
             'step_size': 1, 'allocation_ratio': 1.0}
 
 
+_PROVIDER = sa.select(
+    RP.id, RP.uuid, RP.host, RP.generation, RP.root_provider_id).where(
+        RP.uuid == sa.bindparam('b_uuid'))
+
+
 def provider(conn, uuid: str, writing: bool):
-    row = conn.execute(sa.select(
-        RP.id, RP.uuid, RP.host, RP.generation, RP.root_provider_id).where(
-            RP.uuid == uuid)).first()
+    """The provider's row; ``writing``: its tree's root locked first and the
+    row read again under the lock, so that no claim checks an inventory
+    that this write changes before it commits (``tree_locks``)."""
+    row = conn.execute(_PROVIDER, {'b_uuid': uuid}).first()
     if row is None:
         raise exception.NotFound(
             reason=f'No resource provider with uuid {uuid} found',
             code=errors.RESOURCE_PROVIDER_NOT_FOUND)
+    if writing and row.host is None:
+        tree_locks.lock(conn, [row.id])
+        row = conn.execute(_PROVIDER, {'b_uuid': uuid}).first()
+        if row is None:
+            raise exception.NotFound(
+                reason=f'No resource provider with uuid {uuid} found',
+                code=errors.RESOURCE_PROVIDER_NOT_FOUND)
     if writing and row.host is not None:
         raise exception.Conflict(
             reason=f'Resource provider {uuid} belongs to host {row.host}, '

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import datetime
 
+import sqlalchemy as sa
 from sqlalchemy import (
-    DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint)
+    Boolean, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -54,6 +55,8 @@ class ResourceProvider(Base):
         # would make every such update leave an entry in every index
         # (migration 0003, which also leaves room in each page).
         Index('ix_resource_providers_parent', 'parent_provider_id'),
+        UniqueConstraint('unique_name',
+                         name='uniq_resource_providers0unique_name'),
         {'postgresql_with': {'fillfactor': 50}, **MYSQL_TABLE},
     )
 
@@ -70,6 +73,13 @@ class ResourceProvider(Base):
         ForeignKey('resource_providers.id'), nullable=True, index=True)
     last_heartbeat: Mapped[datetime.datetime | None] = mapped_column(
         TIMESTAMP, nullable=True)
+    # The name of a provider no host owns, NULL for a host's (migration
+    # 0005): unique, so that two REST creates of one name cannot both
+    # commit, as Placement's unique name; a host's names are its own and
+    # predate the REST API.  (A plain column, not a partial index, which
+    # MySQL has not.)
+    unique_name: Mapped[str | None] = mapped_column(
+        String(200), nullable=True)
 
 
 #: The columns of ``ix_inventories_candidates``.
@@ -143,6 +153,11 @@ class Allocation(Base):
     consumer_id: Mapped[int] = mapped_column(ForeignKey('consumers.id'))
     resource_class: Mapped[str] = mapped_column(String(255))
     used: Mapped[int] = mapped_column(Integer)
+    # Written through the REST API (a scheduler's claim) and not reported
+    # since by the host whose tree it is in: no report of that host drops
+    # it (doc/source/rest-api.rst, "Ownership"; migration 0005).
+    rest_claim: Mapped[bool] = mapped_column(
+        Boolean, server_default=sa.false())
 
 
 class ResourceClass(Base):

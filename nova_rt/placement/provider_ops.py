@@ -396,14 +396,20 @@ def set_aggregates(session, uuid: str, aggregates: list,
                    generation: int) -> dict:
     rp = common.get_provider(session, uuid)
     new_gen = common.bump_generation(session, rp.id, uuid, generation)
+    replace_aggregates(session, rp.id, aggregates)
+    return {uuid: new_gen}
+
+
+def replace_aggregates(session, rp_id: int, aggregates: list) -> None:
+    """The provider's aggregates made ``aggregates``, its generation left
+    (REST before 1.19, as Placement)."""
     session.execute(sa.delete(models.ProviderAggregate).where(
-        models.ProviderAggregate.resource_provider_id == rp.id))
+        models.ProviderAggregate.resource_provider_id == rp_id))
     agg_ids = common.ensure_aggregates(session, aggregates)
     if agg_ids:
         session.execute(sa.insert(models.ProviderAggregate), [
-            {'resource_provider_id': rp.id, 'aggregate_id': a}
+            {'resource_provider_id': rp_id, 'aggregate_id': a}
             for a in agg_ids.values()])
-    return {uuid: new_gen}
 
 
 def delete_resource_provider(session, uuid: str) -> None:

@@ -7,12 +7,15 @@ not renamed, moved or deleted (``Conflict`` naming the host), and no
 REST-created provider may hang under it.  A provider created here has no
 host (``host`` NULL) and no report ever touches it.
 
-Names are unique, as in Placement (checked here: the table's index is not
-unique, hosts' names predate this API).
+Names are unique, as in Placement: those of the providers created here by
+a unique column (``unique_name``: two creates of one name cannot both
+commit, the loser gets Placement's ``duplicate_name``), against the hosts'
+names by a query (theirs predate this API, and a host may report any).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import sqlalchemy as sa
@@ -20,7 +23,9 @@ from sqlalchemy.orm import aliased
 
 from nova_rt import exception
 from nova_rt.placement import common
+from nova_rt.placement import db
 from nova_rt.placement import models
+from nova_rt.placement import tree_locks
 from nova_rt.placement.rest import errors
 
 RP = common.RP
@@ -115,6 +120,24 @@ def _check_name(conn, name: str, uuid: str) -> None:
                    'exists.', code=errors.DUPLICATE_NAME)
 
 
+@contextlib.contextmanager
+def _duplicates_refused(name: str, uuid: str):
+    """A concurrent writer's row with the same name or uuid committed
+    first: Placement's 409 (the transaction is rolled back)."""
+    try:
+        yield
+    except Exception as error:
+        if not db.is_duplicate(error):
+            raise
+        # The driver's message names the index (SQLAlchemy's adds the
+        # statement, which names every column).
+        what = (f'name: {name}' if 'unique_name' in db.describe(error)
+                else f'uuid: {uuid}')
+        raise exception.Conflict(
+            reason=f'Conflicting resource provider {what} already exists.',
+            code=errors.DUPLICATE_NAME) from None
+
+
 def _parent(conn, parent_uuid: str, name: str, uuid: str, doing: str):
     parent = conn.execute(sa.select(
         RP.id, RP.uuid, RP.host, RP.root_provider_id).where(
@@ -144,10 +167,12 @@ def create(conn, name: str, uuid: str, parent_uuid: str | None = None):
             'request.'))
     parent = (_parent(conn, parent_uuid, name, uuid, 'create')
               if parent_uuid else None)
-    rp_id = common.insert_ids(conn, RP, [{
-        'uuid': uuid, 'name': name, 'host': None, 'generation': 0,
-        'parent_provider_id': parent.id if parent else None,
-        'last_heartbeat': None}], 'uuid')[uuid]
+    with _duplicates_refused(name, uuid):
+        rp_id = common.insert_ids(conn, RP, [{
+            'uuid': uuid, 'name': name, 'unique_name': name, 'host': None,
+            'generation': 0,
+            'parent_provider_id': parent.id if parent else None,
+            'last_heartbeat': None}], 'uuid')[uuid]
     conn.execute(sa.update(RP).where(RP.id == rp_id).values(
         root_provider_id=parent.root_provider_id if parent else rp_id))
     return get(conn, uuid)
@@ -165,13 +190,7 @@ def _subtree_ids(conn, rp_id: int) -> list:
 def update(conn, uuid: str, name: str, parent_uuid=..., reparent=False):
     """Rename and (``parent_uuid`` given) set the parent; from 1.37
     (``reparent``) a parent may change or go."""
-    row = conn.execute(sa.select(
-        RP.id, RP.uuid, RP.host, RP.parent_provider_id,
-        RP.root_provider_id).where(RP.uuid == uuid)).first()
-    if row is None:
-        raise exception.NotFound(
-            reason=f'No resource provider with uuid {uuid} found',
-            code=errors.RESOURCE_PROVIDER_NOT_FOUND)
+    row = _row_for_update(conn, uuid)
     if row.host is not None:
         raise _host_owned(row, 'a change of name or parent')
     _check_name(conn, name, uuid)
@@ -179,6 +198,17 @@ def update(conn, uuid: str, name: str, parent_uuid=..., reparent=False):
     if parent_uuid is not ...:
         parent = (_parent(conn, parent_uuid, name, uuid, 'save')
                   if parent_uuid else None)
+        if parent is not None and parent.root_provider_id != \
+                row.root_provider_id:
+            # Moving the subtree to another root: both trees' claims
+            # (which hold their roots, tree_locks) finish first, and none
+            # starts on either until this commits; then read again.
+            tree_locks.lock(conn, [row.id, parent.id])
+            row = _row_for_update(conn, uuid)
+            parent = _parent(conn, parent_uuid, name, uuid, 'save')
+        elif parent is None and row.parent_provider_id is not None:
+            tree_locks.lock(conn, [row.id])
+            row = _row_for_update(conn, uuid)
         new_parent_id = parent.id if parent else None
         if new_parent_id != row.parent_provider_id:
             if row.parent_provider_id is not None and not reparent:
@@ -200,8 +230,21 @@ def update(conn, uuid: str, name: str, parent_uuid=..., reparent=False):
             conn.execute(sa.update(INV).where(
                 INV.resource_provider_id.in_(subtree)).values(
                     root_provider_id=new_root))
-    conn.execute(sa.update(RP).where(RP.id == row.id).values(**values))
+    with _duplicates_refused(name, uuid):
+        conn.execute(sa.update(RP).where(RP.id == row.id).values(
+            unique_name=name, **values))
     return get(conn, uuid)
+
+
+def _row_for_update(conn, uuid: str):
+    row = conn.execute(sa.select(
+        RP.id, RP.uuid, RP.host, RP.parent_provider_id,
+        RP.root_provider_id).where(RP.uuid == uuid)).first()
+    if row is None:
+        raise exception.NotFound(
+            reason=f'No resource provider with uuid {uuid} found',
+            code=errors.RESOURCE_PROVIDER_NOT_FOUND)
+    return row
 
 
 def delete(conn, uuid: str) -> None:
@@ -212,6 +255,8 @@ def delete(conn, uuid: str) -> None:
             reason=f'No resource provider with uuid {uuid} found for delete')
     if row.host is not None:
         raise _host_owned(row, 'deleting it')
+    # No claim on it may be checking its inventory meanwhile (tree_locks).
+    tree_locks.lock(conn, [row.id])
     if conn.execute(sa.select(RP.id).where(
             RP.parent_provider_id == row.id).limit(1)).first():
         raise exception.Conflict(

@@ -47,7 +47,7 @@ def reshape(conn, inventories: dict, allocations: dict,
                                     if rc in have}, want)
         if want:
             # Placement's interim inventory write is a generation too.
-            _bump(conn, rp.id)
+            common.bump_generation(conn, rp.id, uuid, rp.generation)
         plans.append((rp, want))
     if allocations:
         try:
@@ -57,9 +57,8 @@ def reshape(conn, inventories: dict, allocations: dict,
             raise exception.Conflict(reason=str(error)) from None
     for rp, want in plans:
         inventory.write(conn, rp, inventory.rows(conn, rp.id), want)
-        _bump(conn, rp.id)
-
-
-def _bump(conn, rp_id: int) -> None:
-    conn.execute(sa.update(common.RP).where(common.RP.id == rp_id)
-                 .values(generation=common.RP.generation + 1))
+        # Read under the tree's lock (``inventory.provider``), which every
+        # writer of the provider's inventories and allocations holds.
+        current = conn.execute(sa.select(common.RP.generation).where(
+            common.RP.id == rp.id)).scalar()
+        common.bump_generation(conn, rp.id, rp.uuid, current)

@@ -15,8 +15,10 @@ import sqlalchemy as sa
 
 from nova_rt import exception
 from nova_rt.placement import models
+from nova_rt.placement import tree_locks
 
 RC = models.ResourceClass
+RP = models.ResourceProvider
 INV = models.Inventory
 ALLOC = models.Allocation
 
@@ -85,6 +87,20 @@ def rename(conn, name: str, new_name: str) -> None:
     if new_name != name and exists(conn, new_name):
         raise exception.Conflict(
             reason=f'Resource class already exists: {new_name}')
+    holders = conn.execute(sa.select(INV.resource_provider_id).where(
+        INV.resource_class == name)).scalars().all()
+    # A claim of the old name must not land after the rename (tree_locks).
+    tree_locks.lock(conn, holders)
+    owner = conn.execute(sa.select(RP.host).join(
+        INV, INV.resource_provider_id == RP.id).where(
+            INV.resource_class == name, RP.host.is_not(None)).order_by(
+            RP.host).limit(1)).scalar()
+    if owner is not None:
+        # The host reports the class by its old name: its next report would
+        # meet its own allocations under the new one (InventoryInUse).
+        raise exception.Conflict(
+            reason=f'Resource class {name} is in the inventory of host '
+                   f'{owner}, whose reports name it: it cannot be renamed.')
     # Class names are stored as they are in inventories and allocations:
     # they follow, in the same transaction.
     if conn.execute(sa.select(RC.id).where(RC.name == name)).first():

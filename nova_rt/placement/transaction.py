@@ -14,7 +14,8 @@ driver's class:
   (the contract's "a back end this call needs cannot be reached now;
   nothing changed; try again later"), naming the placement database.
 
-The RPC manager and the REST API each map those to their own answers.
+The RPC manager and the REST API each map those to their own answers (the
+REST API gives its own exception for a lost race: ``lost_race``).
 """
 
 from __future__ import annotations
@@ -52,15 +53,17 @@ class Transactions:
         self.db_retries = db_retries
 
     def run(self, name: str, func, kwargs: dict,
-            consumers_raced: bool = False):
+            consumers_raced: bool = False, lost_race=None):
         """The result of ``func``; see the module's docstring for errors.
 
-        ``name`` labels logs and metrics.
+        ``name`` labels logs and metrics.  ``lost_race()``: the exception
+        for a lost race instead of the contract's generation conflicts (the
+        REST API's, which names no provider it does not know).
         """
         attempts: list = []
         try:
             return self._attempts(name, func, kwargs, attempts,
-                                  consumers_raced)
+                                  consumers_raced, lost_race)
         finally:
             if len(attempts) > 1 and self.db_retries is not None:
                 self.db_retries.labels(name).inc(len(attempts) - 1)
@@ -71,7 +74,8 @@ class Transactions:
         with self._guard, self.engine.begin() as conn:
             return func(conn, **kwargs)
 
-    def _attempts(self, name, func, kwargs, attempts, consumers_raced):
+    def _attempts(self, name, func, kwargs, attempts, consumers_raced,
+                  lost_race):
         try:
             return self._attempt(func, kwargs, attempts)
         except exception.NotAuthorized as error:
@@ -87,6 +91,8 @@ class Transactions:
                 # The loser retries with fresh data, as after any
                 # generation conflict.
                 LOG.info('%s lost a race to a concurrent writer', name)
+                if lost_race is not None:
+                    raise lost_race() from None
                 if consumers_raced:
                     raise exception.ConsumerGenerationConflict(
                         consumer_uuid='(one of the consumers)',

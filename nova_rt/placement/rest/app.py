@@ -122,7 +122,9 @@ class Request:
     def json(self, schema: dict | None = None):
         """The body, parsed and checked against ``schema`` (400 if not)."""
         try:
-            data = json.loads(self.webob.body)
+            # NaN and +-Infinity are not JSON (RFC 8259), though Python's
+            # parser takes them; no number of Placement's can be one.
+            data = json.loads(self.webob.body, parse_constant=_not_json)
         except ValueError as error:
             raise errors.bad_request(f'Malformed JSON: {error}') from None
         if schema is not None:
@@ -136,11 +138,25 @@ class Request:
         retries and error mapping the RPC manager uses."""
         return self.app.transactions.run(
             f'rest:{self.route_name}',
-            lambda conn: func(conn, *args, **kwargs), {})
+            lambda conn: func(conn, *args, **kwargs), {},
+            lost_race=_lost_race)
 
     def authorize(self, action: str, target: dict | None = None) -> None:
         """403 (nothing done) unless policy allows ``action``."""
         self.app.policy.authorize(self.context, action, target)
+
+
+def _lost_race() -> exception.Conflict:
+    """A write that lost a race the operation does not name itself (a row
+    created or removed at the same moment by another request)."""
+    return exception.Conflict(
+        reason='Another request changed the same data concurrently; '
+               'nothing was changed. Retry the request.',
+        code=errors.CONCURRENT_UPDATE)
+
+
+def _not_json(constant: str):
+    raise ValueError(f'{constant} is not a JSON number')
 
 
 #: A contract exception's HTTP status (and Placement's code).
@@ -156,11 +172,21 @@ _STATUS = [
     (exception.NotAuthorized, 409, None),
     (exception.InvalidAllocation, 400, None),
     (exception.InvalidInput, 400, None),
-    (exception.HypervisorUnavailable, 503, None),
 ]
 
 
-def _http_error(error: exception.NovaRtException) -> errors.HTTPError:
+#: What an API client is told of a database that cannot be used: the
+#: driver's reason names the server, its port and the role (logged, with
+#: the request id, by ``_http_error``).
+UNAVAILABLE = ('The placement database cannot be used now; nothing was '
+               'changed. Retry later.')
+
+
+def _http_error(error: exception.NovaRtException,
+                request_id: str) -> errors.HTTPError:
+    if isinstance(error, exception.HypervisorUnavailable):
+        LOG.error('Placement API 503 (request %s): %s', request_id, error)
+        return errors.HTTPError(503, UNAVAILABLE)
     for cls, status, code in _STATUS:
         if isinstance(error, cls):
             return errors.HTTPError(status, str(error),
@@ -225,7 +251,7 @@ class PlacementApp:
         try:
             return route.handler(req)
         except exception.NovaRtException as error:
-            raise _http_error(error) from None
+            raise _http_error(error, request_id) from None
         except policy_mod.Forbidden as error:
             raise errors.HTTPError(403, str(error)) from None
 

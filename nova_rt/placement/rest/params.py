@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from nova_rt.placement import common
 from nova_rt.placement.rest import errors
 from nova_rt.placement.rest.handlers import util
 
@@ -34,6 +35,12 @@ def resources(value: str) -> dict:
             raise errors.bad_request(
                 f'Requested resource {rc} requires amount >= 1. Got: '
                 f'{number}.')
+        if number > common.MAX_INT:
+            # Beyond any capacity, and beyond what the database's integers
+            # hold (SQLite raised OverflowError, PostgreSQL out of range).
+            raise errors.bad_request(
+                f'Requested resource {rc} requires amount <= '
+                f'{common.MAX_INT}. Got: {number}.')
         result[rc] = number
     return result
 

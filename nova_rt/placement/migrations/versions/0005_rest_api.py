@@ -6,9 +6,13 @@ no host owns, consumer types.
   not stored.
 - ``resource_providers.host`` nullable: NULL is a provider created through
   the REST API, which no host's report ever touches
-  (doc/source/rest-api.rst, "Ownership").
+  (doc/source/rest-api.rst, "Ownership"); ``unique_name`` is the name
+  of such a provider, NULL for a host's, and unique, as Placement's names.
 - ``consumers.consumer_type`` (microversion 1.38): NULL is Placement's
   "unknown".
+- ``allocations.rest_claim``: written through the REST API and not
+  reported since by the host of the tree it is in, whose reports then keep
+  it.
 
 Revision ID: 0005_rest_api
 Revises: 0004_mysql_candidates_index
@@ -37,16 +41,28 @@ def upgrade():
     with op.batch_alter_table('resource_providers') as batch:
         batch.alter_column('host', existing_type=sa.String(255),
                            nullable=True)
+        batch.add_column(sa.Column('unique_name', sa.String(200),
+                                   nullable=True))
+        batch.create_unique_constraint(
+            'uniq_resource_providers0unique_name', ['unique_name'])
     with op.batch_alter_table('consumers') as batch:
         batch.add_column(sa.Column('consumer_type', sa.String(255),
                                    nullable=True))
+    op.add_column('allocations', sa.Column(
+        'rest_claim', sa.Boolean(), nullable=False,
+        server_default=sa.false()))
 
 
 def downgrade():
+    with op.batch_alter_table('allocations') as batch:
+        batch.drop_column('rest_claim')
     with op.batch_alter_table('consumers') as batch:
         batch.drop_column('consumer_type')
     op.execute('DELETE FROM resource_providers WHERE host IS NULL')
     with op.batch_alter_table('resource_providers') as batch:
+        batch.drop_constraint('uniq_resource_providers0unique_name',
+                              type_='unique')
+        batch.drop_column('unique_name')
         batch.alter_column('host', existing_type=sa.String(255),
                            nullable=False)
     op.drop_table('resource_classes')

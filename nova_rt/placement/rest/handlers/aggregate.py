@@ -56,8 +56,11 @@ def update(req: app.Request) -> app.Response:
 
     def write(conn, uuid):
         rp = util.provider(conn, uuid)
-        if given is not None:
-            util.check_generation(rp, given)
+        if given is None:
+            # Before 1.19 Placement neither checks nor moves the generation.
+            provider_ops.replace_aggregates(conn, rp.id, aggregates)
+            return rp.generation, list(aggregates)
+        util.check_generation(rp, given)
         generation = provider_ops.set_aggregates(
             conn, uuid, aggregates, rp.generation)[uuid]
         # The list as given, in its order, as Placement answers.

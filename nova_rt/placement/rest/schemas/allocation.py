@@ -3,7 +3,10 @@
 import copy
 import functools
 
-UUID_PATTERN = '^[0-9a-fA-F-]{36}$'
+# Hex digits where a UUID has them, dashes where it has them: a key of 36
+# dashes passed '^[0-9a-fA-F-]{36}$' and failed uuid.UUID() later (500).
+UUID_PATTERN = ('^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
+                '[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')
 RC_PATTERN = '^[A-Z0-9_]+$'
 CONSUMER_TYPE_PATTERN = '^[A-Z0-9_]+$'
 GROUP_PATTERN = '^(_[a-zA-Z0-9_-]{1,64})?$'

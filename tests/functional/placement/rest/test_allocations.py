@@ -1,6 +1,7 @@
 """``/allocations``: formats per microversion, consumer generations,
 capacity, ``used`` kept, POST for several consumers, DELETE."""
 
+import pytest
 import sqlalchemy as sa
 
 from nova_rt.placement import models
@@ -136,3 +137,39 @@ def test_provider_with_allocations_cannot_be_deleted(client):
     resp = client.call('DELETE', f'/resource_providers/{rp}', status=409)
     assert resp.json['errors'][0]['code'] == (
         'placement.resource_provider.inuse')
+
+
+def test_emptying_a_consumer_moves_the_generation_of_the_providers_it_leaves(
+        client):
+    # Review bug 11: Placement bumps them (the emptied allocations are
+    # written as zero); DELETE does not.
+    from tests.functional.placement.rest.helpers import generation
+    rp = provider(client, 'rp', {'VCPU': {'total': 4}})
+    c = new_uuid()
+    allocate(client, c, {rp: {'VCPU': 1}})
+    seen = client.call('GET', f'/allocations/{c}').json
+    before = generation(client, rp)
+    client.call('POST', '/allocations', {c: {
+        'allocations': {}, 'project_id': 'p1', 'user_id': 'u1',
+        'consumer_generation': seen['consumer_generation'],
+        'consumer_type': 'INSTANCE'}}, status=204)
+    assert generation(client, rp) == before + 1
+    allocate(client, c, {rp: {'VCPU': 1}})
+    before = generation(client, rp)
+    client.call('DELETE', f'/allocations/{c}', status=204)
+    assert generation(client, rp) == before
+
+
+@pytest.mark.parametrize('v, bumps', [('1.18', False), ('1.19', True)])
+def test_aggregates_move_the_generation_from_1_19_only(client, v, bumps):
+    from tests.functional.placement.rest.helpers import generation
+    rp = provider(client, 'rp')
+    before = generation(client, rp)
+    body = [new_uuid()]
+    if bumps:
+        body = {'aggregates': body, 'resource_provider_generation': before}
+    client.call('PUT', f'/resource_providers/{rp}/aggregates', body, v=v,
+                status=200)
+    assert generation(client, rp) == before + bumps
+    assert len(client.call('GET', f'/resource_providers/{rp}/aggregates',
+                           v=v).json['aggregates']) == 1
