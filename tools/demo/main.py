@@ -156,6 +156,10 @@ def _keep_running_note(stack) -> None:
     for name, pid in stack.pids().items():
         _say(f'  {name:<12} pid {pid}   log {stack.log_path(name)}')
     _say(f'Try:  NOVA_RT_CONFIG_FILE={stack.config_file} .venv/bin/nova-rt host list')
+    if getattr(stack, 'api_url', None):
+        _say('      .venv/bin/openstack --os-auth-type admin_token --os-token admin '
+             f'--os-endpoint {stack.api_url} --os-placement-api-version '
+             f'{rest.VERSION} resource provider list')
     _say(f'Stop: tools/quickstart.sh stop {stack.workdir}')
     _say(f'  (or: {sys.executable} -m tools.demo stop {stack.workdir})')
 

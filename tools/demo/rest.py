@@ -67,6 +67,7 @@ def show(stack, hosts: list, say, stack_error) -> None:
     osc = [os.path.join(bindir, 'openstack'), '--os-auth-type', 'admin_token',
            '--os-token', 'admin', '--os-endpoint', url,
            '--os-placement-api-version', VERSION, 'resource', 'provider', 'list']
+    stack.api_url = url
     say('$ ' + shlex.join(['openstack', *osc[1:]]))
     result = subprocess.run(osc + ['--sort-column', 'name'], capture_output=True,
                             text=True, timeout=120, stdin=subprocess.DEVNULL)

@@ -48,7 +48,8 @@ def test_keep_running_then_stop(demo_run, tmp_path):
     demo_run.extend(pids.values())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert 'All 19 steps did what they should' in result.stdout
-    assert set(pids) == {'placement', 'demo-host-1', 'demo-host-2'}
+    assert set(pids) == {'placement', 'placement-api', 'demo-host-1',
+                         'demo-host-2'}
     assert all(stack._alive(pid) for pid in pids.values())
     workdir = re.search(r'^Stop: tools/quickstart.sh stop (\S+)$', result.stdout,
                         re.M).group(1)
@@ -63,12 +64,21 @@ def test_keep_running_then_stop(demo_run, tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert {h['host'] for h in json.loads(listed.stdout) if h['alive']} == {
         'demo-host-1', 'demo-host-2'}
+    osc_line = re.search(r'^ +(\.venv/bin/openstack .*)$', result.stdout,
+                         re.M).group(1).split()
+    osc_line[0] = os.path.join(os.path.dirname(sys.executable), 'openstack')
+    providers = subprocess.run(
+        osc_line + ['-f', 'json'], capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL)
+    assert providers.returncode == 0, providers.stderr
+    assert {'demo-host-1', 'demo-host-2'} <= {
+        p['name'] for p in json.loads(providers.stdout)}
 
     stopped = subprocess.run(
         [sys.executable, '-m', 'tools.demo', 'stop', workdir], cwd=tmp_path,
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert stopped.returncode == 0, stopped.stderr
-    assert 'stopped 3 process(es)' in stopped.stdout
+    assert 'stopped 4 process(es)' in stopped.stdout
     assert 'killed' not in stopped.stdout          # SIGTERM was enough
     assert not any(stack._alive(pid) for pid in pids.values())
     assert not os.path.exists(workdir)
