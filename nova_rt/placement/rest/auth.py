@@ -5,7 +5,8 @@
 identity headers.  ``noauth2`` (development): ``X-Auth-Token: admin`` is a
 user with the admin role, any other token a user without roles, and
 ``user:project`` names the user and the project (else the project is the
-user); an ``X-Roles`` header, if sent, is taken as the roles.  Without
+user); an ``X-Roles`` header, if sent, is taken as the roles, and an
+``X-Project-Id`` header as the project.  Without
 a token: 401.  Either way the root document (``/``) is served to anyone,
 so that clients can discover versions before they authenticate.
 """
@@ -56,8 +57,10 @@ class NoAuth:
             roles = 'admin' if user_id == 'admin' else ''
         environ['HTTP_X_USER_ID'] = user_id
         if not environ.get('HTTP_OPENSTACK_SYSTEM_SCOPE'):
+            # As Placement's: the token's project, unless the request names
+            # one itself (X-Project-Id comes first for oslo.context).
             environ['HTTP_X_TENANT_ID'] = project_id or user_id
-            environ['HTTP_X_PROJECT_ID'] = project_id or user_id
+            environ.setdefault('HTTP_X_PROJECT_ID', project_id or user_id)
         environ['HTTP_X_ROLES'] = roles
         return self.application(environ, start_response)
 

@@ -114,6 +114,21 @@ def test_x_roles_names_the_roles_under_noauth2(client):
                 headers={'X-Roles': 'service'}, status=200)
 
 
+def test_x_project_id_names_the_project_under_noauth2(client):
+    # GET /usages is the one read a project's reader may make, for its own
+    # project only (Placement's usage-secure-rbac.yaml).
+    reader = {'X-Roles': 'reader', 'X-Project-Id': 'p1'}
+    client.call('GET', '/usages?project_id=p1', token='user', headers=reader,
+                status=200)
+    client.call('GET', '/usages?project_id=p2', token='user', headers=reader,
+                status=403)
+    # Without the header the token names the project.
+    client.call('GET', '/usages?project_id=p1', token='user:p1',
+                headers={'X-Roles': 'reader'}, status=200)
+    client.call('GET', '/usages?project_id=p1', token='user',
+                headers={'X-Roles': 'reader'}, status=403)
+
+
 def test_errors_are_json_unless_only_html_or_text_is_accepted(client):
     for accept in (None, 'application/json', '*/*'):
         headers = {'X-Auth-Token': 'admin'}
