@@ -1,83 +1,42 @@
 """Query string values as Placement parses them: ``resources``,
 ``required`` (forbidden ``!`` from 1.22, any-of ``in:`` from 1.39),
 ``member_of`` (repeated from 1.24, ``in:``, forbidden ``!`` from 1.32),
-``in_tree``.  Shared by ``/resource_providers`` and
-``/allocation_candidates``; every refusal is 400 with Placement's words.
+``in_tree``, for ``/resource_providers``; each value is parsed by
+``candidate_request``, as for ``/allocation_candidates``, and every refusal
+is 400 with Placement's words.
 """
 
 from __future__ import annotations
 
+from nova_rt.placement import candidate_request as creq
 from nova_rt.placement import common
 from nova_rt.placement.rest import errors
 from nova_rt.placement.rest.handlers import util
 
-_RESOURCES_FORM = ('Badly formed resources parameter. Expected resources '
-                   'query string parameter in form: '
-                   '?resources=VCPU:2,MEMORY_MB:1024.')
+def _parsed(parse, *args):
+    """``parse(*args)`` of ``candidate_request``, its refusal as a 400."""
+    try:
+        return parse(*args)
+    except creq.BadQuery as error:
+        raise errors.bad_request(error.detail, error.code) from None
 
 
 def resources(value: str) -> dict:
     """``'VCPU:2,MEMORY_MB:1024'`` -> ``{'VCPU': 2, 'MEMORY_MB': 1024}``."""
-    if value.strip() == '':
-        raise errors.bad_request(f'{_RESOURCES_FORM} Got: empty string.')
-    result = {}
-    for pair in value.split(','):
-        rc, sep, amount = pair.partition(':')
-        if not sep or ':' in amount:
-            raise errors.bad_request(f'{_RESOURCES_FORM} Got: {pair}.')
-        try:
-            number = int(amount)
-        except ValueError:
-            raise errors.bad_request(
-                f'Requested resource {rc} expected positive integer amount. '
-                f'Got: {amount}.') from None
-        if number < 1:
-            raise errors.bad_request(
-                f'Requested resource {rc} requires amount >= 1. Got: '
-                f'{number}.')
+    result = _parsed(creq.parse_resources, value)
+    for rc, number in result.items():
         if number > common.MAX_INT:
             # Beyond any capacity, and beyond what the database's integers
             # hold (SQLite raised OverflowError, PostgreSQL out of range).
             raise errors.bad_request(
                 f'Requested resource {rc} requires amount <= '
                 f'{common.MAX_INT}. Got: {number}.')
-        result[rc] = number
     return result
 
 
 def traits(value: str, allow_forbidden: bool, allow_any: bool):
     """One ``required`` value: ``([set of any-of names, ...], forbidden)``."""
-    if value.startswith('in:'):
-        if not allow_any:
-            raise errors.bad_request(
-                "Invalid query string parameters: The format "
-                "'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' only supported since "
-                f"microversion 1.39. Got: {value}")
-        any_of = {name.strip() for name in value[3:].split(',')}
-        if not all(any_of):
-            raise errors.bad_request(
-                "Invalid query string parameters: Expected 'required' "
-                "parameter value of the form: in:HW_CPU_X86_VMX,"
-                f"CUSTOM_MAGIC. Got an empty trait in: {value}")
-        if any(name.startswith('!') for name in any_of):
-            raise errors.bad_request(
-                "Invalid query string parameters: The format "
-                "'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' does not support "
-                f"forbidden traits. Got: {value}")
-        return [any_of], set()
-    names = [name.strip() for name in value.split(',')]
-    forbidden = {n[1:] for n in names if n.startswith('!')}
-    if not all(names) or not all(forbidden):
-        form = ('HW_CPU_X86_VMX,!CUSTOM_MAGIC' if allow_forbidden
-                else 'HW_CPU_X86_VMX,CUSTOM_MAGIC')
-        raise errors.bad_request(
-            "Invalid query string parameters: Expected 'required' parameter "
-            f"value of the form: {form}. Got an empty trait in: {value}")
-    if forbidden and not allow_forbidden:
-        raise errors.bad_request(
-            "Invalid query string parameters: Expected 'required' parameter "
-            f"value of the form: HW_CPU_X86_VMX,CUSTOM_MAGIC. Got: {value}")
-    return [{n} for n in names if not n.startswith('!')], forbidden
+    return _parsed(creq.parse_traits, value, allow_forbidden, allow_any)
 
 
 def required(req, suffix: str = ''):
@@ -97,26 +56,7 @@ def required(req, suffix: str = ''):
 
 def member_of_value(value: str):
     """One ``member_of`` value: ``(any-of set, forbidden set)``."""
-    if ',' in value and not value.startswith(('in:', '!in:')):
-        raise errors.bad_request(
-            "Multiple values for 'member_of' must be prefixed with the "
-            f"'in:' or '!in:' keyword using the valid microversion. Got: "
-            f"{value}")
-    any_of, forbidden = set(), set()
-    if value.startswith('!in:'):
-        forbidden = set(value[4:].split(','))
-    elif value.startswith('!'):
-        forbidden = {value[1:]}
-    elif value.startswith('in:'):
-        any_of = set(value[3:].split(','))
-    else:
-        any_of = {value}
-    for uuid in any_of | forbidden:
-        if not util.is_uuid(uuid):
-            raise errors.bad_request(
-                "Invalid query string parameters: Expected 'member_of' "
-                f"parameter to contain valid UUID(s). Got: {uuid}")
-    return any_of, forbidden
+    return _parsed(creq.parse_member_of, value)
 
 
 def member_of(req, suffix: str = ''):
