@@ -37,12 +37,10 @@ import contextlib
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
@@ -57,6 +55,8 @@ _backend.init_backend(_backend.BackendType.THREADING)
 
 import libvirt  # noqa: E402
 import oslo_floor_server  # noqa: E402
+from bench_rpc import (  # noqa: E402
+    audits_running, free_port, loadavg as load, one_claim, percentile)
 
 from tests.functional.compute import fixtures  # noqa: E402
 from tests.functional.placement import fixtures as placement_fixtures  # noqa: E402
@@ -67,25 +67,8 @@ KEYS = ('rpc_noop_p50_ms', 'rpc_noop_p99_ms', 'claim_p50_ms', 'claim_p99_ms',
         'list_xml_floor_ms', 'idle_audit_messages')
 
 
-def percentile(values, pct):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1,
-                       int(round(pct / 100 * (len(ordered) - 1))))]
-
-
 def ms(seconds):
     return round(seconds * 1000, 3)
-
-
-def load() -> str:
-    with open('/proc/loadavg') as f:
-        return ' '.join(f.read().split()[:3])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 # ------------------------------------------------------------------ floors
@@ -157,45 +140,6 @@ def floor_server(config_file: str, workdir: str):
 
 
 # ------------------------------------------------------------------ the daemon
-
-def instance():
-    return {'uuid': str(uuid.uuid4()), 'project_id': 'bench',
-            'user_id': 'bench',
-            'flavor': {'name': 'tiny', 'vcpus': 1, 'memory_mb': 64,
-                       'root_gb': 0, 'ephemeral_gb': 0, 'swap': 0}}
-
-
-def one_claim(stack) -> float:
-    inst = instance()
-    started = time.perf_counter()
-    stack.api.instance_claim({'request_id': 'req-' + inst['uuid']},
-                             stack.host, instance=inst)
-    elapsed = time.perf_counter() - started
-    stack.api.abort_instance_claim({}, stack.host, instance_uuid=inst['uuid'])
-    return elapsed
-
-
-@contextlib.contextmanager
-def audits_running(stack):
-    """Another caller runs audits back to back; yields their durations."""
-    stop = threading.Event()
-    durations: list = []
-
-    def loop():
-        while not stop.is_set():
-            summary = stack.api.run_audit({}, stack.host, timeout=120)
-            durations.append(summary['duration_s'])
-
-    thread = threading.Thread(target=loop)
-    thread.start()
-    try:
-        while not durations:     # the first audit has started and finished
-            time.sleep(0.01)
-        yield durations
-    finally:
-        stop.set()
-        thread.join()
-
 
 def steady_audits(stack, count: int) -> list:
     """Daemon-side seconds of ``count`` audits of an unchanged host."""
