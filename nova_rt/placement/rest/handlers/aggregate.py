@@ -36,11 +36,8 @@ def _body(req, generation: int, aggregates: list) -> dict:
 def show(req: app.Request) -> app.Response:
     req.authorize('placement:resource_providers:aggregates:list')
 
-    def read(conn, uuid):
-        rp = util.provider(conn, uuid)
-        return rp.generation, _of(conn, rp.id)
-
-    return app.json_response(_body(req, *req.db(read, req.urlvars['uuid'])))
+    return app.json_response(_body(req, *req.db(
+        util.provider_read, req.urlvars['uuid'], _of)))
 
 
 def update(req: app.Request) -> app.Response:

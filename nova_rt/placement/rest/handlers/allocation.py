@@ -36,13 +36,10 @@ def for_consumer(req: app.Request) -> app.Response:
 def for_provider(req: app.Request) -> app.Response:
     req.authorize('placement:resource_providers:allocations:list')
 
-    def read(conn, uuid):
-        rp = util.provider(conn, uuid)
-        return rp.generation, ops.of_provider(conn, rp.id)
-
     uuid = req.urlvars['uuid']
     try:
-        generation, allocations = req.db(read, uuid)
+        generation, allocations = req.db(util.provider_read, uuid,
+                                         ops.of_provider)
     except errors.HTTPError as error:
         if error.status != 404:
             raise

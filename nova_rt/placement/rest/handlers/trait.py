@@ -73,11 +73,8 @@ def delete(req: app.Request) -> app.Response:
 def provider_traits(req: app.Request) -> app.Response:
     req.authorize('placement:resource_providers:traits:list')
 
-    def read(conn, uuid):
-        rp = util.provider(conn, uuid)
-        return rp.generation, trait_ops.of_provider(conn, rp.id)
-
-    generation, names = req.db(read, req.urlvars['uuid'])
+    generation, names = req.db(util.provider_read, req.urlvars['uuid'],
+                               trait_ops.of_provider)
     return app.json_response({'traits': names,
                               'resource_provider_generation': generation})
 

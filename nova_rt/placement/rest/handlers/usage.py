@@ -25,11 +25,8 @@ def _query(version) -> dict:
 def provider_usages(req: app.Request) -> app.Response:
     req.authorize('placement:resource_providers:usages')
 
-    def read(conn, uuid):
-        rp = util.provider(conn, uuid)
-        return rp.generation, usage_ops.of_provider(conn, rp.id)
-
-    generation, usages = req.db(read, req.urlvars['uuid'])
+    generation, usages = req.db(util.provider_read, req.urlvars['uuid'],
+                                usage_ops.of_provider)
     return app.json_response({'resource_provider_generation': generation,
                               'usages': usages})
 

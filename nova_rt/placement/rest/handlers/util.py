@@ -44,6 +44,13 @@ def provider(conn, uuid: str, what: str = 'resource provider'):
     return row
 
 
+def provider_read(conn, uuid: str, of):
+    """``(generation, of(conn, provider id))`` of the provider, or 404: a
+    sub-resource read with the generation it was read at."""
+    rp = provider(conn, uuid)
+    return rp.generation, of(conn, rp.id)
+
+
 def refuse_host_owned(row, doing: str) -> None:
     """409 for a write that a host's report owns (DESIGN principle 3)."""
     if row.host is not None:
