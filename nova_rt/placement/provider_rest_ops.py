@@ -25,15 +25,12 @@ from nova_rt import exception
 from nova_rt.placement import common
 from nova_rt.placement import db
 from nova_rt.placement import models
+from nova_rt.placement import query_ops
 from nova_rt.placement import tree_locks
 from nova_rt.placement.rest import errors
 
 RP = common.RP
 INV = models.Inventory
-PT = models.ProviderTrait
-PA = models.ProviderAggregate
-TRAIT = models.Trait
-AGG = models.Aggregate
 
 
 @functools.cache
@@ -45,18 +42,6 @@ def _select():
         parent.uuid.label('parent_uuid'), root.uuid.label('root_uuid'),
     ).outerjoin(parent, parent.id == RP.parent_provider_id).outerjoin(
         root, root.id == RP.root_provider_id)
-
-
-def _has_any_trait(names):
-    return sa.exists().where(PT.resource_provider_id == RP.id,
-                             PT.trait_id == TRAIT.id,
-                             TRAIT.name.in_(sorted(names)))
-
-
-def _in_any_aggregate(uuids):
-    return sa.exists().where(PA.resource_provider_id == RP.id,
-                             PA.aggregate_id == AGG.id,
-                             AGG.uuid.in_(sorted(uuids)))
 
 
 def _has_room(rc: str, amount: int):
@@ -83,13 +68,15 @@ def list_providers(conn, name=None, uuid=None, in_tree=None,
         stmt = stmt.where(RP.root_provider_id == sa.select(
             RP.root_provider_id).where(RP.uuid == in_tree).scalar_subquery())
     for any_of in member_of:
-        stmt = stmt.where(_in_any_aggregate(any_of))
+        stmt = stmt.where(query_ops.in_any_aggregate(RP.id, sorted(any_of)))
     if forbidden_aggregates:
-        stmt = stmt.where(~_in_any_aggregate(forbidden_aggregates))
+        stmt = stmt.where(~query_ops.in_any_aggregate(
+            RP.id, sorted(forbidden_aggregates)))
     for any_of in required:
-        stmt = stmt.where(_has_any_trait(any_of))
+        stmt = stmt.where(query_ops.has_any_trait(RP.id, sorted(any_of)))
     if forbidden_traits:
-        stmt = stmt.where(~_has_any_trait(forbidden_traits))
+        stmt = stmt.where(~query_ops.has_any_trait(
+            RP.id, sorted(forbidden_traits)))
     for rc, amount in sorted((resources or {}).items()):
         stmt = stmt.where(_has_room(rc, amount))
     return conn.execute(stmt.order_by(RP.id)).all()

@@ -60,13 +60,15 @@ def _has_all_traits(rp_id_col, names):
         for name in names))
 
 
-def _has_any_trait(rp_id_col, names):
+def has_any_trait(rp_id_col, names):
+    """The provider has one of the traits ``names`` (REST filters too)."""
     return sa.exists().where(PT.resource_provider_id == rp_id_col,
                              PT.trait_id == models.Trait.id,
                              models.Trait.name.in_(names))
 
 
-def _member_of(rp_id_col, aggregates):
+def in_any_aggregate(rp_id_col, aggregates):
+    """The provider is in one of the aggregates (uuids; REST filters too)."""
     return sa.exists().where(PA.resource_provider_id == rp_id_col,
                              PA.aggregate_id == models.Aggregate.id,
                              models.Aggregate.uuid.in_(aggregates))
@@ -110,7 +112,7 @@ def list_resource_providers(session, heartbeat_timeout: int, name=None,
         stmt = stmt.where(RP.root_provider_id == sa.select(
             RP.root_provider_id).where(RP.uuid == in_tree).scalar_subquery())
     if member_of:
-        stmt = stmt.where(_member_of(RP.id, member_of))
+        stmt = stmt.where(in_any_aggregate(RP.id, member_of))
     if required:
         stmt = stmt.where(_has_all_traits(RP.id, sorted(set(required))))
     for rc, n in sorted((resources or {}).items()):
@@ -208,10 +210,10 @@ def _candidates_query(classes: tuple, n_required: int, forbidden: bool,
         stmt = stmt.where(_has_all_traits(rp.c.id, [
             sa.bindparam(f'required{i}') for i in range(n_required)]))
     if forbidden:
-        stmt = stmt.where(~_has_any_trait(
+        stmt = stmt.where(~has_any_trait(
             rp.c.id, sa.bindparam('forbidden', expanding=True)))
     if member_of:
-        stmt = stmt.where(_member_of(
+        stmt = stmt.where(in_any_aggregate(
             rp.c.id, sa.bindparam('member_of', expanding=True)))
     # Both sides double precision: a float divided by an integer is done in
     # NUMERIC by PostgreSQL, several times slower over thousands of rows.
