@@ -63,6 +63,15 @@ class Caller:
                 '_timeout': None, '_unique_id': uuid.uuid4().hex,
                 **self.context}
         self.pending[msg_id] = on_reply
+        self._publish(body)
+
+    def cast(self, method: str, kwargs: dict) -> None:
+        """No reply expected (as the reporter's heartbeat)."""
+        self._publish({'method': method, 'args': kwargs,
+                       'version': self.version,
+                       '_unique_id': uuid.uuid4().hex, **self.context})
+
+    def _publish(self, body: dict) -> None:
         self.channel.basic_publish(
             amqp.Message(json.dumps({'oslo.version': '2.0',
                                     'oslo.message': json.dumps(body)}),

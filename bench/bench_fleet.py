@@ -84,7 +84,6 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import amqp  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 import amqp_caller  # noqa: E402
@@ -253,18 +252,7 @@ def _with_generation(method: str, kwargs: dict, gen: int) -> dict:
 
 
 class Caster(amqp_caller.Caller):
-    """The lean caller, with casts (no reply expected, as the reporter's
-    heartbeat)."""
-
-    def cast(self, method: str, kwargs: dict) -> None:
-        body = {'method': method, 'args': kwargs, 'version': self.version,
-                '_unique_id': uuid.uuid4().hex, **self.context}
-        self.channel.basic_publish(
-            amqp.Message(json.dumps({'oslo.version': '2.0',
-                                    'oslo.message': json.dumps(body)}),
-                         content_type='application/json',
-                         content_encoding='utf-8'),
-            exchange=self.exchange, routing_key=self.topic)
+    """The lean caller, with what the fleet bench watches on the queue."""
 
     def backlog(self) -> int:
         """Messages waiting in placement's topic queue (not yet taken)."""
