@@ -233,12 +233,7 @@ def _unchanged(session, host, root_uuid, generation, allocations):
             is not None or root[0].generation != generation):
         return None
     root_id = root[0].id
-    tree, generations, inventories = {}, {}, {}
-    for row in _TREE.rows(session, {'b_root_id': root_id}):
-        tree[row.uuid] = row.id
-        generations[row.id] = row.generation
-        if row.resource_class is not None:
-            inventories[(row.id, row.resource_class)] = row
+    tree, generations, inventories = _read_tree(session, root_id)
     try:
         want = _want(allocations, tree, inventories)
     except exception.NovaRtException:
@@ -260,6 +255,18 @@ def _unchanged(session, host, root_uuid, generation, allocations):
     if any(inv.used != usage.get(key, 0) for key, inv in inventories.items()):
         return None
     return {uuid: generations[rp_id] for uuid, rp_id in tree.items()}
+
+
+def _read_tree(session, root_id: int) -> tuple[dict, dict, dict]:
+    """The tree's providers (uuid -> id), their generations (id ->
+    generation) and inventories ((id, class) -> row)."""
+    tree, generations, inventories = {}, {}, {}
+    for row in _TREE.rows(session, {'b_root_id': root_id}):
+        tree[row.uuid] = row.id
+        generations[row.id] = row.generation
+        if row.resource_class is not None:
+            inventories[(row.id, row.resource_class)] = row
+    return tree, generations, inventories
 
 
 def _kept(have: dict, claims: set, want: dict) -> dict:
@@ -285,12 +292,7 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
             return unchanged
     root_id = _lock_root(session, host, root_uuid, generation, now)
 
-    tree, generations, inventories = {}, {}, {}
-    for row in _TREE.rows(session, {'b_root_id': root_id}):
-        tree[row.uuid] = row.id
-        generations[row.id] = row.generation
-        if row.resource_class is not None:
-            inventories[(row.id, row.resource_class)] = row
+    tree, generations, inventories = _read_tree(session, root_id)
     want = _want(allocations, tree, inventories,
                  lambda uuid: _foreign_owner(session, uuid, host))
 
