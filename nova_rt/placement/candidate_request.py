@@ -236,22 +236,28 @@ def _group_items(pairs, version) -> dict:
         if prefix == 'resources':
             group.resources = parse_resources(value)
         elif prefix == 'required':
-            group.required, group.forbidden = _group_traits(
+            group.required, group.forbidden = group_traits(
                 pairs, key, version)
         elif prefix == 'member_of':
-            group.member_of, group.forbidden_aggs = _group_member_of(
+            group.member_of, group.forbidden_aggs = group_member_of(
                 pairs, key, version)
         else:
-            tree = value.strip()
-            if not _is_uuid(tree):
-                raise BadQuery("Invalid query string parameters: Expected "
-                               "'in_tree' parameter to be a format of uuid. "
-                               f'Got: {value}')
-            group.in_tree = tree
+            group.in_tree = parse_in_tree(value)
     return groups
 
 
-def _group_traits(pairs, key, version) -> tuple[list, set]:
+def parse_in_tree(value: str) -> str:
+    tree = value.strip()
+    if not _is_uuid(tree):
+        raise BadQuery("Invalid query string parameters: Expected "
+                       "'in_tree' parameter to be a format of uuid. "
+                       f'Got: {value}')
+    return tree
+
+
+def group_traits(pairs, key, version) -> tuple[list, set]:
+    """Every ``key`` (``required<suffix>``) of the query ``pairs``:
+    ``([any-of sets], forbidden set)``."""
     values = _getall(pairs, key)
     if version < (1, 39):
         values = values[-1:]     # repeated: the last one, before 1.39
@@ -263,7 +269,9 @@ def _group_traits(pairs, key, version) -> tuple[list, set]:
     return required, forbidden
 
 
-def _group_member_of(pairs, key, version) -> tuple[list, set]:
+def group_member_of(pairs, key, version) -> tuple[list, set]:
+    """Every ``key`` (``member_of<suffix>``) of the query ``pairs``:
+    ``([any-of sets], forbidden set)``."""
     values = _getall(pairs, key)
     suffix = key[len('member_of'):]
     if version < (1, 24) and len(values) > 1:
