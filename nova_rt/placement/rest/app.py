@@ -24,6 +24,7 @@ import webob
 from oslo_context import context as oslo_context
 
 from nova_rt import exception
+from nova_rt import validation as rpc_validation
 from nova_rt.placement import transaction
 from nova_rt.placement.rest import errors
 from nova_rt.placement.rest import microversion
@@ -278,6 +279,10 @@ def _negotiate(environ) -> microversion.Version:
                    'min_version': str(microversion.MIN)}) from None
 
 
+#: The largest request body taken (bytes).
+MAX_BODY = rpc_validation.REPORT.chars
+
+
 def _check_content(environ, route) -> None:
     length = environ.get('CONTENT_LENGTH')
     try:
@@ -285,6 +290,12 @@ def _check_content(environ, route) -> None:
     except ValueError:
         raise errors.bad_request(
             'content-length header must be an integer') from None
+    if has_body and int(length) > MAX_BODY:
+        # Refused before a byte of it is read: the RPC API's bound on a
+        # report, so that no body parsed here is larger than one it takes.
+        raise errors.HTTPError(
+            413, f'Request body of {int(length)} bytes is larger than '
+                 f'{MAX_BODY} bytes')
     content_type = environ.get('CONTENT_TYPE', '')
     if has_body and not content_type:
         raise errors.bad_request(

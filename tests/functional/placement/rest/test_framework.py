@@ -1,8 +1,12 @@
 """What every request goes through: microversions, errors, request ids,
 routes, media types, authentication and policy."""
 
+import json
+import uuid as uuid_mod
+
 import pytest
 
+from nova_rt.placement.rest import app as app_mod
 from nova_rt.placement.rest import microversion
 
 HEADER = 'OpenStack-API-Version'
@@ -79,6 +83,18 @@ def test_body_must_be_json(client):
                                'Content-Type': 'text/plain'},
                       status=415)
     assert 'application/json' in resp.json['errors'][0]['detail']
+
+
+def test_a_body_over_the_bound_is_413_and_changes_nothing(client):
+    body = json.dumps({'name': 'big', 'uuid': str(uuid_mod.uuid4()),
+                       'pad': 'x' * app_mod.MAX_BODY})
+    resp = client.post('/resource_providers', body,
+                       headers={**_admin('1.39'),
+                                'Content-Type': 'application/json'},
+                       status=413)
+    assert 'larger than' in resp.json['errors'][0]['detail']
+    listed = client.call('GET', '/resource_providers', status=200)
+    assert listed.json['resource_providers'] == []
 
 
 def test_accept_other_than_json_is_406(client):
