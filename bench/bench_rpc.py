@@ -107,24 +107,27 @@ def throughput(stack, callers, duration):
 
 
 @contextlib.contextmanager
-def audits_running(stack):
-    stop = threading.Event()
+def audits_running(stack, calls: str = 'audits'):
+    """Audits (or, ``calls='noops'``, calls that do nothing) back to back,
+    from another process (``audit_driver.py``), while the body runs; yields
+    the list their durations land in when the body is done."""
+    driver = subprocess.Popen(
+        [sys.executable, os.path.join(REPO, 'bench', 'audit_driver.py'),
+         '--exchange', stack.placement.exchange,
+         '--url', fixtures.transport_url_of(stack.placement),
+         '--host', stack.host, '--calls', calls],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
     durations = []
-
-    def loop():
-        while not stop.is_set():
-            summary = stack.api.run_audit({}, stack.host, timeout=120)
-            durations.append(summary['duration_s'])
-
-    thread = threading.Thread(target=loop)
-    thread.start()
     try:
-        while not durations:        # the first audit has started and finished
-            time.sleep(0.05)
+        if driver.stdout.readline().strip() != 'started':
+            raise RuntimeError('the audit driver did not start')
         yield durations
     finally:
-        stop.set()
-        thread.join()
+        out, _ = driver.communicate(input='', timeout=300)
+    if driver.returncode != 0:
+        raise RuntimeError(f'the audit driver exited {driver.returncode}')
+    durations.extend(json.loads(out.strip().splitlines()[-1]))
 
 
 def idle_audit_messages(stack):
