@@ -84,7 +84,7 @@ class Inventory:
         return dataclasses.replace(self, reserved=self.total)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return objects.fields_dict(self)
 
 
 def compute_inventory(host: objects.HostInfo, vcpu_count: int,
