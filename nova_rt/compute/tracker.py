@@ -106,6 +106,9 @@ class ResourceTracker:
         self._missing: dict = {}            # instance uuid -> audits absent
         self._change_seq = 0                # every state change
         self._view_version = 0              # changes placement should hear of
+        self._placement_view = None         # (version, view) last computed
+        #: Audits whose judgement had to be made again under the lock.
+        self.reconciled_under_lock = 0
         self._last_audit: Optional[dict] = None
         self._last_discovered = None        # the PCI bus as the last audit saw it
         self._compacted_at = time.monotonic()
@@ -318,6 +321,25 @@ class ResourceTracker:
         self._hypervisor_connected = True
         return host, domains
 
+    def _judge(self, domains: list, periodic: bool) -> tuple:
+        """(snapshot, missing before, judgement) of ``domains`` against a
+        snapshot of the ledger, made without the lock.
+
+        The audit swaps the judgement in only if the ledger is still that
+        snapshot, and otherwise judges again under the lock.  Under a stream
+        of claims the ledger moves every few milliseconds, so that would be
+        most audits, each holding every claim behind a walk of all the
+        domains: the judgement is made again, still without the lock, while
+        the ledger moved during it (up to ``_JUDGE_ATTEMPTS`` times).
+        """
+        for _ in range(_JUDGE_ATTEMPTS):
+            with self._lock:
+                snapshot, missing_before = self._ledger, dict(self._missing)
+            judged = _judgement(snapshot, domains, missing_before, periodic)
+            if self._ledger is snapshot:     # checked again under the lock
+                break
+        return snapshot, missing_before, judged
+
     def run_audit(self, periodic: bool = True) -> dict:
         """Reconcile with libvirt and udev; return the contract's summary.
 
@@ -334,10 +356,9 @@ class ResourceTracker:
         with self._lock:
             if self._pending_config is not None:
                 self._apply_config(self._pending_config)
-            snapshot, missing_before = self._ledger, dict(self._missing)
-        judged = (reconcile.reconcile(snapshot, domains, missing_before,
-                                      periodic)
-                  if domains is not None else None)
+        snapshot = missing_before = judged = None
+        if domains is not None:
+            snapshot, missing_before, judged = self._judge(domains, periodic)
         changed = False
         with self._lock:
             if host is not None and host != self._node.host:
@@ -354,10 +375,10 @@ class ResourceTracker:
             if judged is not None:
                 if self._ledger is not snapshot:
                     # Calls made since the snapshot explain their domains too.
-                    judged = reconcile.reconcile(self._ledger, domains,
-                                                 missing_before, periodic)
-                unmanaged, self._missing = judged
-                host_used = usage.unmanaged_usage(unmanaged)
+                    self.reconciled_under_lock += 1
+                    judged = _judgement(self._ledger, domains, missing_before,
+                                        periodic)
+                unmanaged, self._missing, host_used = judged
                 changed = changed or host_used != self._host_used
                 self._unmanaged, self._host_used = unmanaged, host_used
             if changed:
@@ -476,19 +497,44 @@ class ResourceTracker:
 
     def placement_view(self) -> tuple:
         """(version, view) for the reporter; version moves on every change.
-        Placement hears of durable claims only."""
+        Placement hears of durable claims only.
+
+        The view is computed once per version (every change bumps it) and
+        kept: an audit that changed nothing reports nothing, and should not
+        have to build the view to find that out.  Callers do not change it.
+        """
+        kept, parts = self._read(self._placement_parts)
+        if kept is not None:
+            return kept
         version, allocations, claims_used, host_used, pci_devices, config, \
-            node = self._read(self._placement_parts)
-        return version, view_mod.placement_view(
+            node = parts
+        computed = version, view_mod.placement_view(
             config, node.host, dict(node.inventory), allocations, claims_used,
             host_used, pci_devices)
+        self._placement_view = computed
+        return computed
 
     def _placement_parts(self) -> tuple:
-        """What placement_view shows; under the lock."""
-        return (self._view_version, self._usage.allocations(),
-                dict(self._usage.resources), dict(self._host_used),
-                self._pci.devices() if self.config.report_pci_in_placement
-                else [], self.config, self._node)
+        """(the view kept for this version, None) or (None, what
+        placement_view shows); under the lock."""
+        kept = self._placement_view
+        if kept is not None and kept[0] == self._view_version:
+            return kept, None
+        return None, (self._view_version, self._usage.allocations(),
+                      dict(self._usage.resources), dict(self._host_used),
+                      self._pci.devices() if self.config.report_pci_in_placement
+                      else [], self.config, self._node)
+
+
+#: Judgements of an audit made without the lock before one is made with it.
+_JUDGE_ATTEMPTS = 3
+
+
+def _judgement(ledger, domains, missing_before, periodic) -> tuple:
+    """(unmanaged domains, missing instances, what the unmanaged take)."""
+    unmanaged, missing = reconcile.reconcile(ledger, domains, missing_before,
+                                             periodic)
+    return unmanaged, missing, usage.unmanaged_usage(unmanaged)
 
 
 def _new_id() -> str:
