@@ -172,6 +172,9 @@ class LibvirtHost:
                                                  lock=native.Lock())
         # check_disk_pool found libvirt away: check on the next connection.
         self._pool_unchecked = False
+        # (capabilities XML, parsed): the host's XML changes only with its
+        # hardware or libvirt, and parsing it was a fifth of a steady audit.
+        self._capabilities: Optional[tuple] = None
         # Without this libvirt prints every error to stderr on its own.
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
@@ -405,7 +408,7 @@ class LibvirtHost:
         conn = self._connection()
         try:
             hv_type = conn.getType()
-            caps = capabilities.parse_capabilities(conn.getCapabilities())
+            caps = self._parsed_capabilities(conn.getCapabilities())
             info = conn.getInfo()
             online = self._online_cpus(conn, hv_type, caps, info)
             host_info = dict(hostname=conn.getHostname(), hypervisor_type=hv_type,
@@ -421,6 +424,14 @@ class LibvirtHost:
             disk_used_gb=disk_used,
             numa_cells=capabilities.restrict_to_cpus(caps.numa_cells, online),
             cpu_model=caps.cpu_model, cpu_features=caps.cpu_features, **host_info)
+
+    def _parsed_capabilities(self, xml: str):
+        kept = self._capabilities
+        if kept is not None and kept[0] == xml:
+            return kept[1]
+        caps = capabilities.parse_capabilities(xml)
+        self._capabilities = (xml, caps)
+        return caps
 
     @staticmethod
     def _online_cpus(conn, hv_type, caps, info) -> frozenset:

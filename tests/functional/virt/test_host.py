@@ -26,6 +26,41 @@ def big_host_uri(tmp_path_factory):
     return hostxml.write_host_xml(str(path), n_domains=1000)
 
 
+def test_capabilities_are_parsed_again_only_when_they_change(default_host,
+                                                             monkeypatch):
+    from nova_rt.virt import capabilities
+    parsed = []
+    real = capabilities.parse_capabilities
+
+    def counting(xml):
+        parsed.append(xml)
+        return real(xml)
+
+    monkeypatch.setattr(capabilities, 'parse_capabilities', counting)
+    first = default_host.get_host_info()
+    assert default_host.get_host_info() == first
+    assert len(parsed) == 1
+    # Other capabilities (new hardware, another libvirt): parsed anew.
+    xml = parsed[0].replace('<cell id=\'1\'>', '<cell id=\'7\'>', 1)
+    assert xml != parsed[0]
+    monkeypatch.setattr(default_host, '_connection', _returning_caps(
+        default_host._connection(), xml))
+    changed = default_host.get_host_info()
+    assert len(parsed) == 2
+    assert [c.id for c in changed.numa_cells] == [0, 7]
+
+
+def _returning_caps(conn, xml):
+    """The connection, answering ``getCapabilities`` with ``xml``."""
+    class Conn:
+        def __getattr__(self, name):
+            return getattr(conn, name)
+
+        def getCapabilities(self):      # noqa: N802 (libvirt's name)
+            return xml
+    return lambda: Conn()
+
+
 def test_default_host_info(default_host, tmp_path):
     info = default_host.get_host_info()
     assert default_host.connected
