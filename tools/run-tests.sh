@@ -58,7 +58,9 @@ fi
 PYTEST=(umockdev-wrapper .venv/bin/python -m pytest)
 
 echo "run-tests: pytest"
-"${PYTEST[@]}" tests -q "$@" || failed+=(pytest)
+# The slowest tests are listed at the end: the suite must stay well under
+# 15 minutes, and this says where its time goes.
+"${PYTEST[@]}" tests -q --durations=15 "$@" || failed+=(pytest)
 
 echo "run-tests: quick start"; .venv/bin/python -m tools.demo --ci || failed+=(quickstart)
 
