@@ -28,6 +28,7 @@ import functools
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.orm import aliased
 
 from nova_rt import exception
 from nova_rt.placement import common
@@ -99,10 +100,11 @@ _CAS_ROOT_UPDATE = (
 _CAS_ROOT = common.Direct(_CAS_ROOT_UPDATE.returning(RP.id))
 _WHY_REFUSED = sa.select(RP.host, RP.parent_provider_id, RP.generation).where(
     RP.uuid == sa.bindparam('b_uuid'))
+_TREE_COLUMNS = (RP.uuid, RP.id, RP.generation, INV.id.label('inv_id'),
+                 INV.resource_class, INV.min_unit, INV.max_unit,
+                 INV.step_size, INV.capacity, INV.used)
 _TREE = common.Direct(
-    sa.select(RP.uuid, RP.id, RP.generation, INV.id.label('inv_id'),
-              INV.resource_class, INV.min_unit, INV.max_unit,
-              INV.step_size, INV.capacity, INV.used)
+    sa.select(*_TREE_COLUMNS)
     .outerjoin(INV, INV.resource_provider_id == RP.id)
     .where(RP.root_provider_id == sa.bindparam('b_root_id')))
 # Joined through the provider so that it needs the root only, not the ids.
@@ -215,9 +217,18 @@ def _foreign_owner(session, rp_uuid: str, host: str):
     return owner if owner is not None and owner != host else None
 
 
-_ROOT = common.Direct(
-    sa.select(RP.id, RP.host, RP.parent_provider_id, RP.generation)
-    .where(RP.uuid == sa.bindparam('b_uuid')))
+_ROOT_OF = aliased(RP)
+# The root (found by its uuid) and its tree in one statement: a full
+# report that changes nothing is answered from this and the allocations,
+# two statements in all.
+_ROOT_AND_TREE = common.Direct(
+    sa.select(_ROOT_OF.id.label('root_id'), _ROOT_OF.host.label('root_host'),
+              _ROOT_OF.parent_provider_id.label('root_parent'),
+              _ROOT_OF.generation.label('root_generation'),
+              *_TREE_COLUMNS)
+    .join(RP, RP.root_provider_id == _ROOT_OF.id)
+    .outerjoin(INV, INV.resource_provider_id == RP.id)
+    .where(_ROOT_OF.uuid == sa.bindparam('b_uuid')))
 
 
 def _unchanged(session, host, root_uuid, generation, allocations):
@@ -226,14 +237,16 @@ def _unchanged(session, host, root_uuid, generation, allocations):
     usage is already as reported); None otherwise, and the report takes the
     writing path, which also raises whatever error the report deserves.
     Read without locks: what a serial execution at the moment of the reads
-    would have answered (the root's generation read first: a writer of the
-    tree in between shows as a difference, never as a match)."""
-    root = _ROOT.rows(session, {'b_uuid': root_uuid})
-    if (not root or root[0].host != host or root[0].parent_provider_id
-            is not None or root[0].generation != generation):
+    would have answered (the root and its tree read first, in one
+    statement: a writer of the tree in between shows as a difference in the
+    allocations or usages read next, never as a match)."""
+    rows = _ROOT_AND_TREE.rows(session, {'b_uuid': root_uuid})
+    # No row: no such provider, or not a root (a root's tree holds it).
+    if (not rows or rows[0].root_host != host or rows[0].root_parent
+            is not None or rows[0].root_generation != generation):
         return None
-    root_id = root[0].id
-    tree, generations, inventories = _read_tree(session, root_id)
+    root_id = rows[0].root_id
+    tree, generations, inventories = _tree_of(rows)
     try:
         want = _want(allocations, tree, inventories)
     except exception.NovaRtException:
@@ -260,8 +273,12 @@ def _unchanged(session, host, root_uuid, generation, allocations):
 def _read_tree(session, root_id: int) -> tuple[dict, dict, dict]:
     """The tree's providers (uuid -> id), their generations (id ->
     generation) and inventories ((id, class) -> row)."""
+    return _tree_of(_TREE.rows(session, {'b_root_id': root_id}))
+
+
+def _tree_of(rows) -> tuple[dict, dict, dict]:
     tree, generations, inventories = {}, {}, {}
-    for row in _TREE.rows(session, {'b_root_id': root_id}):
+    for row in rows:
         tree[row.uuid] = row.id
         generations[row.id] = row.generation
         if row.resource_class is not None:

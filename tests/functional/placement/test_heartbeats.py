@@ -286,3 +286,40 @@ def test_unchanged_full_allocation_report_writes_nothing(db_url, conf):
                                   allocations={c1: allocations[c1]})
     assert gens == {root: gen + 3}
     assert mgr.get_usages(CTX, uuid=root)['VCPU'] == 2
+
+
+def test_unchanged_full_allocation_report_over_a_tree(db_url, conf):
+    """The no-write check reads the root and its tree in one statement:
+    allocations on a child are answered unchanged when they are, and a
+    report that names a child, an unknown provider or another host's root
+    as its root still gets its error and writes nothing."""
+    engine = db.get_engine(db_url)
+    coalescer = heartbeats.HeartbeatCoalescer(engine, 60)
+    mgr = manager.PlacementManager(engine, conf, heartbeats=coalescer)
+    root, child = new_uuid(), new_uuid()
+    gens = mgr.report_provider_tree(CTX, host='h1', providers=[
+        compute_node(root),
+        {'uuid': child, 'name': 'h1_pf', 'parent_uuid': root,
+         'generation': None,
+         'inventories': {'CUSTOM_PCI_8086_10ED': {'total': 4}}}])
+    other, _ = add_host(mgr, host='h2')
+    c1 = new_uuid()
+    allocations = {c1: consumer({root: {'VCPU': 2},
+                                 child: {'CUSTOM_PCI_8086_10ED': 1}})}
+    gens = mgr.report_allocations(CTX, host='h1', root_uuid=root,
+                                  generation=gens[root], full=True,
+                                  allocations=allocations)
+    coalescer.flush()
+    before = _rows(engine)
+    assert mgr.report_allocations(CTX, host='h1', root_uuid=root,
+                                  generation=gens[root], full=True,
+                                  allocations=allocations) == gens
+    assert _rows(engine) == before and coalescer.pending() == 1
+    for root_uuid, expected in ((child, 'InvalidInput'),
+                                (new_uuid(), 'ResourceProviderNotFound'),
+                                (other, 'NotAuthorized')):
+        error = _raises(lambda root_uuid=root_uuid: mgr.report_allocations(
+            CTX, host='h1', root_uuid=root_uuid, generation=gens[root],
+            full=True, allocations=allocations))
+        assert type(error).__name__ == expected, (root_uuid, error)
+    assert _rows(engine) == before
