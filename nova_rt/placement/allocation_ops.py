@@ -292,6 +292,21 @@ def _kept(have: dict, claims: set, want: dict) -> dict:
     return {c: have[c] for c in claims if c not in want}
 
 
+def unchanged_report(session, host: str, root_uuid: str, generation: int,
+                     allocations: dict, full: bool, now=None,
+                     defer_heartbeat=None):
+    """What ``report_allocations`` answers to a full report that changes
+    nothing, its heartbeat handed to ``defer_heartbeat``; None for any other
+    report, which ``report_allocations`` then writes (or refuses).  Reads
+    only: the manager runs it outside a transaction, before the write."""
+    if not full or defer_heartbeat is None:
+        return None
+    unchanged = _unchanged(session, host, root_uuid, generation, allocations)
+    if unchanged is not None:
+        defer_heartbeat(host, root_uuid, now or common.utcnow())
+    return unchanged
+
+
 def report_allocations(session, host: str, root_uuid: str, generation: int,
                        allocations: dict, full: bool, now=None,
                        defer_heartbeat=None) -> dict:
@@ -301,11 +316,10 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
     stay.  Without it, every report bumps the root's generation and writes
     its heartbeat."""
     now = now or common.utcnow()
-    if full and defer_heartbeat is not None:
-        unchanged = _unchanged(session, host, root_uuid, generation,
-                               allocations)
+    if defer_heartbeat is not None:
+        unchanged = unchanged_report(session, host, root_uuid, generation,
+                                     allocations, full, now, defer_heartbeat)
         if unchanged is not None:
-            defer_heartbeat(host, root_uuid, now)
             return unchanged
     root_id = _lock_root(session, host, root_uuid, generation, now)
 

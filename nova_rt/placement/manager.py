@@ -22,8 +22,10 @@ from nova_rt import metrics as metrics_mod
 from nova_rt import rpc
 from nova_rt import validation
 from nova_rt.identity import guard as guard_mod
+from nova_rt.placement import allocation_ops
 from nova_rt.placement import methods
 from nova_rt.placement import operations as ops
+from nova_rt.placement import provider_ops
 from nova_rt.placement import transaction
 
 LOG = logging.getLogger(__name__)
@@ -36,6 +38,10 @@ def _heartbeat(session, host, root_uuid, sent_at):
 
 #: Operations that need an adapter to the RPC method's arguments.
 _ADAPTED = {'heartbeat': _heartbeat}
+#: Reports answered without a write when they change nothing (with
+#: heartbeats coalesced): the check, run before the operation.
+_NO_WRITE_CHECKS = {'report_provider_tree': provider_ops.unchanged_report,
+                    'report_allocations': allocation_ops.unchanged_report}
 #: Options of this process that operations take by keyword.
 _OPTIONS = ('heartbeat_timeout', 'order', 'defer_heartbeat')
 
@@ -101,7 +107,11 @@ class PlacementManager:
                 self.heartbeats.add(arguments['host'], arguments['root_uuid'])
                 return verdict.seal(None)
             func, options = self._operation(method)
-            result = self._transaction(name, arguments, func, options)
+            result = self._unchanged(name, arguments, options)
+            if result is None:
+                # (Checked already: the write need not check again.)
+                options.pop('defer_heartbeat', None)
+                result = self._transaction(name, arguments, func, options)
         except exception.NovaRtException as error:
             verdict.seal_error(error)
             raise
@@ -110,6 +120,16 @@ class PlacementManager:
             self.metrics.heartbeats.labels(
                 'accepted' if result else 'ignored').inc()
         return verdict.seal(result)
+
+    def _unchanged(self, name: str, arguments: dict, options: dict):
+        """A report's answer when it changes nothing (its heartbeat
+        deferred), from reads outside any transaction: no BEGIN and COMMIT
+        round trips for the periodic resync; None to write it."""
+        check = _NO_WRITE_CHECKS.get(name)
+        if check is None or options.get('defer_heartbeat') is None:
+            return None
+        return self._transactions.run(name, check, {**arguments, **options},
+                                      reads_only=True)
 
     def _transaction(self, name: str, arguments: dict, func, options: dict):
         return self._transactions.run(
