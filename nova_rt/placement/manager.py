@@ -39,9 +39,14 @@ def _heartbeat(session, host, root_uuid, sent_at):
 #: Operations that need an adapter to the RPC method's arguments.
 _ADAPTED = {'heartbeat': _heartbeat}
 #: Reports answered without a write when they change nothing (with
-#: heartbeats coalesced): the check, run before the operation.
-_NO_WRITE_CHECKS = {'report_provider_tree': provider_ops.unchanged_report,
-                    'report_allocations': allocation_ops.unchanged_report}
+#: heartbeats coalesced): the check, run before the operation, and which
+#: reports it may find unchanged (an incremental allocation report never
+#: is: it is not checked, and costs no connection for it).
+_NO_WRITE_CHECKS = {
+    'report_provider_tree': (provider_ops.unchanged_report, lambda a: True),
+    'report_allocations': (allocation_ops.unchanged_report,
+                           lambda a: a['full']),
+}
 #: Options of this process that operations take by keyword.
 _OPTIONS = ('heartbeat_timeout', 'order', 'defer_heartbeat')
 
@@ -125,8 +130,9 @@ class PlacementManager:
         """A report's answer when it changes nothing (its heartbeat
         deferred), from reads outside any transaction: no BEGIN and COMMIT
         round trips for the periodic resync; None to write it."""
-        check = _NO_WRITE_CHECKS.get(name)
-        if check is None or options.get('defer_heartbeat') is None:
+        check, applies = _NO_WRITE_CHECKS.get(name, (None, None))
+        if (check is None or options.get('defer_heartbeat') is None
+                or not applies(arguments)):
             return None
         return self._transactions.run(name, check, {**arguments, **options},
                                       reads_only=True)

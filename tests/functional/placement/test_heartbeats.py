@@ -335,10 +335,12 @@ def test_the_no_write_check_runs_outside_a_transaction(db_url, conf):
     checks = dict(manager._NO_WRITE_CHECKS)
 
     def spy(name):
+        func, applies = checks[name]
+
         def check(session, **arguments):
             seen.append((name, _in_transaction(session)))
-            return checks[name](session, **arguments)
-        return check
+            return func(session, **arguments)
+        return check, applies
 
     coalescer = heartbeats.HeartbeatCoalescer(engine, 60)
     mgr = manager.PlacementManager(engine, conf, heartbeats=coalescer)
@@ -361,6 +363,10 @@ def test_the_no_write_check_runs_outside_a_transaction(db_url, conf):
         assert coalescer.pending() == 1 and _stamps(db_url)[root] is None
         coalescer.flush()
         _forget_heartbeats(db_url)
+        # Incremental: never unchanged, so not checked.
+        gen = mgr.report_allocations(
+            CTX, host='h1', root_uuid=root, generation=gen, full=False,
+            allocations={c1: consumer({root: {'VCPU': 2}})})[root]
         # Changed: written, with its heartbeat, nothing left deferred.
         assert mgr.report_provider_tree(CTX, host='h1', providers=[
             compute_node(root, generation=gen, vcpus=12)]) == {root: gen + 1}
