@@ -57,7 +57,11 @@ the virtualenv); without it the figures are printed only.
 fast as one thread can, then one call behind them, whose answer means they
 have all been taken) and, through ``bench_placement``'s lean caller, change
 and resync reports with 16 in flight for ``--seconds``; each with the
-placement process's CPU per message.
+placement process's CPU per message.  Then the floor in the same run: the
+same burst of casts and a stream of do-nothing calls (16 in flight) against
+an oslo.messaging server that does nothing (``oslo_floor_server``: same
+transport, executor and threads), and a table of placement's figures beside
+the floor's with their ratios.
 
 Placement's code is whatever ``nova_rt`` the placement processes import: run
 from another checkout with ``PYTHONPATH`` (and that checkout as the current
@@ -88,6 +92,7 @@ import sqlalchemy as sa  # noqa: E402
 
 import amqp_caller  # noqa: E402
 import bench_placement  # noqa: E402
+import oslo_floor_server  # noqa: E402
 from nova_rt import rpc  # noqa: E402
 from nova_rt.placement import db  # noqa: E402
 from nova_rt.placement import provider_ops  # noqa: E402
@@ -673,7 +678,10 @@ def plot(results: list, path: str) -> None:
 # -- saturation -------------------------------------------------------------
 
 def saturate(args, workdir: str) -> None:
-    """How many heartbeats and reports one placement process absorbs."""
+    """How many heartbeats and reports one placement process absorbs, and
+    beside it, in the same run, the floor: what an oslo.messaging server
+    that does nothing (``oslo_floor_server``: same transport, executor and
+    threads) takes from the same senders."""
     hosts = args.hosts[0]
     url = fresh_database()
     try:
@@ -683,25 +691,65 @@ def saturate(args, workdir: str) -> None:
             pids = [p.pid for p in pl.processes]
             print(f'== saturation, 1 placement process, {hosts} hosts '
                   f'(load {load()})')
-            for _ in range(2):      # the first burst warms up
-                rate, cpu, publish = _heartbeat_burst(pl, sims, pids,
-                                                      args.burst)
-            print(f'  heartbeats          {rate:6.0f}/s absorbed '
-                  f'({args.burst} casts; the sender alone {publish:.0f}/s); '
-                  f'CPU per heartbeat: placement process {cpu:.3f} ms')
+            placement = {'heartbeat': _burst(pl, sims, pids, args.burst)}
             for kind in ('changed', 'resync'):
                 lean = bench_placement.add_hosts(pl.api, 100)
-                bench_placement.bench_reports_lean(pl, lean, args.seconds,
-                                                   16, kind=kind)
+                placement[kind] = {}
+                bench_placement.bench_reports_lean(
+                    pl, lean, args.seconds, 16, kind=kind,
+                    out=placement[kind])
+            with bench_placement.floor_server(pl, workdir) as proc:
+                print(f'== the floor: an oslo.messaging server that does '
+                      f'nothing, same senders (load {load()})')
+                floor = {'heartbeat': _burst(pl, sims, [proc.pid],
+                                             args.burst, floor=True),
+                         'call': {}}
+                bench_placement.bench_reports_lean(
+                    pl, lean, args.seconds, 16, kind='trivial call',
+                    topic=oslo_floor_server.TOPIC, server=proc,
+                    out=floor['call'])
+            _print_against_floor(placement, floor)
             print(f'  (load {load()} at the end)')
     finally:
         db.dispose_engines()
         fixtures.drop_pg_database(url)
 
 
-def _heartbeat_burst(placement, sims, pids, count: int):
+def _burst(placement, sims, pids, count: int, floor: bool = False) -> dict:
+    """Two bursts of heartbeat casts (the first warms up): the second's
+    figures."""
+    topic = oslo_floor_server.TOPIC if floor else rpc.PLACEMENT_TOPIC
+    for _ in range(2):
+        rate, cpu, publish = _heartbeat_burst(placement, sims, pids, count,
+                                              topic)
+    who = 'empty server' if floor else 'placement process'
+    print(f'  heartbeats          {rate:6.0f}/s absorbed '
+          f'({count} casts; the sender alone {publish:.0f}/s); '
+          f'CPU per heartbeat: {who} {cpu:.3f} ms')
+    return {'rate': rate, 'cpu_ms': cpu}
+
+
+def _print_against_floor(placement: dict, floor: dict) -> None:
+    print('== placement against the floor (same run)')
+    print(f'  {"":22s} {"placement":>18s} {"floor":>18s}  '
+          f'rate/floor  CPU/floor  CPU above floor')
+    rows = (('heartbeat casts', placement['heartbeat'], floor['heartbeat']),
+            ('reports changed', placement['changed'], floor['call']),
+            ('reports resync', placement['resync'], floor['call']))
+    for name, mine, base in rows:
+        print(f'  {name:22s} {mine["rate"]:6.0f}/s {mine["cpu_ms"]:5.2f} ms '
+              f'{base["rate"]:6.0f}/s {base["cpu_ms"]:5.2f} ms  '
+              f'{mine["rate"] / base["rate"]:9.2f}x '
+              f'{mine["cpu_ms"] / base["cpu_ms"]:9.2f}x '
+              f'{mine["cpu_ms"] - base["cpu_ms"]:+9.2f} ms')
+    print('  (floor of a heartbeat: a do-nothing cast; of a report: a '
+          'do-nothing call; CPU: the server process\'s, per message)')
+
+
+def _heartbeat_burst(placement, sims, pids, count: int,
+                     topic: str = rpc.PLACEMENT_TOPIC):
     caster = Caster(placement.transport_url, placement.exchange,
-                    rpc.PLACEMENT_TOPIC, rpc.RPC_VERSION, CTX)
+                    topic, rpc.RPC_VERSION, CTX)
     try:
         sent_at = _utc_naive(time.time()).isoformat() + '+00:00'
         cpu0 = bench_placement._cpu_seconds(pids)

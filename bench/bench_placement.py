@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import functools
 import os
 import random
@@ -360,11 +361,14 @@ def bench_reports(label, api, sims, seconds: float, threads: int,
 
 def bench_reports_lean(placement, sims, seconds: float, in_flight: int,
                        pg_pid=None, kind='changed', quiet=False,
-                       topic=rpc.PLACEMENT_TOPIC, server=None) -> float:
+                       topic=rpc.PLACEMENT_TOPIC, server=None,
+                       out=None) -> float:
     """Reports from the lean caller (``amqp_caller``): ``in_flight`` hosts
     with a report under way at every moment, each host one at a time (as its
     reporter), from one thread; the server is what saturates.  ``topic`` and
-    ``server`` (a process): another server than the placement's."""
+    ``server`` (a process): another server than the placement's.  ``out``
+    (a dict): given the rate and the server's CPU per report (ms), for a
+    caller that sets figures side by side."""
     caller = amqp_caller.Caller(placement.transport_url, placement.exchange,
                                 topic, rpc.RPC_VERSION, CTX)
     rng = random.Random(7)
@@ -425,6 +429,8 @@ def bench_reports_lean(placement, sims, seconds: float, in_flight: int,
                            f'{errors[0]}')
     samples = sorted(latencies)
     done = len(samples)
+    if out is not None:
+        out.update(rate=done / elapsed, cpu_ms=cpu / done * 1000)
     if quiet:
         return done / elapsed
     pg = f', database {pg_cpu / done * 1000:.2f} ms' if pg_pid else ''
@@ -500,6 +506,15 @@ def bench_floor(placement, sims, seconds, workdir):
     does nothing (``oslo_floor_server``, same transport, executor and
     threads): the most one server process gets through on this machine
     whatever the placement service does."""
+    with floor_server(placement, workdir) as proc:
+        bench_reports_lean(placement, sims, seconds, 16, kind='trivial call',
+                           topic=oslo_floor_server.TOPIC, server=proc)
+
+
+@contextlib.contextmanager
+def floor_server(placement, workdir):
+    """``oslo_floor_server`` running with ``placement``'s configuration
+    (transport, exchange, executor, threads): its process."""
     log_path = os.path.join(workdir, 'floor.log')
     with open(log_path, 'w') as log:
         proc = subprocess.Popen(
@@ -510,8 +525,7 @@ def bench_floor(placement, sims, seconds, workdir):
             env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
     try:
         fixtures.wait_serving(proc, log_path)
-        bench_reports_lean(placement, sims, seconds, 16, kind='trivial call',
-                           topic=oslo_floor_server.TOPIC, server=proc)
+        yield proc
     finally:
         fixtures.stop_process(proc)
 

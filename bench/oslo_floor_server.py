@@ -6,10 +6,12 @@ placement benchmark's RPC figures.
 Serves topic ``nova-rt-floor`` with the transport, exchange, executor and
 worker threads that ``nova-rt-placement`` would use from that file (the same
 ``rpc.get_server`` and pool size, start-up objects frozen as the service
-does), and one method, ``get_allocations(consumer_uuid)``, answering ``{}``
-without touching a database.  What one such process can answer per second,
-and the CPU it spends per call, is what oslo.messaging and the machine leave
-for the placement service's own work (bench/bench_placement.py prints it).
+does), and two methods that touch no database: ``get_allocations
+(consumer_uuid)``, a call answering ``{}``, and ``heartbeat(host, root_uuid,
+sent_at)``, a cast with placement's arguments that does nothing.  What one
+such process can take per second, and the CPU it spends per message, is
+what oslo.messaging and the machine leave for the placement service's own
+work (bench/bench_placement.py and ``bench_fleet.py --saturate`` print it).
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def _endpoint(target):
         @messaging.expose       # rpc.get_server serves exposed methods only
         def get_allocations(self, context, consumer_uuid):
             return {}
+
+        @messaging.expose
+        def heartbeat(self, context, host, root_uuid, sent_at):
+            return None
 
     return Endpoint()
 

@@ -48,19 +48,6 @@ def dialect_name(conn) -> str:
 
 
 @contextlib.contextmanager
-def pipelined(session):
-    """PostgreSQL: the statements inside are sent without waiting for each
-    answer (psycopg pipeline mode), and their errors are raised on leaving.
-    Only for statements whose results nobody reads.  Elsewhere: nothing."""
-    if dialect_name(session) != 'postgresql':
-        yield
-        return
-    with driver_errors(session, '(pipelined statements)', None):
-        with session.connection.dbapi_connection.pipeline():
-            yield
-
-
-@contextlib.contextmanager
 def driver_errors(session, statement: str, params):
     """The driver's errors, from statements run on the driver itself, raised as
     SQLAlchemy raises them, so that callers tell a unique violation, a
@@ -93,8 +80,12 @@ class Direct:
     statements whose values psycopg adapts as SQLAlchemy's PostgreSQL
     dialect does (ints, strings, floats, naive datetimes); an expanding
     ``IN`` list becomes ``= ANY(array)``, one statement whatever its length.
-    Other backends (SQLite) go through ``Connection.execute`` as usual, so
-    both give the same rows.
+    Several rows of an ``INSERT`` (a list of parameters) are one statement
+    too, ``VALUES (...), (...)``; a few executions of another statement go
+    one by one (``ONE_BY_ONE``): psycopg's executemany runs in pipeline mode,
+    which costs the process more CPU than the round trips it saves.  Other
+    backends (SQLite) go through ``Connection.execute`` as usual, so both
+    give the same rows.
 
     MySQL/MariaDB: they run on the PyMySQL cursor too (not ``RETURNING``,
     which MySQL has not).  PyMySQL parses every value in Python, and
@@ -116,6 +107,7 @@ class Direct:
         self.plan_each_time = plan_each_time
         self.row_factory = tuple_row if plain_rows else namedtuple_row
         self._pg = None
+        self._pg_values = None
         self._mysql = None
         self._named = None
 
@@ -131,6 +123,7 @@ class Direct:
             if '__[POSTCOMPILE' in sql:
                 raise TypeError(f'Direct cannot run {sql!r}')
             self._pg = (sql, defaults, False if self.plan_each_time else None)
+            self._pg_values = _values_group(sql)
         return self._pg
 
     def _mysql_compiled(self, dialect):
@@ -202,6 +195,11 @@ class Direct:
             result = session.execute(self.stmt, params)
             return result.all() if fetch else result.rowcount
         compiled = self._pg_compiled(session.dialect)
+        if (isinstance(params, list) and self._pg_values
+                and 1 < len(params) <= MAX_ROWS_PER_INSERT):
+            # Several rows of an INSERT: one statement, VALUES (...), (...).
+            sql, params = _many_rows(self._pg_values, compiled[1], params)
+            compiled = (sql, {}, compiled[2])
         with driver_errors(session, compiled[0], params):
             if fetch:
                 return self._pg_rows(session, self.row_factory, *compiled,
@@ -216,9 +214,12 @@ class Direct:
         if not isinstance(params, list):
             return cursor.execute(sql, {**defaults, **params},
                                   prepare=prepare).fetchall()
-        if len(params) == 1:    # cheaper than the pipeline of executemany
-            return cursor.execute(sql, {**defaults, **params[0]},
-                                  prepare=prepare).fetchall()
+        if len(params) <= ONE_BY_ONE:
+            rows = []
+            for p in params:
+                rows.extend(cursor.execute(sql, {**defaults, **p},
+                                           prepare=prepare).fetchall())
+            return rows
         cursor.executemany(sql, [{**defaults, **p} for p in params],
                            returning=True)
         rows = []
@@ -230,12 +231,64 @@ class Direct:
     @staticmethod
     def _pg_run(session, sql, defaults, prepare, params) -> int:
         cursor = session.connection.dbapi_connection.cursor()
-        if isinstance(params, list) and len(params) > 1:
-            cursor.executemany(sql, [{**defaults, **p} for p in params])
-        else:
-            params = params[0] if isinstance(params, list) else params
+        if not isinstance(params, list):
             cursor.execute(sql, {**defaults, **params}, prepare=prepare)
+            return cursor.rowcount
+        if len(params) <= ONE_BY_ONE:
+            changed = 0
+            for p in params:
+                cursor.execute(sql, {**defaults, **p}, prepare=prepare)
+                changed += cursor.rowcount
+            return changed
+        cursor.executemany(sql, [{**defaults, **p} for p in params])
         return cursor.rowcount
+
+
+#: Up to this many executions of one statement are sent one by one rather
+#: than as psycopg's executemany, whose pipeline mode costs more of the
+#: process's CPU than the round trips it saves (3 rows: ~210 µs against
+#: ~150 µs one by one; bench in the commit that set this).  Beyond, the
+#: round trips would cost more time than the pipeline costs CPU.
+ONE_BY_ONE = 8
+#: At most this many rows in one INSERT (far under PostgreSQL's 65,535
+#: parameters); more go as executemany.
+MAX_ROWS_PER_INSERT = 1000
+_PARAM = re.compile(r'%\((\w+)\)s')
+
+
+def _values_group(sql: str):
+    """``(head, group, tail, names)`` of an ``INSERT ... VALUES (group)
+    tail`` (the group's parentheses balanced, ``tail`` e.g. ``ON CONFLICT
+    ... RETURNING ...``), for one statement of several rows; None for any
+    other statement."""
+    if not sql.startswith('INSERT INTO '):
+        return None
+    start = sql.find(' VALUES (')
+    if start < 0:
+        return None
+    start += len(' VALUES ')
+    depth = 0
+    for end in range(start, len(sql)):
+        depth += {'(': 1, ')': -1}.get(sql[end], 0)
+        if depth == 0:
+            break
+    group = sql[start:end + 1]
+    return sql[:start], group, sql[end + 1:], set(_PARAM.findall(group))
+
+
+def _many_rows(values, defaults: dict, params: list) -> tuple[str, dict]:
+    """One ``INSERT`` of every row: ``(sql, its parameters)``, the group's
+    parameters numbered per row, the others (``ON CONFLICT``'s literals)
+    as they were."""
+    head, group, tail, names = values
+    groups, merged = [], dict(defaults)
+    for i, p in enumerate(params):
+        groups.append(_PARAM.sub(lambda m, i=i: f'%({m.group(1)}__{i})s'
+                                 if m.group(1) in names else m.group(0),
+                                 group))
+        full = {**defaults, **p}
+        merged.update((f'{name}__{i}', full[name]) for name in names)
+    return head + ', '.join(groups) + tail, merged
 
 
 def insert_ignore(session, model, rows: list[dict], conflict_cols: list[str]):

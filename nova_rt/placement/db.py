@@ -79,7 +79,10 @@ def _sqlite_setup(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, 'begin')
     def _on_begin(conn):
-        conn.exec_driver_sql('BEGIN IMMEDIATE')
+        # Not for reads in autocommit mode (the reports' no-write checks):
+        # each of their statements is a transaction of its own.
+        if conn.get_execution_options().get('isolation_level') != 'AUTOCOMMIT':
+            conn.exec_driver_sql('BEGIN IMMEDIATE')
 
 
 def create_engine(url: str) -> sa.Engine:

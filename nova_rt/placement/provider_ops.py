@@ -199,6 +199,30 @@ def _unchanged(session, host: str, providers: list,
     return {uuid: rp.generation for uuid, rp in owned.items()}
 
 
+def unchanged_report(session, host: str, providers: list, now=None,
+                     defer_heartbeat=None):
+    """What ``report_provider_tree`` answers to a report that changes
+    nothing, the roots' heartbeats handed to ``defer_heartbeat``; None for
+    any other report, which ``report_provider_tree`` then writes (or
+    refuses).  Reads only: the manager runs it outside a transaction,
+    before the write.  An invalid tree is refused here as there."""
+    wanted_inventories = _validate_tree(providers)
+    if defer_heartbeat is None:
+        return None
+    return _answer_unchanged(session, host, providers, wanted_inventories,
+                             now or common.utcnow(), defer_heartbeat)
+
+
+def _answer_unchanged(session, host, providers, wanted_inventories, now,
+                      defer_heartbeat):
+    unchanged = _unchanged(session, host, providers, wanted_inventories)
+    if unchanged is not None:
+        for p in providers:
+            if p.get('parent_uuid') is None:
+                defer_heartbeat(host, p['uuid'], now)
+    return unchanged
+
+
 def report_provider_tree(session, host: str, providers: list,
                          now=None, defer_heartbeat=None) -> dict:
     """Create/update the host's providers; remove the unlisted ones.
@@ -211,11 +235,10 @@ def report_provider_tree(session, host: str, providers: list,
     now = now or common.utcnow()
     wanted_inventories = _validate_tree(providers)
     if defer_heartbeat is not None:
-        unchanged = _unchanged(session, host, providers, wanted_inventories)
+        unchanged = _answer_unchanged(session, host, providers,
+                                      wanted_inventories, now,
+                                      defer_heartbeat)
         if unchanged is not None:
-            for p in providers:
-                if p.get('parent_uuid') is None:
-                    defer_heartbeat(host, p['uuid'], now)
             return unchanged
     by_uuid = {p['uuid']: p for p in providers}
     parents = {p['uuid']: p.get('parent_uuid') for p in providers}

@@ -48,21 +48,30 @@ class Transactions:
         # statements and the ORM's per-statement overhead was half the cost
         # of a report (bench/bench_placement.py).
         self.engine = engine
+        # For statements that only read, each committed by itself: no BEGIN
+        # and no COMMIT round trip (each statement sees what was committed
+        # when it started, as in a READ COMMITTED transaction).  Made when
+        # first needed.
+        self._autocommit = None
         self._guard = db.transaction_guard(engine)
         #: A Prometheus counter by name (or None): retries taken.
         self.db_retries = db_retries
 
     def run(self, name: str, func, kwargs: dict,
-            consumers_raced: bool = False, lost_race=None):
+            consumers_raced: bool = False, lost_race=None,
+            reads_only: bool = False):
         """The result of ``func``; see the module's docstring for errors.
 
         ``name`` labels logs and metrics.  ``lost_race()``: the exception
         for a lost race instead of the contract's generation conflicts (the
         REST API's, which names no provider it does not know).
+        ``reads_only``: ``func`` only reads, and needs no transaction: its
+        statements run in autocommit mode.
         """
         attempts: list = []
+        attempt = self._read_attempt if reads_only else self._attempt
         try:
-            return self._attempts(name, func, kwargs, attempts,
+            return self._attempts(name, attempt, func, kwargs, attempts,
                                   consumers_raced, lost_race)
         finally:
             if len(attempts) > 1 and self.db_retries is not None:
@@ -74,10 +83,19 @@ class Transactions:
         with self._guard, self.engine.begin() as conn:
             return func(conn, **kwargs)
 
-    def _attempts(self, name, func, kwargs, attempts, consumers_raced,
-                  lost_race):
+    @retried
+    def _read_attempt(self, func, kwargs: dict, attempts: list):
+        attempts.append(None)
+        if self._autocommit is None:
+            self._autocommit = self.engine.execution_options(
+                isolation_level='AUTOCOMMIT')
+        with self._guard, self._autocommit.connect() as conn:
+            return func(conn, **kwargs)
+
+    def _attempts(self, name, attempt, func, kwargs, attempts,
+                  consumers_raced, lost_race):
         try:
-            return self._attempt(func, kwargs, attempts)
+            return attempt(func, kwargs, attempts)
         except exception.NotAuthorized as error:
             LOG.warning('Refused %s from host %s: %s', name,
                         kwargs.get('host'), error)

@@ -58,8 +58,8 @@ def db_url(request):
 
 @pytest.fixture(params=['sqlite', 'postgresql'])
 def direct_db_url(request):
-    """``db_url`` on the backends where ``common.Direct`` and ``pipelined``
-    differ from plain SQLAlchemy (psycopg) or are compared with it; MySQL
+    """``db_url`` on the backends where ``common.Direct`` differs from plain
+    SQLAlchemy (psycopg) or is compared with it; MySQL
     runs every statement through SQLAlchemy."""
     return _emptied(request, request.param)
 

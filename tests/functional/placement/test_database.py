@@ -311,24 +311,53 @@ def test_mysql_rolls_back_on_return_only_what_is_open(mysql_url, monkeypatch):
             'CUSTOM_KEPT']
 
 
-def test_pipelined_errors_are_sqlalchemy_errors(direct_db_url):
-    db_url = direct_db_url
-    """An error PostgreSQL reports when a pipeline is synced (on leaving
-    ``pipelined``) is SQLAlchemy's, as any statement's."""
+def test_direct_several_rows(direct_db_url):
+    """A list of parameters: an INSERT's rows in one statement (``ON
+    CONFLICT``'s literals kept, ``RETURNING`` every row), a few executions
+    of another statement one by one, more as executemany, and as many rows
+    changed as SQLAlchemy counts; a unique violation among the rows is
+    SQLAlchemy's error and takes the transaction with it."""
+    from nova_rt.placement import allocation_ops
     from nova_rt.placement import common
     from nova_rt.placement import models
-    insert = common.Direct(
-        sa.insert(models.Trait).values(name=sa.bindparam('b_name')))
-    engine = db.get_engine(db_url)
+    trait, consumer = models.Trait, models.Consumer
+    add = common.Direct(sa.insert(trait).values(name=sa.bindparam('b_name'))
+                        .returning(trait.id, trait.name))
+    rename = common.Direct(sa.update(trait).where(
+        trait.name == sa.bindparam('b_old')).values(name=sa.bindparam('b_new')))
+    engine = db.get_engine(direct_db_url)
+    dialect = engine.dialect.name
+    upsert = allocation_ops._consumer_upsert(dialect)
+    names = [f'CUSTOM_{i}' for i in range(common.ONE_BY_ONE + 3)]
     with engine.begin() as conn:
-        insert.run(conn, {'b_name': 'CUSTOM_TWICE'})
+        rows = add.rows(conn, [{'b_name': n} for n in names])
+        assert sorted(r.name for r in rows) == sorted(names)
+        assert len({r.id for r in rows}) == len(names)
+        # Two, then more than ONE_BY_ONE executions of an UPDATE.
+        assert rename.run(conn, [{'b_old': n, 'b_new': n + '_X'}
+                                 for n in names[:2]]) == 2
+        assert rename.run(conn, [{'b_old': n, 'b_new': n + '_X'}
+                                 for n in names[2:]]) == len(names) - 2
+        first = dict(upsert.rows(conn, [
+            {'uuid': u, 'project_id': 'p', 'user_id': 'u', 'generation': 0}
+            for u in ('c1', 'c2')]))
+        again = dict(upsert.rows(conn, [
+            {'uuid': u, 'project_id': 'q', 'user_id': 'u', 'generation': 0}
+            for u in ('c2', 'c3')]))
+    assert again['c2'] == first['c2'] and set(again) == {'c2', 'c3'}
+    with engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(trait.name)).scalars()) == sorted(
+            n + '_X' for n in names)
+        assert dict(conn.execute(sa.select(
+            consumer.uuid, consumer.generation)).all()) == {
+                'c1': 0, 'c2': 1, 'c3': 0}
     with pytest.raises(sa.exc.IntegrityError):
         with engine.begin() as conn:
-            with common.pipelined(conn):
-                insert.run(conn, {'b_name': 'CUSTOM_TWICE'})
+            add.run(conn, [{'b_name': 'CUSTOM_NEW'},
+                           {'b_name': names[0] + '_X'}])
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(
-            models.Trait)).scalar() == 1
+            trait)).scalar() == len(names)
 
 
 @pytest.mark.parametrize('url', [

@@ -286,3 +286,106 @@ def test_unchanged_full_allocation_report_writes_nothing(db_url, conf):
                                   allocations={c1: allocations[c1]})
     assert gens == {root: gen + 3}
     assert mgr.get_usages(CTX, uuid=root)['VCPU'] == 2
+
+
+def test_unchanged_full_allocation_report_over_a_tree(db_url, conf):
+    """The no-write check reads the root and its tree in one statement:
+    allocations on a child are answered unchanged when they are, and a
+    report that names a child, an unknown provider or another host's root
+    as its root still gets its error and writes nothing."""
+    engine = db.get_engine(db_url)
+    coalescer = heartbeats.HeartbeatCoalescer(engine, 60)
+    mgr = manager.PlacementManager(engine, conf, heartbeats=coalescer)
+    root, child = new_uuid(), new_uuid()
+    gens = mgr.report_provider_tree(CTX, host='h1', providers=[
+        compute_node(root),
+        {'uuid': child, 'name': 'h1_pf', 'parent_uuid': root,
+         'generation': None,
+         'inventories': {'CUSTOM_PCI_8086_10ED': {'total': 4}}}])
+    other, _ = add_host(mgr, host='h2')
+    c1 = new_uuid()
+    allocations = {c1: consumer({root: {'VCPU': 2},
+                                 child: {'CUSTOM_PCI_8086_10ED': 1}})}
+    gens = mgr.report_allocations(CTX, host='h1', root_uuid=root,
+                                  generation=gens[root], full=True,
+                                  allocations=allocations)
+    coalescer.flush()
+    before = _rows(engine)
+    assert mgr.report_allocations(CTX, host='h1', root_uuid=root,
+                                  generation=gens[root], full=True,
+                                  allocations=allocations) == gens
+    assert _rows(engine) == before and coalescer.pending() == 1
+    for root_uuid, expected in ((child, 'InvalidInput'),
+                                (new_uuid(), 'ResourceProviderNotFound'),
+                                (other, 'NotAuthorized')):
+        error = _raises(lambda root_uuid=root_uuid: mgr.report_allocations(
+            CTX, host='h1', root_uuid=root_uuid, generation=gens[root],
+            full=True, allocations=allocations))
+        assert type(error).__name__ == expected, (root_uuid, error)
+    assert _rows(engine) == before
+
+
+def test_the_no_write_check_runs_outside_a_transaction(db_url, conf):
+    """A report is first checked by reads in autocommit mode (no BEGIN and
+    COMMIT round trips for a resync that changes nothing); one the check
+    finds changed is written in its own transaction, its heartbeat with it
+    rather than deferred."""
+    engine = db.get_engine(db_url)
+    seen = []
+    checks = dict(manager._NO_WRITE_CHECKS)
+
+    def spy(name):
+        func, applies = checks[name]
+
+        def check(session, **arguments):
+            seen.append((name, _in_transaction(session)))
+            return func(session, **arguments)
+        return check, applies
+
+    coalescer = heartbeats.HeartbeatCoalescer(engine, 60)
+    mgr = manager.PlacementManager(engine, conf, heartbeats=coalescer)
+    root, gen = add_host(mgr)
+    c1 = new_uuid()
+    allocations = {c1: consumer({root: {'VCPU': 1}})}
+    gen = mgr.report_allocations(CTX, host='h1', root_uuid=root,
+                                 generation=gen, full=True,
+                                 allocations=allocations)[root]
+    coalescer.flush()
+    _forget_heartbeats(db_url)
+    original = manager._NO_WRITE_CHECKS
+    manager._NO_WRITE_CHECKS = {name: spy(name) for name in checks}
+    try:
+        assert mgr.report_allocations(
+            CTX, host='h1', root_uuid=root, generation=gen, full=True,
+            allocations=allocations) == {root: gen}
+        assert mgr.report_provider_tree(CTX, host='h1', providers=[
+            compute_node(root, generation=gen)]) == {root: gen}
+        assert coalescer.pending() == 1 and _stamps(db_url)[root] is None
+        coalescer.flush()
+        _forget_heartbeats(db_url)
+        # Incremental: never unchanged, so not checked.
+        gen = mgr.report_allocations(
+            CTX, host='h1', root_uuid=root, generation=gen, full=False,
+            allocations={c1: consumer({root: {'VCPU': 2}})})[root]
+        # Changed: written, with its heartbeat, nothing left deferred.
+        assert mgr.report_provider_tree(CTX, host='h1', providers=[
+            compute_node(root, generation=gen, vcpus=12)]) == {root: gen + 1}
+    finally:
+        manager._NO_WRITE_CHECKS = original
+    assert seen == [('report_allocations', False),
+                    ('report_provider_tree', False),
+                    ('report_provider_tree', False)]
+    assert coalescer.pending() == 0 and _stamps(db_url)[root] is not None
+
+
+def _in_transaction(session) -> bool:
+    """Whether the driver holds a transaction open on this connection."""
+    session.execute(sa.text('SELECT 1'))
+    dbapi = session.connection.dbapi_connection
+    if hasattr(dbapi, 'info'):                        # psycopg
+        import psycopg
+        return (dbapi.info.transaction_status
+                != psycopg.pq.TransactionStatus.IDLE)
+    if hasattr(dbapi, 'get_autocommit'):              # PyMySQL
+        return not dbapi.get_autocommit()
+    return dbapi.in_transaction or dbapi.isolation_level is not None
