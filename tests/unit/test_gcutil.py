@@ -15,7 +15,9 @@ def test_freeze_exempts_startup_objects_and_frees_later_cycles():
     before = _Node()
     try:
         frozen = gcutil.freeze_startup_objects()
-        assert frozen == gc.get_freeze_count() > 0
+        # Frozen objects another thread lets go of (a test's leftover
+        # thread ending) leave the permanent generation: it only shrinks.
+        assert 0 < gc.get_freeze_count() <= frozen
         assert not any(o is before for o in gc.get_objects())
 
         after = _Node()
