@@ -293,13 +293,15 @@ def _kept(have: dict, claims: set, want: dict) -> dict:
 
 
 def unchanged_report(session, host: str, root_uuid: str, generation: int,
-                     allocations: dict, full: bool, now=None,
-                     defer_heartbeat=None):
-    """What ``report_allocations`` answers to a full report that changes
-    nothing, its heartbeat handed to ``defer_heartbeat``; None for any other
-    report, which ``report_allocations`` then writes (or refuses).  Reads
-    only: the manager runs it outside a transaction, before the write."""
-    if not full or defer_heartbeat is None:
+                     allocations: dict, full: bool, defer_heartbeat,
+                     now=None):
+    """What ``report_allocations`` would answer to a full report that
+    changes nothing (the generations stay), its heartbeat handed to
+    ``defer_heartbeat(host, root_uuid, now)`` (``heartbeats``: written with
+    the next batch); None for any other report, which
+    ``report_allocations`` then writes (or refuses).  Reads only: the
+    manager runs it outside a transaction, before the write."""
+    if not full:
         return None
     unchanged = _unchanged(session, host, root_uuid, generation, allocations)
     if unchanged is not None:
@@ -308,19 +310,11 @@ def unchanged_report(session, host: str, root_uuid: str, generation: int,
 
 
 def report_allocations(session, host: str, root_uuid: str, generation: int,
-                       allocations: dict, full: bool, now=None,
-                       defer_heartbeat=None) -> dict:
-    """``defer_heartbeat(host, root_uuid, now)``: where the root's heartbeat
-    goes when a full report changes nothing (``heartbeats``: written with
-    the next batch); then the report writes nothing and the generations
-    stay.  Without it, every report bumps the root's generation and writes
-    its heartbeat."""
+                       allocations: dict, full: bool, now=None) -> dict:
+    """Every report bumps the root's generation and writes its heartbeat.
+    A full report that changes nothing is answered by ``unchanged_report``
+    before it comes here (the manager, when heartbeats are coalesced)."""
     now = now or common.utcnow()
-    if defer_heartbeat is not None:
-        unchanged = unchanged_report(session, host, root_uuid, generation,
-                                     allocations, full, now, defer_heartbeat)
-        if unchanged is not None:
-            return unchanged
     root_id = _lock_root(session, host, root_uuid, generation, now)
 
     tree, generations, inventories = _read_tree(session, root_id)

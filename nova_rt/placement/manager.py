@@ -48,7 +48,7 @@ _NO_WRITE_CHECKS = {
                            lambda a: a['full']),
 }
 #: Options of this process that operations take by keyword.
-_OPTIONS = ('heartbeat_timeout', 'order', 'defer_heartbeat')
+_OPTIONS = ('heartbeat_timeout', 'order')
 
 
 @methods.TABLE.endpoint
@@ -78,8 +78,6 @@ class PlacementManager:
         self._operations: dict = {}
 
     def _option(self, name: str):
-        if name == 'defer_heartbeat':
-            return self.heartbeats.add if self.heartbeats else None
         if name == 'heartbeat_timeout':
             return self.conf.placement.heartbeat_timeout
         return self.conf.placement.candidate_order
@@ -112,10 +110,8 @@ class PlacementManager:
                 self.heartbeats.add(arguments['host'], arguments['root_uuid'])
                 return verdict.seal(None)
             func, options = self._operation(method)
-            result = self._unchanged(name, arguments, options)
+            result = self._unchanged(name, arguments)
             if result is None:
-                # (Checked already: the write need not check again.)
-                options.pop('defer_heartbeat', None)
                 result = self._transaction(name, arguments, func, options)
         except exception.NovaRtException as error:
             verdict.seal_error(error)
@@ -126,16 +122,18 @@ class PlacementManager:
                 'accepted' if result else 'ignored').inc()
         return verdict.seal(result)
 
-    def _unchanged(self, name: str, arguments: dict, options: dict):
+    def _unchanged(self, name: str, arguments: dict):
         """A report's answer when it changes nothing (its heartbeat
         deferred), from reads outside any transaction: no BEGIN and COMMIT
-        round trips for the periodic resync; None to write it."""
+        round trips for the periodic resync; None to write it.  Only with
+        heartbeats coalesced: without, every report writes its heartbeat."""
         check, applies = _NO_WRITE_CHECKS.get(name, (None, None))
-        if (check is None or options.get('defer_heartbeat') is None
+        if (check is None or self.heartbeats is None
                 or not applies(arguments)):
             return None
-        return self._transactions.run(name, check, {**arguments, **options},
-                                      reads_only=True)
+        return self._transactions.run(
+            name, check, {**arguments, 'defer_heartbeat': self.heartbeats.add},
+            reads_only=True)
 
     def _transaction(self, name: str, arguments: dict, func, options: dict):
         return self._transactions.run(

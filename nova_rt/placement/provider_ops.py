@@ -199,24 +199,17 @@ def _unchanged(session, host: str, providers: list,
     return {uuid: rp.generation for uuid, rp in owned.items()}
 
 
-def unchanged_report(session, host: str, providers: list, now=None,
-                     defer_heartbeat=None):
-    """What ``report_provider_tree`` answers to a report that changes
-    nothing, the roots' heartbeats handed to ``defer_heartbeat``; None for
-    any other report, which ``report_provider_tree`` then writes (or
+def unchanged_report(session, host: str, providers: list, defer_heartbeat,
+                     now=None):
+    """What ``report_provider_tree`` would answer to a report that changes
+    nothing, the roots' heartbeats handed to ``defer_heartbeat(host,
+    root_uuid, now)`` (``heartbeats``: written with the next batch); None
+    for any other report, which ``report_provider_tree`` then writes (or
     refuses).  Reads only: the manager runs it outside a transaction,
     before the write.  An invalid tree is refused here as there."""
-    wanted_inventories = _validate_tree(providers)
-    if defer_heartbeat is None:
-        return None
-    return _answer_unchanged(session, host, providers, wanted_inventories,
-                             now or common.utcnow(), defer_heartbeat)
-
-
-def _answer_unchanged(session, host, providers, wanted_inventories, now,
-                      defer_heartbeat):
-    unchanged = _unchanged(session, host, providers, wanted_inventories)
+    unchanged = _unchanged(session, host, providers, _validate_tree(providers))
     if unchanged is not None:
+        now = now or common.utcnow()
         for p in providers:
             if p.get('parent_uuid') is None:
                 defer_heartbeat(host, p['uuid'], now)
@@ -224,22 +217,15 @@ def _answer_unchanged(session, host, providers, wanted_inventories, now,
 
 
 def report_provider_tree(session, host: str, providers: list,
-                         now=None, defer_heartbeat=None) -> dict:
+                         now=None) -> dict:
     """Create/update the host's providers; remove the unlisted ones.
 
-    ``defer_heartbeat(host, root_uuid, now)``: where the roots' heartbeat
-    goes when the report changes nothing (``heartbeats``: written with the
-    next batch); then the report writes nothing.  Without it, the heartbeat
-    is written here, as every changed root's is.
+    Every root's heartbeat is written here.  A report that changes nothing
+    is answered by ``unchanged_report`` before it comes here (the manager,
+    when heartbeats are coalesced).
     """
     now = now or common.utcnow()
     wanted_inventories = _validate_tree(providers)
-    if defer_heartbeat is not None:
-        unchanged = _answer_unchanged(session, host, providers,
-                                      wanted_inventories, now,
-                                      defer_heartbeat)
-        if unchanged is not None:
-            return unchanged
     by_uuid = {p['uuid']: p for p in providers}
     parents = {p['uuid']: p.get('parent_uuid') for p in providers}
 

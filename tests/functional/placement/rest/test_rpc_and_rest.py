@@ -106,7 +106,7 @@ def test_an_unchanged_full_report_keeps_a_rest_claim(client, rpc,
     current = client.call('GET', f'/resource_providers/{root}').json[
         'generation']
     with rest_engine.begin() as conn:
-        generations = allocation_ops.report_allocations(
+        generations = allocation_ops.unchanged_report(
             conn, 'h1', root, current,
             {own: consumer({root: {'VCPU': 1}})}, full=True,
             defer_heartbeat=lambda *args: deferred.append(args))
