@@ -71,12 +71,15 @@ if ! grep -qE '^group = "root"' "$QEMU_CONF"; then
     echo 'group = "root"' >> "$QEMU_CONF"
 fi
 
+# Never with a preload of the caller's (umockdev's, when run from a test
+# under umockdev-wrapper): libvirtd forks for its security labels, and the
+# preload deadlocks in the child, which hangs every later domain start.
 if ! pgrep -x virtlogd >/dev/null; then
-    virtlogd -d
+    env -u LD_PRELOAD virtlogd -d
     log "started virtlogd"
 fi
 if ! pgrep -x libvirtd >/dev/null; then
-    libvirtd -d
+    env -u LD_PRELOAD libvirtd -d
     log "started libvirtd"
 fi
 

@@ -143,11 +143,30 @@ def stop_libvirtd(signo: int = signal.SIGTERM, timeout: float = 30) -> float:
     return sent
 
 
+def daemon_environment() -> dict:
+    """This process's environment without umockdev's: the tests run under
+    umockdev-wrapper, and a libvirtd started with its preload deadlocks in
+    the child it forks to set security labels, so that every later domain
+    start (and every call waiting behind it) hangs for ever."""
+    return {name: value for name, value in os.environ.items()
+            if name != 'LD_PRELOAD' and not name.startswith('UMOCKDEV')}
+
+
+def preloads(pid: int) -> list:
+    """The libraries preloaded into process ``pid`` (its ``LD_PRELOAD``)."""
+    with open(f'/proc/{pid}/environ', 'rb') as environ:
+        for entry in environ.read().split(b'\0'):
+            if entry.startswith(b'LD_PRELOAD='):
+                return entry.split(b'=', 1)[1].decode().split()
+    return []
+
+
 def start_libvirtd(timeout: float = 30) -> float:
-    """Start libvirtd as tools/setup-libvirtd.sh does; returns the
-    ``time.monotonic()`` at which it first answered on ``URI``."""
+    """Start libvirtd as tools/setup-libvirtd.sh does, without this
+    process's preload; returns the ``time.monotonic()`` at which it first
+    answered on ``URI``."""
     if not pids():
-        subprocess.run(['libvirtd', '-d'], check=True)
+        subprocess.run(['libvirtd', '-d'], check=True, env=daemon_environment())
     deadline = time.monotonic() + timeout
     while not answers():
         if time.monotonic() > deadline:

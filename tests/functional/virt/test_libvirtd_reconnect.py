@@ -112,6 +112,10 @@ def test_libvirtd_killed_and_restarted_while_claims_flow(daemon):
     log = compute.log_text()
     assert 'lost connection to qemu:///system' in log
     assert 'libvirt is back; auditing now' in log
+    # The libvirtd started again carries none of this process's preload
+    # (umockdev's): with it, its forked children deadlock and every later
+    # domain start hangs.
+    assert all(libvirtd.preloads(pid) == [] for pid in libvirtd.pids())
     # The audit it brought forward read the host again.
     state = api.get_host_state(outage.ctx(), compute.host)
     assert state['hypervisor'] == {**state['hypervisor'], 'connected': True,
