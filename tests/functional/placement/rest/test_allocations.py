@@ -173,3 +173,27 @@ def test_aggregates_move_the_generation_from_1_19_only(client, v, bumps):
     assert generation(client, rp) == before + bumps
     assert len(client.call('GET', f'/resource_providers/{rp}/aggregates',
                            v=v).json['aggregates']) == 1
+
+
+def test_used_of_many_classes_follows_every_write(client, rest_engine):
+    # More classes than one statement sets ``used`` of (consumer_ops:
+    # up to common.ONE_BY_ONE per statement), changed up, down and away.
+    classes = [f'CUSTOM_C{i}' for i in range(11)]
+    for rc in classes:
+        client.call('PUT', f'/resource_classes/{rc}', status=201)
+    rp = provider(client, 'many', {rc: {'total': 100} for rc in classes})
+    consumer = new_uuid()
+    allocate(client, consumer, {rp: {rc: i + 1 for i, rc in enumerate(classes)}})
+    assert [_used(rest_engine, rp, rc) for rc in classes] == list(range(1, 12))
+    other = new_uuid()
+    allocate(client, other, {rp: {rc: 10 for rc in classes}})
+    allocate(client, consumer, {rp: {rc: 20 - i for i, rc in enumerate(classes[:9])}},
+             generation=1)
+    assert [_used(rest_engine, rp, rc) for rc in classes] == (
+        [30 - i for i in range(9)] + [10, 10])
+    client.call('DELETE', f'/allocations/{consumer}', status=204)
+    assert [_used(rest_engine, rp, rc) for rc in classes] == [10] * 11
+    # A write refused for capacity changes nothing of any class.
+    allocate(client, new_uuid(), {rp: {**{rc: 1 for rc in classes[:10]},
+                                       classes[10]: 91}}, status=409)
+    assert [_used(rest_engine, rp, rc) for rc in classes] == [10] * 11
