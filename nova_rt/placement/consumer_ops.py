@@ -98,8 +98,8 @@ _BUMP_CONSUMER = sa.update(CONSUMER).where(
 @functools.lru_cache(maxsize=common.ONE_BY_ONE)
 def _set_used(n: int) -> common.Direct:
     """``used`` of ``n`` inventories in one statement (``b_id0``,
-    ``b_used0`` ...): a round trip per class was two of a Nova claim's
-    thirteen.  Built once per ``n``."""
+    ``b_used0`` ...) rather than a round trip per class.  Built once per
+    ``n``."""
     ids = [sa.bindparam(f'b_id{i}', type_=sa.Integer) for i in range(n)]
     return common.Direct(sa.update(INV).where(INV.id.in_(ids)).values(
         used=sa.case(*((INV.id == ids[i],
