@@ -95,7 +95,12 @@ _BUMP_CONSUMER = sa.update(CONSUMER).where(
     generation=CONSUMER.generation + 1)
 
 
-@functools.lru_cache(maxsize=common.ONE_BY_ONE)
+#: At most this many inventories' ``used`` per statement (a statement is
+#: built once per count, so the counts are bounded): a Nova claim has 3.
+USED_PER_STATEMENT = 8
+
+
+@functools.lru_cache(maxsize=USED_PER_STATEMENT)
 def _set_used(n: int) -> common.Direct:
     """``used`` of ``n`` inventories in one statement (``b_id0``,
     ``b_used0`` ...) rather than a round trip per class.  Built once per
@@ -109,8 +114,8 @@ def _set_used(n: int) -> common.Direct:
 
 def _set_used_all(conn, changes: list) -> None:
     """``changes``: ``[(inventory id, used)]``."""
-    for start in range(0, len(changes), common.ONE_BY_ONE):
-        part = changes[start:start + common.ONE_BY_ONE]
+    for start in range(0, len(changes), USED_PER_STATEMENT):
+        part = changes[start:start + USED_PER_STATEMENT]
         params = {}
         for i, (inv_id, used) in enumerate(part):
             params[f'b_id{i}'], params[f'b_used{i}'] = inv_id, used

@@ -4,6 +4,7 @@ capacity, ``used`` kept, POST for several consumers, DELETE."""
 import pytest
 import sqlalchemy as sa
 
+from nova_rt.placement import consumer_ops
 from nova_rt.placement import models
 from tests.functional.placement.rest.helpers import (
     allocate, generation, new_uuid, provider)
@@ -176,9 +177,10 @@ def test_aggregates_move_the_generation_from_1_19_only(client, v, bumps):
 
 
 def test_used_of_many_classes_follows_every_write(client, rest_engine):
-    # More classes than one statement sets ``used`` of (consumer_ops:
-    # up to common.ONE_BY_ONE per statement), changed up, down and away.
+    # More classes than one statement sets ``used`` of
+    # (consumer_ops.USED_PER_STATEMENT), changed up, down and away.
     classes = [f'CUSTOM_C{i}' for i in range(11)]
+    assert len(classes) > consumer_ops.USED_PER_STATEMENT
     for rc in classes:
         client.call('PUT', f'/resource_classes/{rc}', status=201)
     rp = provider(client, 'many', {rc: {'total': 100} for rc in classes})
