@@ -40,3 +40,21 @@ def test_a_wrong_context_never_fails_the_call(context):
     assert ctx['request_id'].startswith('req-')
     assert len(ctx['request_id']) < 100
     assert ctx['is_admin'] is False
+
+
+def test_idle_polls_are_bounded_and_the_rabbit_options_still_valid():
+    from oslo_config import cfg
+    from oslo_messaging._drivers import amqpdriver
+    from oslo_messaging._drivers import impl_rabbit
+
+    assert amqpdriver.ACK_REQUEUE_EVERY_SECONDS_MAX == rpc.IDLE_POLL_MAX_S
+    rpc.bound_idle_poll(3.0)        # never raised again by a second call
+    assert amqpdriver.ACK_REQUEUE_EVERY_SECONDS_MAX == rpc.IDLE_POLL_MAX_S
+    # kombu_reconnect_delay's maximum was taken from the unbounded value:
+    # its default (1.0) and values up to 4.5 s stay valid.
+    conf = cfg.ConfigOpts()
+    conf.register_opts(impl_rabbit.rabbit_opts, 'oslo_messaging_rabbit')
+    conf([])
+    assert conf.oslo_messaging_rabbit.kombu_reconnect_delay == 1.0
+    conf.set_override('kombu_reconnect_delay', 4.0, 'oslo_messaging_rabbit')
+    assert conf.oslo_messaging_rabbit.kombu_reconnect_delay == 4.0

@@ -311,6 +311,9 @@ def running_placement(db_url: str, workdir, processes: int = 1,
         yield PlacementHandle(api, transport, transport_url, exchange, db_url,
                               config, procs, logs)
     finally:
+        for proc in procs:          # all stop at once, then each is awaited
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         codes = [stop_process(proc) for proc in procs]
         if transport is not None:
             transport.cleanup()
