@@ -33,6 +33,7 @@ from sqlalchemy.orm import aliased
 from nova_rt import exception
 from nova_rt.placement import common
 from nova_rt.placement import models
+from nova_rt.placement import usage_ops
 
 RP = common.RP
 INV = models.Inventory
@@ -125,9 +126,6 @@ _DELETE_ALLOCATIONS = common.Direct(sa.delete(ALLOC).where(
     ALLOC.resource_provider_id.in_(sa.bindparam('b_rp_ids', expanding=True)),
     ALLOC.consumer_id.in_(sa.bindparam('b_consumer_ids', expanding=True))),
     plan_each_time=True)
-_SET_USED = common.Direct(
-    sa.update(INV).where(INV.id == sa.bindparam('b_id'))
-    .values(used=sa.bindparam('b_used')))
 _INSERT_ALLOCATION = common.Direct(sa.insert(ALLOC).values(
     {c: sa.bindparam(c) for c in ('resource_provider_id', 'consumer_id',
                                   'resource_class', 'used')}))
@@ -377,11 +375,11 @@ def report_allocations(session, host: str, root_uuid: str, generation: int,
                 generations[rp_id] += 1
     # inventories.used is what the candidate query reads: set from the usage
     # just computed wherever it differs.
-    drift = [{'b_id': inv.inv_id, 'b_used': new_usage.get(key, 0)}
+    drift = [(inv.inv_id, new_usage.get(key, 0))
              for key, inv in inventories.items()
              if inv.used != new_usage.get(key, 0)]
     if drift:
-        _SET_USED.run(session, drift)
+        usage_ops.set_used(session, drift)
     return {uuid: generations[rp_id] for uuid, rp_id in tree.items()}
 
 

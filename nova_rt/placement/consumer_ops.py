@@ -24,8 +24,6 @@ names the consumer, which takes them over (``allocation_ops``).
 
 from __future__ import annotations
 
-import functools
-
 import sqlalchemy as sa
 
 from nova_rt import exception
@@ -34,6 +32,7 @@ from nova_rt.placement import db
 from nova_rt.placement import models
 from nova_rt.placement import resource_class_ops
 from nova_rt.placement import tree_locks
+from nova_rt.placement import usage_ops
 from nova_rt.placement.rest import errors
 
 RP = common.RP
@@ -93,33 +92,6 @@ _BUMP_CONSUMER = sa.update(CONSUMER).where(
     CONSUMER.id == sa.bindparam('b_id'),
     CONSUMER.generation == sa.bindparam('b_seen')).values(
     generation=CONSUMER.generation + 1)
-
-
-#: At most this many inventories' ``used`` per statement (a statement is
-#: built once per count, so the counts are bounded): a Nova claim has 3.
-USED_PER_STATEMENT = 8
-
-
-@functools.lru_cache(maxsize=USED_PER_STATEMENT)
-def _set_used(n: int) -> common.Direct:
-    """``used`` of ``n`` inventories in one statement (``b_id0``,
-    ``b_used0`` ...) rather than a round trip per class.  Built once per
-    ``n``."""
-    ids = [sa.bindparam(f'b_id{i}', type_=sa.Integer) for i in range(n)]
-    return common.Direct(sa.update(INV).where(INV.id.in_(ids)).values(
-        used=sa.case(*((INV.id == ids[i],
-                        sa.bindparam(f'b_used{i}', type_=sa.Integer))
-                       for i in range(n)), else_=INV.used)))
-
-
-def _set_used_all(conn, changes: list) -> None:
-    """``changes``: ``[(inventory id, used)]``."""
-    for start in range(0, len(changes), USED_PER_STATEMENT):
-        part = changes[start:start + USED_PER_STATEMENT]
-        params = {}
-        for i, (inv_id, used) in enumerate(part):
-            params[f'b_id{i}'], params[f'b_used{i}'] = inv_id, used
-        _set_used(len(part)).run(conn, params)
 
 
 _GENERATIONS = common.Direct(sa.select(RP.id, RP.uuid, RP.generation).where(
@@ -297,7 +269,7 @@ def replace(conn, requests: dict, bump_left: bool = False,
             if u in consumers and not want[u]]
     if gone:
         conn.execute(sa.delete(CONSUMER).where(CONSUMER.id.in_(gone)))
-    _set_used_all(conn, [(inventories[key].id, inventories[key].used + change)
+    usage_ops.set_used(conn, [(inventories[key].id, inventories[key].used + change)
                          for key, change in sorted(delta.items())
                          if change and key in inventories])
     for rp_id, (uuid, generation) in sorted(generations.items()):

@@ -4,8 +4,8 @@ capacity, ``used`` kept, POST for several consumers, DELETE."""
 import pytest
 import sqlalchemy as sa
 
-from nova_rt.placement import consumer_ops
 from nova_rt.placement import models
+from nova_rt.placement import usage_ops
 from tests.functional.placement.rest.helpers import (
     allocate, generation, new_uuid, provider)
 
@@ -178,9 +178,9 @@ def test_aggregates_move_the_generation_from_1_19_only(client, v, bumps):
 
 def test_used_of_many_classes_follows_every_write(client, rest_engine):
     # More classes than one statement sets ``used`` of
-    # (consumer_ops.USED_PER_STATEMENT), changed up, down and away.
+    # (usage_ops.USED_PER_STATEMENT), changed up, down and away.
     classes = [f'CUSTOM_C{i}' for i in range(11)]
-    assert len(classes) > consumer_ops.USED_PER_STATEMENT
+    assert len(classes) > usage_ops.USED_PER_STATEMENT
     for rc in classes:
         client.call('PUT', f'/resource_classes/{rc}', status=201)
     rp = provider(client, 'many', {rc: {'total': 100} for rc in classes})
