@@ -269,9 +269,10 @@ def replace(conn, requests: dict, bump_left: bool = False,
             if u in consumers and not want[u]]
     if gone:
         conn.execute(sa.delete(CONSUMER).where(CONSUMER.id.in_(gone)))
-    usage_ops.set_used(conn, [(inventories[key].id, inventories[key].used + change)
-                         for key, change in sorted(delta.items())
-                         if change and key in inventories])
+    usage_ops.set_used(conn, [
+        (inventories[key].id, inventories[key].used + change)
+        for key, change in sorted(delta.items())
+        if change and key in inventories])
     for rp_id, (uuid, generation) in sorted(generations.items()):
         if _BUMP.run(conn, {'b_id': rp_id, 'b_seen': generation}) != 1:
             raise exception.ResourceProviderGenerationConflict(

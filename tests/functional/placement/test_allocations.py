@@ -196,3 +196,26 @@ def test_incremental_report_counts_the_consumers_it_does_not_name(mgr):
     _report(mgr, root, gen, {x: consumer({root: {'VCPU': 2}})
                              for x in (a, b, d, e)})
     assert mgr.get_usages(CTX, uuid=root)['VCPU'] == 8
+
+
+def test_a_report_sets_the_used_of_many_classes(mgr, db_url):
+    # More classes than one statement sets (usage_ops.USED_PER_STATEMENT):
+    # drift healed on every one, then an incremental change on every one.
+    from nova_rt.placement import usage_ops
+    root = new_uuid()
+    node = compute_node(root)
+    custom = [f'CUSTOM_R{i}' for i in range(usage_ops.USED_PER_STATEMENT)]
+    node['inventories'].update({rc: {'total': 100} for rc in custom})
+    gen = mgr.report_provider_tree(CTX, host='h1', providers=[node])[root]
+    amounts = {'VCPU': 2, 'MEMORY_MB': 256, 'DISK_GB': 5,
+               **{rc: i + 1 for i, rc in enumerate(custom)}}
+    a, b = new_uuid(), new_uuid()
+    allocations = {a: consumer({root: amounts})}
+    gen = _report(mgr, root, gen, allocations)[root]
+    with db.get_engine(db_url).begin() as conn:
+        conn.execute(sa.update(models.Inventory).values(used=99))
+    gen = _report(mgr, root, gen, allocations)[root]    # nothing changed
+    assert mgr.get_usages(CTX, uuid=root) == amounts
+    _report(mgr, root, gen, {b: consumer({root: amounts})}, full=False)
+    assert mgr.get_usages(CTX, uuid=root) == {
+        rc: 2 * n for rc, n in amounts.items()}
