@@ -65,6 +65,13 @@ class ComputeNotifier:
         notifier = messaging.Notifier(
             transport, publisher_id=f'{PUBLISHER}:{host}',
             topics=list(TOPICS), serializer=rpc.ContextSerializer())
+        # Notifier.is_enabled() is true with no driver at all (the default):
+        # every claim would build and hand over a notification that goes
+        # nowhere.  The option (registered by Notifier) says it plainly.
+        drivers = conf.oslo_messaging_notifications.driver
+        if not [d for d in drivers if d != 'noop']:
+            transport.cleanup()
+            return cls(None)
         return cls(notifier)
 
     @property

@@ -167,6 +167,25 @@ def test_events_come_from_the_table():
     assert 'compute.instance.claim.end' in sent
 
 
+
+@pytest.mark.parametrize('drivers, enabled', [
+    ([], False), (['noop'], False), (['messagingv2'], True),
+    (['noop', 'log'], True)])
+def test_notifications_are_on_only_with_a_driver(drivers, enabled):
+    # oslo.messaging's Notifier.is_enabled() is true with no driver (its
+    # default): every claim built a notification that went nowhere.
+    from oslo_config import cfg
+    conf = cfg.ConfigOpts()
+    conf([])
+    # A Notifier registers [oslo_messaging_notifications] driver.
+    messaging.Notifier(messaging.get_notification_transport(
+        conf, url='fake://'), publisher_id='x')
+    conf.set_override('driver', drivers, 'oslo_messaging_notifications')
+    notifier = notifications.ComputeNotifier.from_conf(conf, 'h1')
+    assert notifier.enabled is enabled
+    notifier.stop()
+
+
 def _recording_client(version_cap=None):
     calls = []
 
