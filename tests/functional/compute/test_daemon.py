@@ -45,7 +45,8 @@ def test_systemd_ready_and_watchdog(tmp_path, compute_placement):
 def test_an_idle_daemon_stops_within_seconds(tmp_path, compute_placement):
     # oslo.messaging's poll loops wait longer and longer on an idle
     # connection (up to 5 s each) and see a stop only between waits: before
-    # nova_rt.rpc.bound_idle_poll, this daemon took ~6 s to stop.
+    # nova_rt.rpc.bound_idle_poll, this daemon took 5-6 s to stop; now about
+    # 1 s (4 s leaves room for a slow machine).
     placement = compute_placement
     compute = fixtures.ComputeProcess(
         str(tmp_path), f'idle-{uuid.uuid4().hex[:6]}', placement.exchange,
@@ -54,7 +55,7 @@ def test_an_idle_daemon_stops_within_seconds(tmp_path, compute_placement):
     time.sleep(7)
     started = time.monotonic()
     assert compute.terminate() == 0
-    assert time.monotonic() - started < 3, compute.log_text()[-2000:]
+    assert time.monotonic() - started < 4, compute.log_text()[-2000:]
 
 
 class Collector:
