@@ -13,6 +13,9 @@ instance) and an oslo.messaging server that does nothing
 
 - RPC no-op: one caller's call to the do-nothing server (the floor of any
   call on this broker), p50/p99;
+- the daemon's own no-op: ``abort_instance_claim`` of an instance the host
+  never saw, through the same client: the RPC no-op plus what nova_rt adds
+  to any call (context, identity guard, validation, metrics), no write;
 - claim: one caller's ``instance_claim`` round trip to the daemon (each
   followed by an untimed ``abort_instance_claim``), idle and while another
   process runs ``run_audit`` back to back;
@@ -178,17 +181,26 @@ def idle_audit_messages(stack, metrics_url: str, audits: int) -> dict:
 
 # ------------------------------------------------------------------ run
 
+def daemon_noop(stack) -> float:
+    started = time.perf_counter()
+    stack.api.abort_instance_claim({}, stack.host,
+                                   instance_uuid=str(uuid.uuid4()))
+    return time.perf_counter() - started
+
+
 def one_round(stack, noop: NoopCaller, samples: int) -> dict:
     for _ in range(20):          # warm connections and caches
         noop.call()
         one_claim(stack)
     noop_times = [noop.call() for _ in range(samples)]
+    daemon_noop_times = [daemon_noop(stack) for _ in range(samples)]
     claim_times = [one_claim(stack) for _ in range(samples)]
     with audits_running(stack, 'noops'):
         during_noops = [one_claim(stack) for _ in range(samples)]
     with audits_running(stack) as audit_durations:
         during = [one_claim(stack) for _ in range(samples)]
-    return {'noop': noop_times, 'claim': claim_times, 'during': during,
+    return {'noop': noop_times, 'daemon_noop': daemon_noop_times,
+            'claim': claim_times, 'during': during,
             'during_noops': during_noops,
             'audits_under_claims': list(audit_durations),
             'load': load()}
@@ -197,11 +209,13 @@ def one_round(stack, noop: NoopCaller, samples: int) -> dict:
 def summarize(rounds: list, audits: list, floors: dict, messages: dict,
               args) -> dict:
     pooled = {k: [x for r in rounds for x in r[k]]
-              for k in ('noop', 'claim', 'during', 'during_noops',
+              for k in ('noop', 'daemon_noop', 'claim', 'during',
+                        'during_noops',
                         'audits_under_claims')}
     result = {
         'rpc_noop_p50_ms': ms(percentile(pooled['noop'], 50)),
         'rpc_noop_p99_ms': ms(percentile(pooled['noop'], 99)),
+        'daemon_noop_p50_ms': ms(percentile(pooled['daemon_noop'], 50)),
         'claim_p50_ms': ms(percentile(pooled['claim'], 50)),
         'claim_p99_ms': ms(percentile(pooled['claim'], 99)),
         'claim_p50_during_audits_ms': ms(percentile(pooled['during'], 50)),
@@ -220,6 +234,10 @@ def summarize(rounds: list, audits: list, floors: dict, messages: dict,
     result['ratios'] = {
         'claim_p50_over_noop_p50': round(result['claim_p50_ms']
                                          / result['rpc_noop_p50_ms'], 2),
+        'daemon_noop_p50_over_noop_p50': round(
+            result['daemon_noop_p50_ms'] / result['rpc_noop_p50_ms'], 2),
+        'claim_p50_over_daemon_noop_p50': round(
+            result['claim_p50_ms'] / result['daemon_noop_p50_ms'], 2),
         'claim_p99_over_noop_p99': round(result['claim_p99_ms']
                                          / result['rpc_noop_p99_ms'], 2),
         'claim_p99_during_audits_over_idle': round(
@@ -237,6 +255,7 @@ def summarize(rounds: list, audits: list, floors: dict, messages: dict,
     result['rounds'] = [{
         'noop_p50_ms': ms(percentile(r['noop'], 50)),
         'noop_p99_ms': ms(percentile(r['noop'], 99)),
+        'daemon_noop_p50_ms': ms(percentile(r['daemon_noop'], 50)),
         'claim_p50_ms': ms(percentile(r['claim'], 50)),
         'claim_p99_ms': ms(percentile(r['claim'], 99)),
         'claim_p99_during_audits_ms': ms(percentile(r['during'], 99)),
@@ -256,8 +275,11 @@ def table(result: dict) -> str:
     rows = [
         ('RPC no-op call p50', result['rpc_noop_p50_ms'], 'ms', 'floor'),
         ('RPC no-op call p99', result['rpc_noop_p99_ms'], 'ms', 'floor'),
+        ('daemon no-op p50 (abort, unknown)', result['daemon_noop_p50_ms'],
+         'ms', f"{r['daemon_noop_p50_over_noop_p50']}x no-op p50"),
         ('claim p50 (idle)', result['claim_p50_ms'], 'ms',
-         f"{r['claim_p50_over_noop_p50']}x no-op p50 (target <= 1.25x)"),
+         f"{r['claim_p50_over_noop_p50']}x no-op p50 (target <= 1.25x), "
+         f"{r['claim_p50_over_daemon_noop_p50']}x daemon no-op"),
         ('claim p99 (idle)', result['claim_p99_ms'], 'ms',
          f"{r['claim_p99_over_noop_p99']}x no-op p99"),
         ('claim p99 during audits', result['claim_p99_during_audits_ms'],
