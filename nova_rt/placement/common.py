@@ -316,8 +316,22 @@ def ids_of(session, model, column: str, values) -> dict:
         sa.select(key, model.id).where(key.in_(list(values)))).all())
 
 
+@functools.lru_cache(maxsize=16)
+def _insert_returning(model, column: str, columns: tuple) -> Direct:
+    """``INSERT`` of ``columns`` returning ``(column, id)``, built once."""
+    return Direct(sa.insert(model).values(
+        {c: sa.bindparam(c) for c in columns}).returning(
+            getattr(model, column), model.id))
+
+
 def insert_ids(session, model, rows: list[dict], column: str) -> dict:
-    """Insert ``rows``; ``value of column -> id`` of each."""
+    """Insert ``rows`` (all with the same keys); ``value of column -> id``
+    of each.  On PostgreSQL one ``INSERT ... RETURNING`` on the driver
+    (``Direct``): through SQLAlchemy a consumer's insert was an eighth of a
+    REST allocation write's CPU."""
+    if dialect_name(session) == 'postgresql':
+        stmt = _insert_returning(model, column, tuple(rows[0]))
+        return dict(stmt.rows(session, rows if len(rows) > 1 else rows[0]))
     if session.dialect.insert_executemany_returning:
         key = getattr(model, column)
         return dict(session.execute(

@@ -82,10 +82,6 @@ _DELETE_ALLOCATIONS = common.Direct(sa.delete(ALLOC).where(
 _INSERT_ALLOCATIONS = common.Direct(sa.insert(ALLOC).values(
     {c: sa.bindparam(c) for c in ('resource_provider_id', 'consumer_id',
                                   'resource_class', 'used', 'rest_claim')}))
-_INSERT_CONSUMER = common.Direct(sa.insert(CONSUMER).values(
-    {c: sa.bindparam(c) for c in ('uuid', 'project_id', 'user_id',
-                                  'generation', 'consumer_type')})
-    .returning(CONSUMER.id))
 # Compare-and-swap on the consumer's generation (under its row lock it
 # cannot fail; it says what the write relies on).
 _BUMP_CONSUMER = sa.update(CONSUMER).where(
@@ -294,15 +290,6 @@ def _generations(conn, rp_ids, inventories: dict) -> dict:
     return found
 
 
-def _insert_consumer(conn, row: dict) -> int:
-    """The new consumer's id: on PostgreSQL one ``INSERT ... RETURNING``
-    on the driver (through SQLAlchemy it was an eighth of a REST
-    allocation write's CPU); elsewhere as ``common.insert_ids`` does."""
-    if common.dialect_name(conn) == 'postgresql':
-        return _INSERT_CONSUMER.rows(conn, row)[0].id
-    return common.insert_ids(conn, CONSUMER, [row], 'uuid')[row['uuid']]
-
-
 def _upsert_consumer(conn, uuid: str, request: dict, existing) -> int:
     values = {'project_id': request.get('project_id') or INCOMPLETE,
               'user_id': request.get('user_id') or INCOMPLETE}
@@ -310,9 +297,9 @@ def _upsert_consumer(conn, uuid: str, request: dict, existing) -> int:
         values['consumer_type'] = request['consumer_type']
     if existing is None:
         try:
-            return _insert_consumer(conn, {
-                'uuid': uuid, 'generation': 1, 'consumer_type': None,
-                **values})
+            return common.insert_ids(conn, CONSUMER, [
+                {'uuid': uuid, 'generation': 1, 'consumer_type': None,
+                 **values}], 'uuid')[uuid]
         except Exception as error:
             if not db.is_duplicate(error):
                 raise
